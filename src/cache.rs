@@ -1,0 +1,163 @@
+//! The token state machine: one token, at most one request in flight, refresh ahead.
+//!
+//! A caller that finds a usable token never waits on the network: if the token is due,
+//! the first such caller refreshes it inline while everyone else keeps getting the current
+//! one. Callers with no usable token wait for the one request in flight and share its
+//! outcome. The lock is never held across I/O.
+
+#![forbid(unsafe_code)]
+
+use std::time::{Instant, SystemTime};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::Error;
+use crate::retry::Backoff;
+use crate::token::AccessToken;
+
+pub(crate) struct TokenCache {
+    state: Mutex<State>,
+    finished: Condvar,
+    /// After a failed request, the next refresh waits this backoff (shared by all callers).
+    refresh_backoff: Backoff,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<AccessToken>,
+    in_flight: bool,
+    /// Bumped each time a request finishes, so waiters know theirs did.
+    generation: u64,
+    /// The outcome of the latest request, for the callers that waited on it.
+    last_outcome: Option<Result<AccessToken, Error>>,
+    /// Failed refreshes in a row, and when the next refresh may be tried.
+    failures: u32,
+    retry_not_before: Option<Instant>,
+}
+
+impl TokenCache {
+    pub(crate) fn new(refresh_backoff: Backoff) -> TokenCache {
+        TokenCache {
+            state: Mutex::new(State::default()),
+            finished: Condvar::new(),
+            refresh_backoff,
+        }
+    }
+
+    /// A usable token: the cached one, or one fetched with `fetch`.
+    pub(crate) fn get(
+        &self,
+        fetch: impl FnOnce() -> Result<AccessToken, Error>,
+    ) -> Result<AccessToken, Error> {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let now_wall = SystemTime::now();
+        if let Some(token) = &state.current {
+            if token.is_usable(now, now_wall) {
+                let backing_off = state.retry_not_before.is_some_and(|t| now < t);
+                if state.in_flight || backing_off || !token.is_due(now, now_wall) {
+                    return Ok(token.clone());
+                }
+                let current = token.clone();
+                state.in_flight = true;
+                drop(state);
+                log::debug!("lwolf-auth: token {} due for refresh", current.fingerprint());
+                return match self.fetch_and_publish(fetch) {
+                    Ok(fresh) => Ok(fresh),
+                    Err(e) if current.is_usable(Instant::now(), SystemTime::now()) => {
+                        log::warn!(
+                            "lwolf-auth: refresh failed ({e}); still serving token {}",
+                            current.fingerprint()
+                        );
+                        Ok(current)
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+        }
+        if state.in_flight {
+            let generation = state.generation;
+            while state.generation == generation {
+                self.finished.wait(&mut state);
+            }
+            return match &state.last_outcome {
+                Some(outcome) => outcome.clone(),
+                None => Err(Error::internal("token request finished without an outcome")),
+            };
+        }
+        state.in_flight = true;
+        drop(state);
+        self.fetch_and_publish(fetch)
+    }
+
+    /// Runs the one request in flight and publishes its outcome to everyone waiting.
+    fn fetch_and_publish(
+        &self,
+        fetch: impl FnOnce() -> Result<AccessToken, Error>,
+    ) -> Result<AccessToken, Error> {
+        // The guard publishes on drop, so a panicking `fetch` still ends the flight and
+        // no waiter hangs.
+        let mut guard = FlightGuard {
+            cache: self,
+            outcome: Err(Error::internal("token request panicked")),
+        };
+        guard.outcome = fetch();
+        guard.outcome.clone()
+    }
+
+    /// Drops the cached token, whatever it is.
+    pub(crate) fn invalidate(&self) {
+        let mut state = self.state.lock();
+        state.current = None;
+        state.retry_not_before = None;
+    }
+
+    /// Drops `used` if it is still the cached token (a newer one is kept).
+    pub(crate) fn invalidate_if_current(&self, used: &AccessToken) -> bool {
+        let mut state = self.state.lock();
+        if state.current.as_ref().is_some_and(|t| t.same_as(used)) {
+            state.current = None;
+            state.retry_not_before = None;
+            return true;
+        }
+        false
+    }
+
+    /// The cached token if it is usable now; never fetches.
+    pub(crate) fn peek(&self) -> Option<AccessToken> {
+        let state = self.state.lock();
+        state
+            .current
+            .as_ref()
+            .filter(|t| t.is_usable(Instant::now(), SystemTime::now()))
+            .cloned()
+    }
+}
+
+struct FlightGuard<'a> {
+    cache: &'a TokenCache,
+    outcome: Result<AccessToken, Error>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.cache.state.lock();
+        match &self.outcome {
+            Ok(token) => {
+                state.current = Some(token.clone());
+                state.failures = 0;
+                state.retry_not_before = None;
+            }
+            Err(_) => {
+                state.failures = state.failures.saturating_add(1);
+                let wait = self.cache.refresh_backoff.ceiling(state.failures - 1);
+                state.retry_not_before = Some(Instant::now() + wait);
+            }
+        }
+        state.in_flight = false;
+        state.generation = state.generation.wrapping_add(1);
+        state.last_outcome = Some(self.outcome.clone());
+        drop(state);
+        self.cache.finished.notify_all();
+    }
+}

@@ -1,0 +1,548 @@
+//! Configuration: the builder, string keys (shared by the C ABI and the environment), and
+//! the validation that turns a builder into a [`Config`].
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::secret::SecretString;
+use crate::url::Origin;
+
+/// The vendor's token endpoint.
+pub const DEFAULT_TOKEN_URL: &str = "https://gateway.lwolf.com/oauth/token";
+/// The vendor's token audience.
+pub const DEFAULT_AUDIENCE: &str = "https://api.lwolf.com";
+/// The base of Back Office API requests.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.lwolf.com/backoffice";
+/// The largest API response body read by default (16 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Every configuration key, as accepted by [`ConfigBuilder::set`], `lwolf_config_set` and,
+/// upper-cased with an `LWOLF_` prefix, the environment.
+pub const CONFIG_KEYS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "audience",
+    "token_url",
+    "api_base_url",
+    "lwt_client_id",
+    "refresh_ratio",
+    "timeout_ms",
+    "max_retries",
+    "retry_base_ms",
+    "retry_max_ms",
+    "token_format",
+    "client_auth",
+    "ca_file",
+    "user_agent",
+    "max_response_bytes",
+];
+
+/// How the token request body is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TokenFormat {
+    /// `application/json`, as the vendor's guide shows.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`, as RFC 6749 servers expect.
+    Form,
+}
+
+/// Where the client credentials go in the token request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the request body.
+    #[default]
+    Body,
+    /// HTTP Basic (RFC 6749 §2.3.1); the body then carries neither.
+    Basic,
+}
+
+/// A validated configuration. Make one with [`Config::builder`] or [`Config::from_env`].
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+    pub(crate) audience: String,
+    pub(crate) token_url: String,
+    pub(crate) api_base_url: String,
+    pub(crate) api_origin: Origin,
+    pub(crate) lwt_client_id: Option<String>,
+    pub(crate) refresh_ratio: f64,
+    pub(crate) timeout: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_base: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) token_format: TokenFormat,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) extra_roots: Arc<Vec<Vec<u8>>>,
+    pub(crate) user_agent: String,
+    pub(crate) max_response_bytes: usize,
+}
+
+impl Config {
+    /// A builder with every key at its default.
+    ///
+    /// ```
+    /// let config = lwolf_auth::Config::builder()
+    ///     .client_id("my-client")
+    ///     .client_secret("my-secret")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.audience(), "https://api.lwolf.com");
+    /// ```
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// Reads `LWOLF_CLIENT_ID`, `LWOLF_CLIENT_SECRET` and every other key from the
+    /// environment, and validates the result.
+    pub fn from_env() -> Result<Config, Error> {
+        ConfigBuilder::from_env()?.build()
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// The token audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+    /// The token endpoint.
+    pub fn token_url(&self) -> &str {
+        &self.token_url
+    }
+    /// The base of API requests.
+    pub fn api_base_url(&self) -> &str {
+        &self.api_base_url
+    }
+    /// The customer instance, if one is configured.
+    pub fn lwt_client_id(&self) -> Option<&str> {
+        self.lwt_client_id.as_deref()
+    }
+    /// The fraction of a token's lifetime after which it is refreshed.
+    pub fn refresh_ratio(&self) -> f64 {
+        self.refresh_ratio
+    }
+    /// The limit for one HTTP attempt.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    /// Retries after the first attempt.
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+    /// The first backoff.
+    pub fn retry_base(&self) -> Duration {
+        self.retry_base
+    }
+    /// The largest single wait.
+    pub fn retry_max(&self) -> Duration {
+        self.retry_max
+    }
+    /// The token request encoding.
+    pub fn token_format(&self) -> TokenFormat {
+        self.token_format
+    }
+    /// Where the credentials go.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.client_auth
+    }
+    /// The User-Agent header.
+    pub fn user_agent(&self) -> &str {
+        &self.user_agent
+    }
+    /// The largest API response body that is read.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("audience", &self.audience)
+            .field("token_url", &self.token_url)
+            .field("api_base_url", &self.api_base_url)
+            .field("lwt_client_id", &self.lwt_client_id)
+            .field("refresh_ratio", &self.refresh_ratio)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base", &self.retry_base)
+            .field("retry_max", &self.retry_max)
+            .field("token_format", &self.token_format)
+            .field("client_auth", &self.client_auth)
+            .field("ca_file", &self.ca_file)
+            .field("user_agent", &self.user_agent)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// Where the secret comes from; whichever was set last wins.
+#[derive(Clone, Debug)]
+enum SecretSource {
+    Value(SecretString),
+    File(PathBuf),
+}
+
+/// Builds a [`Config`]. Setters never fail; [`ConfigBuilder::build`] validates.
+///
+/// [`ConfigBuilder::set`] takes the contract's string keys and rejects unknown keys and
+/// unparsable values at once, as `lwolf_config_set` does.
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder {
+    client_id: Option<String>,
+    secret: Option<SecretSource>,
+    audience: String,
+    token_url: String,
+    api_base_url: String,
+    lwt_client_id: Option<String>,
+    refresh_ratio: f64,
+    timeout: Duration,
+    max_retries: u32,
+    retry_base: Duration,
+    retry_max: Duration,
+    token_format: TokenFormat,
+    client_auth: ClientAuth,
+    ca_file: Option<PathBuf>,
+    user_agent: String,
+    max_response_bytes: usize,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        ConfigBuilder {
+            client_id: None,
+            secret: None,
+            audience: DEFAULT_AUDIENCE.into(),
+            token_url: DEFAULT_TOKEN_URL.into(),
+            api_base_url: DEFAULT_API_BASE_URL.into(),
+            lwt_client_id: None,
+            refresh_ratio: 0.9,
+            timeout: Duration::from_millis(30_000),
+            max_retries: 4,
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_millis(30_000),
+            token_format: TokenFormat::Json,
+            client_auth: ClientAuth::Body,
+            ca_file: None,
+            user_agent: concat!("lwolf-auth/", env!("CARGO_PKG_VERSION")).into(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// The client id from the vendor (required).
+    pub fn client_id(mut self, v: impl Into<String>) -> Self {
+        self.client_id = Some(v.into());
+        self
+    }
+    /// The client secret from the vendor (required, unless a secret file is set).
+    pub fn client_secret(mut self, v: impl Into<SecretString>) -> Self {
+        self.secret = Some(SecretSource::Value(v.into()));
+        self
+    }
+    /// Read the secret from this file at [`build`](Self::build) (one trailing newline dropped).
+    pub fn client_secret_file(mut self, v: impl Into<PathBuf>) -> Self {
+        self.secret = Some(SecretSource::File(v.into()));
+        self
+    }
+    /// The token audience.
+    pub fn audience(mut self, v: impl Into<String>) -> Self {
+        self.audience = v.into();
+        self
+    }
+    /// The token endpoint: `https://`, or `http://` to a loopback host.
+    pub fn token_url(mut self, v: impl Into<String>) -> Self {
+        self.token_url = v.into();
+        self
+    }
+    /// The base of API requests; its path is kept.
+    pub fn api_base_url(mut self, v: impl Into<String>) -> Self {
+        self.api_base_url = v.into();
+        self
+    }
+    /// The customer instance for multi-tenant applications.
+    pub fn lwt_client_id(mut self, v: impl Into<String>) -> Self {
+        self.lwt_client_id = Some(v.into());
+        self
+    }
+    /// The fraction of the lifetime after which to refresh, 0 < r < 1.
+    pub fn refresh_ratio(mut self, v: f64) -> Self {
+        self.refresh_ratio = v;
+        self
+    }
+    /// The limit for one HTTP attempt, connect to last byte.
+    pub fn timeout(mut self, v: Duration) -> Self {
+        self.timeout = v;
+        self
+    }
+    /// Retries after the first attempt.
+    pub fn max_retries(mut self, v: u32) -> Self {
+        self.max_retries = v;
+        self
+    }
+    /// The first backoff.
+    pub fn retry_base(mut self, v: Duration) -> Self {
+        self.retry_base = v;
+        self
+    }
+    /// The largest single wait.
+    pub fn retry_max(mut self, v: Duration) -> Self {
+        self.retry_max = v;
+        self
+    }
+    /// JSON (the vendor's form) or form-encoded (RFC 6749) token requests.
+    pub fn token_format(mut self, v: TokenFormat) -> Self {
+        self.token_format = v;
+        self
+    }
+    /// Credentials in the body, or HTTP Basic.
+    pub fn client_auth(mut self, v: ClientAuth) -> Self {
+        self.client_auth = v;
+        self
+    }
+    /// A PEM file of extra trusted roots, added to the bundled ones.
+    pub fn ca_file(mut self, v: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(v.into());
+        self
+    }
+    /// The User-Agent header.
+    pub fn user_agent(mut self, v: impl Into<String>) -> Self {
+        self.user_agent = v.into();
+        self
+    }
+    /// The largest API response body that is read; a larger one is a transport error.
+    pub fn max_response_bytes(mut self, v: usize) -> Self {
+        self.max_response_bytes = v;
+        self
+    }
+
+    /// Sets one key from its string form, as `lwolf_config_set` and the environment do.
+    ///
+    /// An unknown key or an unparsable or out-of-range value is [`Error::InvalidArgument`].
+    ///
+    /// ```
+    /// let mut b = lwolf_auth::Config::builder();
+    /// b.set("timeout_ms", "5000").unwrap();
+    /// assert!(b.set("timeout_ms", "soon").is_err());
+    /// assert!(b.set("no_such_key", "1").is_err());
+    /// ```
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        // Work on a copy so that a rejected value leaves the builder as it was.
+        let this = self.clone();
+        *self = match key {
+            "client_id" => this.client_id(value),
+            "client_secret" => this.client_secret(value),
+            "client_secret_file" => this.client_secret_file(value),
+            "audience" => this.audience(value),
+            "token_url" => this.token_url(value),
+            "api_base_url" => this.api_base_url(value),
+            "lwt_client_id" => this.lwt_client_id(value),
+            "refresh_ratio" => {
+                let r: f64 = parse(key, value)?;
+                check_ratio(r).map_err(Error::invalid_argument)?;
+                this.refresh_ratio(r)
+            }
+            "timeout_ms" => {
+                let ms: u64 = parse(key, value)?;
+                if ms == 0 {
+                    return Err(Error::invalid_argument("timeout_ms must be positive"));
+                }
+                this.timeout(Duration::from_millis(ms))
+            }
+            "max_retries" => this.max_retries(parse(key, value)?),
+            "retry_base_ms" => this.retry_base(Duration::from_millis(parse(key, value)?)),
+            "retry_max_ms" => this.retry_max(Duration::from_millis(parse(key, value)?)),
+            "token_format" => this.token_format(match value {
+                "json" => TokenFormat::Json,
+                "form" => TokenFormat::Form,
+                _ => return Err(bad_value(key, "json or form")),
+            }),
+            "client_auth" => this.client_auth(match value {
+                "body" => ClientAuth::Body,
+                "basic" => ClientAuth::Basic,
+                _ => return Err(bad_value(key, "body or basic")),
+            }),
+            "ca_file" => this.ca_file(value),
+            "user_agent" => this.user_agent(value),
+            "max_response_bytes" => this.max_response_bytes(parse(key, value)?),
+            _ => {
+                return Err(Error::invalid_argument(format!(
+                    "unknown config key {:?}",
+                    truncate(key)
+                )));
+            }
+        };
+        Ok(())
+    }
+
+    /// A builder with every `LWOLF_<KEY>` environment variable applied (empty ones skipped).
+    pub fn from_env() -> Result<ConfigBuilder, Error> {
+        let mut builder = ConfigBuilder::default();
+        for key in CONFIG_KEYS {
+            let name = format!("LWOLF_{}", key.to_ascii_uppercase());
+            match std::env::var(&name) {
+                Ok(v) if v.is_empty() => {}
+                Ok(v) => builder.set(key, &v)?,
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::invalid_argument(format!("{name} is not valid UTF-8")))
+                }
+            }
+        }
+        Ok(builder)
+    }
+
+    /// Validates the settings and reads the secret and CA files. No network I/O.
+    ///
+    /// A missing client id or secret, an unreadable or empty secret file, an unreadable
+    /// CA file or a forbidden URL is [`Error::Config`].
+    pub fn build(&self) -> Result<Config, Error> {
+        let client_id = match &self.client_id {
+            Some(id) if !id.is_empty() => id.clone(),
+            _ => return Err(Error::config("client_id is required")),
+        };
+        let client_secret = match &self.secret {
+            Some(SecretSource::Value(s)) if !s.is_empty() => s.clone(),
+            Some(SecretSource::File(path)) => read_secret_file(path)?,
+            _ => {
+                return Err(Error::config(
+                    "client_secret (or client_secret_file) is required",
+                ))
+            }
+        };
+        if self.audience.is_empty() {
+            return Err(Error::config("audience must not be empty"));
+        }
+        Origin::check_allowed(&self.token_url, "token_url")?;
+        let api_origin = Origin::check_allowed(&self.api_base_url, "api_base_url")?;
+        check_ratio(self.refresh_ratio).map_err(Error::config)?;
+        if self.timeout.is_zero() {
+            return Err(Error::config("timeout must be positive"));
+        }
+        if self.retry_base > self.retry_max {
+            return Err(Error::config("retry_base_ms must not exceed retry_max_ms"));
+        }
+        if ureq::http::HeaderValue::from_str(&self.user_agent).is_err() {
+            return Err(Error::config("user_agent is not a valid header value"));
+        }
+        if matches!(&self.lwt_client_id, Some(id) if id.is_empty()) {
+            return Err(Error::config("lwt_client_id must not be empty when set"));
+        }
+        let extra_roots = match &self.ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        Ok(Config {
+            client_id,
+            client_secret,
+            audience: self.audience.clone(),
+            token_url: self.token_url.clone(),
+            api_base_url: self.api_base_url.trim_end_matches('/').to_owned(),
+            api_origin,
+            lwt_client_id: self.lwt_client_id.clone(),
+            refresh_ratio: self.refresh_ratio,
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            retry_base: self.retry_base,
+            retry_max: self.retry_max,
+            token_format: self.token_format,
+            client_auth: self.client_auth,
+            ca_file: self.ca_file.clone(),
+            extra_roots: Arc::new(extra_roots),
+            user_agent: self.user_agent.clone(),
+            max_response_bytes: self.max_response_bytes,
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Error> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| bad_value(key, "a number in range"))
+}
+
+fn bad_value(key: &str, expected: &str) -> Error {
+    Error::invalid_argument(format!("{key}: expected {expected}"))
+}
+
+fn check_ratio(r: f64) -> Result<(), &'static str> {
+    if r > 0.0 && r < 1.0 {
+        Ok(())
+    } else {
+        Err("refresh_ratio must be between 0 and 1, exclusive")
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn read_secret_file(path: &std::path::Path) -> Result<SecretString, Error> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read client_secret_file {}: {}",
+            path.display(),
+            e.kind()
+        ))
+    })?;
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| Error::config("client_secret_file is not valid UTF-8"))?;
+    // Mounted secrets and `echo` leave one trailing newline; the secret itself has none.
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    let secret = SecretString::new(text);
+    if secret.is_empty() {
+        return Err(Error::config(format!(
+            "client_secret_file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::config(format!("cannot read ca_file {}: {}", path.display(), e.kind()))
+    })?;
+    let mut roots = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => roots.push(cert.der().to_vec()),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(Error::config(format!(
+                    "ca_file {} is not valid PEM",
+                    path.display()
+                )))
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(Error::config(format!(
+            "ca_file {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(roots)
+}

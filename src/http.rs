@@ -1,0 +1,190 @@
+//! The ureq agents: TLS roots, timeouts, proxies, body caps. One exchange per call: no
+//! redirect is ever followed here, so the caller decides where a secret may go.
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use ureq::http::{HeaderValue, Method, Request, Uri};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::{Agent, Proxy};
+
+use crate::config::Config;
+use crate::error::{Error, TransportFailure};
+use crate::url::is_loopback_host;
+
+/// A response read whole, headers lower-cased by ureq.
+#[derive(Debug)]
+pub(crate) struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The first value of a header, any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why an exchange gave no response.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The body was larger than the limit.
+    TooLarge,
+    /// DNS, connect, TLS, I/O, timeout.
+    Transport(TransportFailure),
+}
+
+/// The HTTP agents of one client and its tenant clones (the connection pool is shared).
+pub(crate) struct Http {
+    direct: Agent,
+    /// Used for non-loopback hosts when the environment names a proxy.
+    proxied: Option<Agent>,
+}
+
+impl Http {
+    pub(crate) fn new(config: &Config) -> Http {
+        let roots = if config.extra_roots.is_empty() {
+            RootCerts::WebPki
+        } else {
+            let bundled = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|der| Certificate::from_der(der.as_ref()).to_owned());
+            let extra = config
+                .extra_roots
+                .iter()
+                .map(|der| Certificate::from_der(der).to_owned());
+            RootCerts::Specific(Arc::new(bundled.chain(extra).collect()))
+        };
+        let tls = TlsConfig::builder().root_certs(roots).build();
+        let agent = |proxy: Option<Proxy>| -> Agent {
+            Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_global(Some(config.timeout))
+                .user_agent(config.user_agent.as_str())
+                .allow_non_standard_methods(true)
+                .tls_config(tls.clone())
+                .proxy(proxy)
+                .build()
+                .new_agent()
+        };
+        Http {
+            direct: agent(None),
+            proxied: Proxy::try_from_env().map(|p| agent(Some(p))),
+        }
+    }
+
+    /// Sends one request and reads the response body, at most `limit` bytes.
+    pub(crate) fn send(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<RawResponse, Failure> {
+        let uri: Uri = url.parse().map_err(|_| {
+            Failure::Transport(transport("invalid URL", false, None))
+        })?;
+        // Loopback never goes through a proxy: local development and tests stay local.
+        let agent = match (&self.proxied, uri.host()) {
+            (Some(proxied), Some(host)) if !is_loopback_host(host) => proxied,
+            _ => &self.direct,
+        };
+        let mut builder = Request::builder().method(method.clone()).uri(uri);
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                Failure::Transport(transport("invalid header value", false, None))
+            })?;
+            builder = builder.header(*name, value);
+        }
+        let result = match body {
+            Some(bytes) => builder.body(bytes).map(|r| agent.run(r)),
+            None => builder.body(()).map(|r| agent.run(r)),
+        };
+        let mut response = match result {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(Failure::Transport(from_ureq(e))),
+            Err(_) => return Err(Failure::Transport(transport("invalid request", false, None))),
+        };
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(limit as u64)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Failure::TooLarge,
+                e => Failure::Transport(from_ureq(e)),
+            })?;
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn transport(
+    message: &str,
+    retryable: bool,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+) -> TransportFailure {
+    TransportFailure {
+        message: message.to_owned(),
+        attempts: 1,
+        retryable,
+        source,
+    }
+}
+
+fn from_ureq(e: ureq::Error) -> TransportFailure {
+    let (message, retryable) = match &e {
+        ureq::Error::Timeout(_) => ("timeout".to_owned(), true),
+        ureq::Error::ConnectionFailed => ("connection failed".to_owned(), true),
+        ureq::Error::HostNotFound => ("host not found".to_owned(), true),
+        ureq::Error::Io(io) => (format!("i/o error: {}", io.kind()), true),
+        ureq::Error::Protocol(p) => (format!("malformed http response: {p}"), true),
+        ureq::Error::BodyStalled => ("response body stalled".to_owned(), true),
+        ureq::Error::Tls(m) => (format!("tls: {m}"), false),
+        ureq::Error::Rustls(r) => (format!("tls: {r}"), false),
+        ureq::Error::ConnectProxyFailed(m) => (format!("proxy: {m}"), true),
+        ureq::Error::LargeResponseHeader(..) => ("response headers too large".to_owned(), false),
+        other => (other.to_string(), false),
+    };
+    transport(&message, retryable, Some(Arc::new(e)))
+}
+
+/// Parses an HTTP method; lower case is accepted and upper-cased.
+pub(crate) fn parse_method(method: &str) -> Result<Method, Error> {
+    let upper = method.to_ascii_uppercase();
+    if upper.is_empty() || !upper.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
+        return Err(Error::invalid_argument("method is not an HTTP method name"));
+    }
+    Method::from_bytes(upper.as_bytes())
+        .map_err(|_| Error::invalid_argument("method is not an HTTP method name"))
+}
+
+/// Methods that may be sent again after a 429/5xx or a lost connection.
+pub(crate) fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    )
+}

@@ -1,0 +1,55 @@
+//! A blocking, runtime-free OAuth 2.0 client-credentials token client for the
+//! Lone Wolf Technologies Back Office API, with a C ABI.
+//!
+//! ```no_run
+//! use lwolf_auth::{Client, Config};
+//!
+//! let config = Config::builder()
+//!     .client_id("my-client")
+//!     .client_secret("my-secret")
+//!     .build()?;
+//! let client = Client::new(config);
+//!
+//! // The token is fetched once, cached, and refreshed at about 90% of its lifetime.
+//! let token = client.token()?;
+//! println!("token {} expires at {:?}", token.fingerprint(), token.expires_at());
+//!
+//! // API requests carry `Authorization: Bearer <token>`.
+//! let transactions = client.get("/v1/transactions")?;
+//! println!("{}", transactions.status());
+//! # Ok::<(), lwolf_auth::Error>(())
+//! ```
+//!
+//! The rules this crate follows (retries, refresh, expiry, where a token may be sent) are
+//! those of the project's behaviour contract; the README lists them.
+
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+mod cache;
+mod client;
+mod config;
+mod error;
+mod fetch;
+mod http;
+mod response;
+pub mod retry;
+mod secret;
+mod token;
+mod url;
+
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+
+pub use client::Client;
+pub use config::{
+    ClientAuth, Config, ConfigBuilder, TokenFormat, CONFIG_KEYS, DEFAULT_API_BASE_URL,
+    DEFAULT_AUDIENCE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TOKEN_URL,
+};
+pub use error::{Error, HttpFailure, TransportFailure};
+pub use response::Response;
+pub use secret::SecretString;
+pub use token::{parse_token_response, AccessToken, TokenResponse, MAX_TOKEN_RESPONSE_BYTES};
+
+/// This crate's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,365 @@
+//! Access tokens, their timing, and the tolerant-but-strict reading of token responses.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::secret::SecretString;
+
+/// The largest token response that is read.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+/// The lifetime assumed when the response gives none and the token is not a JWT.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Lifetimes beyond this are clamped, so time arithmetic cannot overflow.
+const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// The jitter may move the refresh this fraction of the lifetime earlier.
+pub(crate) const MAX_JITTER_RATIO: f64 = 0.05;
+
+/// A bearer token with the times that govern it.
+///
+/// Cheap to clone (an `Arc`). `Debug` and `Display` show the fingerprint, never the token;
+/// the token's memory is zeroed when the last clone is dropped.
+#[derive(Clone)]
+pub struct AccessToken(Arc<TokenData>);
+
+struct TokenData {
+    value: SecretString,
+    fingerprint: String,
+    lifetime: Duration,
+    refresh_at: Instant,
+    refresh_at_wall: SystemTime,
+    usable_until: Instant,
+    usable_until_wall: SystemTime,
+    expires_at_wall: SystemTime,
+}
+
+/// When a token was asked for, and how its refresh is placed.
+pub(crate) struct Timing {
+    pub sent: Instant,
+    pub sent_wall: SystemTime,
+    pub refresh_ratio: f64,
+    /// In `[0, 1)`: how much of the allowed jitter to apply.
+    pub jitter: f64,
+}
+
+impl AccessToken {
+    pub(crate) fn new(value: SecretString, lifetime: Duration, t: &Timing) -> AccessToken {
+        let lifetime = lifetime.min(MAX_LIFETIME);
+        // Served until a safety margin before expiry; refreshed at the ratio, a little
+        // earlier by jitter, and never after the margin.
+        let margin = Duration::from_secs(60).min(lifetime.mul_f64(0.05));
+        let usable_for = lifetime - margin;
+        let refresh_after = lifetime
+            .mul_f64(t.refresh_ratio - MAX_JITTER_RATIO * t.jitter.clamp(0.0, 1.0))
+            .min(usable_for);
+        AccessToken(Arc::new(TokenData {
+            fingerprint: fingerprint(value.expose()),
+            value,
+            lifetime,
+            refresh_at: t.sent + refresh_after,
+            refresh_at_wall: t.sent_wall + refresh_after,
+            usable_until: t.sent + usable_for,
+            usable_until_wall: t.sent_wall + usable_for,
+            expires_at_wall: t.sent_wall + lifetime,
+        }))
+    }
+
+    /// The bearer token itself. Put it on the wire; never in a log.
+    pub fn secret(&self) -> &str {
+        self.0.value.expose()
+    }
+
+    /// A short, stable, non-reversible name for this token (the first 12 hex digits of its
+    /// SHA-256), safe to log and to compare across processes.
+    pub fn fingerprint(&self) -> &str {
+        &self.0.fingerprint
+    }
+
+    /// The lifetime the server granted, counted from when the request was sent.
+    pub fn lifetime(&self) -> Duration {
+        self.0.lifetime
+    }
+
+    /// When the token expires, by the wall clock.
+    pub fn expires_at(&self) -> SystemTime {
+        self.0.expires_at_wall
+    }
+
+    /// When the token is due for refresh, by the wall clock (jitter applied).
+    pub fn refresh_at(&self) -> SystemTime {
+        self.0.refresh_at_wall
+    }
+
+    /// The last moment the token is handed out: expiry less a safety margin of
+    /// min(60 s, 5% of the lifetime).
+    pub fn usable_until(&self) -> SystemTime {
+        self.0.usable_until_wall
+    }
+
+    /// Whether the token may still be handed out: both clocks must agree, because the
+    /// monotonic clock stops while the machine sleeps and the wall clock can jump.
+    pub(crate) fn is_usable(&self, now: Instant, now_wall: SystemTime) -> bool {
+        now < self.0.usable_until && now_wall < self.0.usable_until_wall
+    }
+
+    /// Whether a refresh is due by either clock.
+    pub(crate) fn is_due(&self, now: Instant, now_wall: SystemTime) -> bool {
+        now >= self.0.refresh_at || now_wall >= self.0.refresh_at_wall
+    }
+
+    pub(crate) fn same_as(&self, other: &AccessToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("fingerprint", &self.0.fingerprint)
+            .field("lifetime", &self.0.lifetime)
+            .field("expires_at", &unix_secs(self.0.expires_at_wall))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "token {}", self.0.fingerprint)
+    }
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The first 12 hex digits of the SHA-256 of `token`.
+pub(crate) fn fingerprint(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An accepted token response.
+pub struct TokenResponse {
+    /// The bearer token.
+    pub access_token: SecretString,
+    /// Its lifetime: `expires_in`, else the JWT `exp` claim, else one hour.
+    pub lifetime: Duration,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &self.access_token)
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+/// Reads a 2xx token response body by the contract's rules: a JSON object with a non-empty
+/// string `access_token`, `token_type` `bearer` in any case (or absent), and `expires_in` a
+/// positive number or numeric string (or absent: then the JWT `exp`, else 3600 s).
+/// Anything else is [`Error::InvalidResponse`]. `now` is the wall clock, for JWT `exp`.
+///
+/// ```
+/// let r = lwolf_auth::parse_token_response(
+///     br#"{"access_token":"abc","token_type":"Bearer","expires_in":"600"}"#,
+///     std::time::SystemTime::now(),
+/// ).unwrap();
+/// assert_eq!(r.lifetime.as_secs(), 600);
+/// assert!(lwolf_auth::parse_token_response(b"<html>", std::time::SystemTime::now()).is_err());
+/// ```
+pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenResponse, Error> {
+    if body.len() > MAX_TOKEN_RESPONSE_BYTES {
+        return Err(Error::invalid_response("body larger than 64 KiB"));
+    }
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|_| Error::invalid_response(format!("body is not JSON ({})", sniff(body))))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| Error::invalid_response("body is not a JSON object"))?;
+    let access_token = match obj.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(_)) => return Err(Error::invalid_response("access_token is empty")),
+        Some(_) => return Err(Error::invalid_response("access_token is not a string")),
+        None => {
+            let (error, description) = error_fields(&json);
+            let detail = match (error, description) {
+                (Some(e), Some(d)) => format!(" (error {e}: {d})"),
+                (Some(e), None) => format!(" (error {e})"),
+                (None, Some(d)) => format!(" ({d})"),
+                (None, None) => String::new(),
+            };
+            return Err(Error::invalid_response(format!(
+                "no access_token{detail}"
+            )));
+        }
+    };
+    // The token goes into a header: refuse what would corrupt or inject one.
+    if !access_token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid_response(
+            "access_token holds characters not allowed in a header",
+        ));
+    }
+    match obj.get("token_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
+        Some(Value::String(t)) => {
+            return Err(Error::invalid_response(format!(
+                "token_type {:?} is not bearer",
+                sanitize(t)
+            )))
+        }
+        Some(_) => return Err(Error::invalid_response("token_type is not a string")),
+    }
+    let lifetime = match obj.get("expires_in") {
+        None | Some(Value::Null) => match jwt_expiry(access_token) {
+            Some(exp) => {
+                let now_secs = now.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+                let left = exp - now_secs;
+                if left <= 0.0 {
+                    return Err(Error::invalid_response("the JWT exp claim is in the past"));
+                }
+                Duration::from_secs_f64(left.min(MAX_LIFETIME.as_secs_f64()))
+            }
+            None => DEFAULT_LIFETIME,
+        },
+        Some(Value::Number(n)) => positive_secs(n.as_f64())?,
+        Some(Value::String(s)) => positive_secs(parse_decimal(s))?,
+        Some(_) => return Err(Error::invalid_response("expires_in is not a number")),
+    };
+    Ok(TokenResponse {
+        access_token: SecretString::from(access_token.as_str()),
+        lifetime,
+    })
+}
+
+fn positive_secs(secs: Option<f64>) -> Result<Duration, Error> {
+    match secs {
+        Some(s) if s.is_finite() && s > 0.0 => {
+            Ok(Duration::from_secs_f64(s.min(MAX_LIFETIME.as_secs_f64())))
+        }
+        Some(_) => Err(Error::invalid_response("expires_in is not positive")),
+        None => Err(Error::invalid_response("expires_in is not a number")),
+    }
+}
+
+/// A plain decimal (`"3600"`, `"3600.5"`); no signs, exponents or words like `"inf"`.
+fn parse_decimal(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|&b| b == b'.').count() <= 1
+        && s.bytes().any(|b| b.is_ascii_digit());
+    if plain {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// The `exp` claim of a JWT, read without verifying it: we only schedule by it.
+fn jwt_expiry(token: &str) -> Option<f64> {
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || payload.len() > MAX_TOKEN_RESPONSE_BYTES {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_f64()
+}
+
+/// The OAuth `error` / `error_description`, or the API's `code` / `message`, cleaned for
+/// display.
+pub(crate) fn error_fields(json: &Value) -> (Option<String>, Option<String>) {
+    let field = |names: &[&str]| {
+        names.iter().find_map(|n| match json.get(*n) {
+            Some(Value::String(s)) if !s.is_empty() => Some(sanitize(s)),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    (
+        field(&["error", "code"]),
+        field(&["error_description", "message"]),
+    )
+}
+
+/// The error fields of a response body, if it is JSON.
+pub(crate) fn error_fields_of(body: &[u8]) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(json @ Value::Object(_)) => error_fields(&json),
+        _ => (None, None),
+    }
+}
+
+/// At most 200 printable characters: server text goes into error messages and logs.
+pub(crate) fn sanitize(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
+fn sniff(body: &[u8]) -> &'static str {
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&[][..], |i| &body[i..]);
+    if body.is_empty() {
+        "empty"
+    } else if start.starts_with(b"<") {
+        "looks like HTML"
+    } else {
+        "unparsable"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(jitter: f64) -> Timing {
+        Timing {
+            sent: Instant::now(),
+            sent_wall: SystemTime::now(),
+            refresh_ratio: 0.9,
+            jitter,
+        }
+    }
+
+    #[test]
+    fn refresh_placement() {
+        let l = Duration::from_secs(86_400);
+        let t = timing(0.0);
+        let tok = AccessToken::new("x".into(), l, &t);
+        assert_eq!(tok.0.refresh_at - t.sent, l.mul_f64(0.9));
+        assert_eq!(tok.0.usable_until - t.sent, l - Duration::from_secs(60));
+        let t = timing(0.999_999);
+        let tok = AccessToken::new("x".into(), l, &t);
+        assert!(tok.0.refresh_at - t.sent >= l.mul_f64(0.85));
+        // A ratio beyond the margin is pulled back to it.
+        let t = Timing {
+            refresh_ratio: 0.99,
+            ..timing(0.0)
+        };
+        let tok = AccessToken::new("x".into(), Duration::from_secs(100), &t);
+        assert_eq!(tok.0.refresh_at, tok.0.usable_until);
+    }
+
+    #[test]
+    fn fingerprint_is_short_and_stable() {
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01");
+    }
+}
