@@ -143,7 +143,12 @@ impl Client {
     /// On a 401 or 403 the token is renewed and the request sent once more; 408, 429 and
     /// 5xx are retried for GET, HEAD, PUT, DELETE and OPTIONS. Every HTTP status is a
     /// [`Response`]; errors mean no response could be had.
-    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Response, Error> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Response, Error> {
         let mut method = parse_method(method)?;
         let shared = &*self.inner.shared;
         let mut url = api_url(&shared.config.api_base_url, &shared.config.api_origin, path)?;
@@ -167,7 +172,9 @@ impl Client {
             if let Some(next) = self.same_origin_redirect(&resp, &url, redirects) {
                 redirects += 1;
                 // 303, and 301/302 after a POST, turn into a GET without a body (as browsers do).
-                if resp.status == 303 || (matches!(resp.status, 301 | 302) && method == Method::POST) {
+                if resp.status == 303
+                    || (matches!(resp.status, 301 | 302) && method == Method::POST)
+                {
                     method = Method::GET;
                     body = None;
                 }
@@ -223,7 +230,9 @@ impl Client {
         body: Option<&[u8]>,
     ) -> Result<RawResponse, Error> {
         let config = &self.inner.shared.config;
-        let authorization = Zeroizing::new(format!("Bearer {}", token.secret()));
+        let mut authorization = Zeroizing::new(String::with_capacity(7 + token.secret().len()));
+        authorization.push_str("Bearer ");
+        authorization.push_str(token.secret());
         let mut headers = vec![
             ("authorization", authorization.as_str()),
             ("accept", "application/json"),
@@ -239,13 +248,11 @@ impl Client {
         loop {
             attempts += 1;
             let can_retry = is_idempotent(method) && attempts <= config.max_retries;
-            let outcome = self.inner.shared.http.send(
-                method,
-                url,
-                &headers,
-                body,
-                config.max_response_bytes,
-            );
+            let outcome =
+                self.inner
+                    .shared
+                    .http
+                    .send(method, url, &headers, body, config.max_response_bytes);
             let (reason, asked) = match outcome {
                 Ok(resp) if can_retry && is_retryable_status(resp.status) => {
                     let asked = server_wait(
@@ -304,7 +311,10 @@ impl fmt::Debug for Client {
             .field("lwt_client_id", &self.inner.lwt_client_id)
             .field("token_url", &config.token_url)
             .field("api_base_url", &config.api_base_url)
-            .field("token", &self.cached_token().map(|t| t.fingerprint().to_owned()))
+            .field(
+                "token",
+                &self.cached_token().map(|t| t.fingerprint().to_owned()),
+            )
             .finish()
     }
 }

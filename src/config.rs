@@ -395,10 +395,13 @@ impl ConfigBuilder {
             let name = format!("LWOLF_{}", key.to_ascii_uppercase());
             match std::env::var(&name) {
                 Ok(v) if v.is_empty() => {}
-                Ok(v) => builder.set(key, &v)?,
+                // The value may be the secret: zero this copy once it is applied.
+                Ok(v) => builder.set(key, &zeroize::Zeroizing::new(v))?,
                 Err(std::env::VarError::NotPresent) => {}
                 Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::invalid_argument(format!("{name} is not valid UTF-8")))
+                    return Err(Error::invalid_argument(format!(
+                        "{name} is not valid UTF-8"
+                    )))
                 }
             }
         }
@@ -502,8 +505,10 @@ fn read_secret_file(path: &std::path::Path) -> Result<SecretString, Error> {
             e.kind()
         ))
     })?;
-    let mut text = String::from_utf8(bytes)
-        .map_err(|_| Error::config("client_secret_file is not valid UTF-8"))?;
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        zeroize::Zeroize::zeroize(&mut e.into_bytes());
+        Error::config("client_secret_file is not valid UTF-8")
+    })?;
     // Mounted secrets and `echo` leave one trailing newline; the secret itself has none.
     if text.ends_with('\n') {
         text.pop();
@@ -523,7 +528,11 @@ fn read_secret_file(path: &std::path::Path) -> Result<SecretString, Error> {
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
     let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!("cannot read ca_file {}: {}", path.display(), e.kind()))
+        Error::config(format!(
+            "cannot read ca_file {}: {}",
+            path.display(),
+            e.kind()
+        ))
     })?;
     let mut roots = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {

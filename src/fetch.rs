@@ -28,7 +28,10 @@ pub(crate) fn fetch_token(
         ClientAuth::Basic => Some(basic_authorization(config)),
         ClientAuth::Body => None,
     };
-    let mut headers = vec![("content-type", content_type), ("accept", "application/json")];
+    let mut headers = vec![
+        ("content-type", content_type),
+        ("accept", "application/json"),
+    ];
     if let Some(value) = &basic {
         headers.push(("authorization", value.as_str()));
     }
@@ -91,9 +94,7 @@ pub(crate) fn fetch_token(
                 (format!("http status {}", resp.status), asked)
             }
             Err(Failure::TooLarge) => {
-                return Err(Error::invalid_response(
-                    "token response larger than 64 KiB",
-                ))
+                return Err(Error::invalid_response("token response larger than 64 KiB"))
             }
             Err(Failure::Transport(mut t)) => {
                 t.attempts = attempts;
@@ -122,52 +123,84 @@ fn scrub_error(e: Error, secret: &str) -> Error {
     }
 }
 
+/// The token request's fields, serialized straight from borrowed strings so that no
+/// stray copy of the secret is left in freed memory.
+#[derive(serde::Serialize)]
+struct TokenRequest<'a> {
+    grant_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<&'a str>,
+    audience: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lwt_client_id: Option<&'a str>,
+}
+
 /// The body and its content type; zeroed on drop, since it may hold the secret.
-fn request_body(config: &Config, lwt_client_id: Option<&str>) -> (&'static str, Zeroizing<Vec<u8>>) {
-    let mut fields: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
-    if config.client_auth == ClientAuth::Body {
-        fields.push(("client_id", &config.client_id));
-        fields.push(("client_secret", config.client_secret.expose()));
-    }
-    fields.push(("audience", &config.audience));
-    if let Some(id) = lwt_client_id {
-        fields.push(("lwt_client_id", id));
-    }
+fn request_body(
+    config: &Config,
+    lwt_client_id: Option<&str>,
+) -> (&'static str, Zeroizing<Vec<u8>>) {
+    let in_body = config.client_auth == ClientAuth::Body;
+    let request = TokenRequest {
+        grant_type: "client_credentials",
+        client_id: in_body.then_some(config.client_id.as_str()),
+        client_secret: in_body.then(|| config.client_secret.expose()),
+        audience: &config.audience,
+        lwt_client_id,
+    };
+    // Sized up front (escaping at most sextuples a byte) so the buffer never reallocates
+    // and leaves a partial copy of the secret behind.
+    let fields = [
+        request.client_id,
+        request.client_secret,
+        Some(request.audience),
+        request.lwt_client_id,
+    ];
+    let capacity = 160 + fields.iter().flatten().map(|f| f.len() * 6).sum::<usize>();
+    let mut body = Zeroizing::new(Vec::with_capacity(capacity));
     match config.token_format {
         TokenFormat::Json => {
-            let map: serde_json::Map<String, serde_json::Value> = fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
-                .collect();
-            let bytes = serde_json::to_vec(&map).unwrap_or_default();
-            ("application/json", Zeroizing::new(bytes))
+            // Serializing borrowed strings into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *body, &request);
+            ("application/json", body)
         }
         TokenFormat::Form => {
-            let mut out = Zeroizing::new(String::new());
-            for (i, (k, v)) in fields.iter().enumerate() {
-                if i > 0 {
+            let pairs = [
+                ("grant_type", Some(request.grant_type)),
+                ("client_id", request.client_id),
+                ("client_secret", request.client_secret),
+                ("audience", Some(request.audience)),
+                ("lwt_client_id", request.lwt_client_id),
+            ];
+            let mut out = String::with_capacity(capacity);
+            for (name, value) in pairs.iter().filter_map(|(n, v)| v.map(|v| (n, v))) {
+                if !out.is_empty() {
                     out.push('&');
                 }
-                form_encode(k, &mut out);
+                form_encode(name, &mut out);
                 out.push('=');
-                form_encode(v, &mut out);
+                form_encode(value, &mut out);
             }
-            (
-                "application/x-www-form-urlencoded",
-                Zeroizing::new(std::mem::take(&mut *out).into_bytes()),
-            )
+            body.extend_from_slice(out.as_bytes());
+            zeroize::Zeroize::zeroize(&mut out);
+            ("application/x-www-form-urlencoded", body)
         }
     }
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`, as RFC 6749 §2.3.1 asks.
 fn basic_authorization(config: &Config) -> Zeroizing<String> {
-    let mut pair = Zeroizing::new(String::new());
-    form_encode(&config.client_id, &mut pair);
+    let (id, secret) = (&config.client_id, config.client_secret.expose());
+    let mut pair = Zeroizing::new(String::with_capacity(3 * (id.len() + secret.len()) + 1));
+    form_encode(id, &mut pair);
     pair.push(':');
-    form_encode(config.client_secret.expose(), &mut pair);
-    let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()));
-    Zeroizing::new(format!("Basic {}", encoded.as_str()))
+    form_encode(secret, &mut pair);
+    let mut value = Zeroizing::new(String::with_capacity(6 + pair.len().div_ceil(3) * 4));
+    value.push_str("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(pair.as_bytes(), &mut value);
+    value
 }
 
 /// application/x-www-form-urlencoded, as the WHATWG URL standard defines it.

@@ -74,7 +74,10 @@ mod tests {
 
     #[test]
     fn scrub_removes_every_occurrence() {
-        assert_eq!(scrub("a s3cr3t b s3cr3t", "s3cr3t"), "a [redacted] b [redacted]");
+        assert_eq!(
+            scrub("a s3cr3t b s3cr3t", "s3cr3t"),
+            "a [redacted] b [redacted]"
+        );
         assert_eq!(scrub("nothing here", "s3cr3t"), "nothing here");
     }
 }
