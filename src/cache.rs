@@ -61,7 +61,10 @@ impl TokenCache {
                 let current = token.clone();
                 state.in_flight = true;
                 drop(state);
-                log::debug!("lwolf-auth: token {} due for refresh", current.fingerprint());
+                log::debug!(
+                    "lwolf-auth: token {} due for refresh",
+                    current.fingerprint()
+                );
                 return match self.fetch_and_publish(fetch) {
                     Ok(fresh) => Ok(fresh),
                     Err(e) if current.is_usable(Instant::now(), SystemTime::now()) => {

@@ -140,7 +140,10 @@ mod tests {
             parse_rate_limit_reset("1600000000", now),
             Some(Duration::ZERO)
         );
-        assert_eq!(parse_rate_limit_reset("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_rate_limit_reset("2", now),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(parse_rate_limit_reset("x", now), None);
     }
 

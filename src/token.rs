@@ -198,9 +198,7 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
                 (None, Some(d)) => format!(" ({d})"),
                 (None, None) => String::new(),
             };
-            return Err(Error::invalid_response(format!(
-                "no access_token{detail}"
-            )));
+            return Err(Error::invalid_response(format!("no access_token{detail}")));
         }
     };
     // The token goes into a header: refuse what would corrupt or inject one.
@@ -223,7 +221,9 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
     let lifetime = match obj.get("expires_in") {
         None | Some(Value::Null) => match jwt_expiry(access_token) {
             Some(exp) => {
-                let now_secs = now.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+                let now_secs = now
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
                 let left = exp - now_secs;
                 if left <= 0.0 {
                     return Err(Error::invalid_response("the JWT exp claim is in the past"));
@@ -306,10 +306,7 @@ pub(crate) fn error_fields_of(body: &[u8]) -> (Option<String>, Option<String>) {
 
 /// At most 200 printable characters: server text goes into error messages and logs.
 pub(crate) fn sanitize(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 fn sniff(body: &[u8]) -> &'static str {

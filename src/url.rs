@@ -88,7 +88,9 @@ pub(crate) fn api_url(base: &str, base_origin: &Origin, path: &str) -> Result<St
         format!("{base}/{path}")
     };
     if url.parse::<Uri>().is_err() {
-        return Err(Error::invalid_argument("request path is not a valid URL path"));
+        return Err(Error::invalid_argument(
+            "request path is not a valid URL path",
+        ));
     }
     Ok(url)
 }
@@ -125,10 +127,23 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "127.0.0.1", "127.1.2.3", "[::1]", "::1", "LOCALHOST"] {
+        for h in [
+            "localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "[::1]",
+            "::1",
+            "LOCALHOST",
+        ] {
             assert!(is_loopback_host(h), "{h}");
         }
-        for h in ["example.com", "10.0.0.1", "128.0.0.1", "[::2]", "localhost.evil.com"] {
+        for h in [
+            "example.com",
+            "10.0.0.1",
+            "128.0.0.1",
+            "[::2]",
+            "localhost.evil.com",
+        ] {
             assert!(!is_loopback_host(h), "{h}");
         }
     }
