@@ -1,0 +1,144 @@
+//! Runs the sandbox gateway and API on 127.0.0.1 until killed, for manual tests and for
+//! test harnesses in other languages.
+//!
+//! ```text
+//! cargo run --example sandbox -- [--port N] [--token-ttl SECONDS] [--client-id ID]
+//!                                [--client-secret S] [--rate-limit N] [--exit-on-stdin-eof]
+//! ```
+//!
+//! Prints the `LWOLF_*` settings that point a client at it on stdout (one `NAME=value` per
+//! line, ready for `export` or `eval`), then `sandbox ready at URL` on stderr. With
+//! `--exit-on-stdin-eof` it stops when its standard input is closed, so a harness that dies
+//! cannot leave it behind.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use lwolf_auth::sandbox::Sandbox;
+
+const USAGE: &str = "usage: sandbox [--port N] [--token-ttl SECONDS] [--client-id ID] \
+                     [--client-secret S] [--rate-limit N] [--exit-on-stdin-eof]";
+
+struct Options {
+    port: u16,
+    token_ttl: Option<u64>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    rate_limit: Option<u32>,
+    exit_on_stdin_eof: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        port: 0,
+        token_ttl: None,
+        client_id: None,
+        client_secret: None,
+        rate_limit: None,
+        exit_on_stdin_eof: false,
+    };
+    while let Some(arg) = args.next() {
+        // Both `--name value` and `--name=value`.
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs {what}"))
+        };
+        match name.as_str() {
+            "--port" => {
+                options.port = value("a port number")?
+                    .parse()
+                    .map_err(|_| "--port needs a number from 0 to 65535".to_owned())?
+            }
+            "--token-ttl" => {
+                let secs: u64 = value("a number of seconds")?
+                    .parse()
+                    .map_err(|_| "--token-ttl needs a whole number of seconds".to_owned())?;
+                if secs == 0 {
+                    return Err("--token-ttl must be at least 1".into());
+                }
+                options.token_ttl = Some(secs);
+            }
+            "--client-id" => options.client_id = Some(value("an id")?),
+            "--client-secret" => options.client_secret = Some(value("a secret")?),
+            "--rate-limit" => {
+                options.rate_limit = Some(
+                    value("a number of requests per second")?
+                        .parse()
+                        .map_err(|_| "--rate-limit needs a whole number".to_owned())?,
+                )
+            }
+            "--exit-on-stdin-eof" if inline.is_none() => options.exit_on_stdin_eof = true,
+            "-h" | "--help" => return Err(String::new()),
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(why) if why.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(why) => {
+            eprintln!("sandbox: {why}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let mut builder = Sandbox::builder().port(options.port);
+    if let Some(secs) = options.token_ttl {
+        builder = builder.token_ttl(Duration::from_secs(secs));
+    }
+    if let Some(id) = options.client_id {
+        builder = builder.client_id(id);
+    }
+    if let Some(secret) = options.client_secret {
+        builder = builder.client_secret(secret);
+    }
+    if let Some(n) = options.rate_limit {
+        builder = builder.rate_limit(n);
+    }
+    let sandbox = match builder.start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sandbox: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    // These are the sandbox's own made-up credentials: printing them is the point.
+    let mut out = io::stdout().lock();
+    let printed = writeln!(out, "LWOLF_TOKEN_URL={}", sandbox.token_url())
+        .and_then(|_| writeln!(out, "LWOLF_API_BASE_URL={}", sandbox.api_base_url()))
+        .and_then(|_| writeln!(out, "LWOLF_CLIENT_ID={}", sandbox.client_id()))
+        .and_then(|_| writeln!(out, "LWOLF_CLIENT_SECRET={}", sandbox.client_secret()))
+        .and_then(|_| out.flush());
+    drop(out);
+    if let Err(e) = printed {
+        eprintln!("sandbox: cannot write to stdout: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("sandbox ready at {}", sandbox.url());
+
+    if options.exit_on_stdin_eof {
+        // Read and discard until EOF (or an error, which means the same here).
+        let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+        drop(sandbox);
+        ExitCode::SUCCESS
+    } else {
+        // Serve until killed; the sandbox's own threads do the work.
+        loop {
+            std::thread::park();
+        }
+    }
+}
