@@ -31,6 +31,8 @@ mod client;
 mod config;
 mod error;
 mod fetch;
+/// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.
+pub mod ffi;
 mod http;
 mod response;
 pub mod retry;

@@ -1,0 +1,67 @@
+# Builds and installs the C library. Cargo does the building; this only lays files out.
+#
+#   make                          # cargo build --release --lib
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make header                   # refresh include/lwolf_auth.h from src/ffi
+#   make examples                 # examples-c/ against target/release
+#
+# `install` installs what is already built in $(CARGO_LIBDIR) (target/release by default):
+#   include/lwolf_auth.h
+#   lib/liblwolf_auth.a
+#   lib/liblwolf_auth.so.$(VERSION), with liblwolf_auth.so.$(MAJOR) and liblwolf_auth.so links
+#     (the soname is liblwolf_auth.so.$(MAJOR); build.rs sets it)
+#   lib/pkgconfig/lwolf_auth.pc   (pkg-config --cflags --libs [--static] lwolf_auth)
+
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+CARGO        ?= cargo
+CARGO_LIBDIR ?= target/release
+INCLUDEDIR   ?= $(PREFIX)/include
+LIBDIR       ?= $(PREFIX)/lib
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+
+# What a static link needs from the system on Linux, as printed by
+#   cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs
+# (tests/c_abi.rs checks it.)
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+.PHONY: all lib header examples install uninstall
+all: lib
+
+lib:
+	$(CARGO) build --release --lib
+
+header:
+	LWOLF_UPDATE_HEADER=1 $(CARGO) build --lib
+
+examples: lib
+	$(MAKE) -C examples-c LIBDIR=$(abspath $(CARGO_LIBDIR))
+
+install:
+	@test -f $(CARGO_LIBDIR)/liblwolf_auth.so -a -f $(CARGO_LIBDIR)/liblwolf_auth.a || \
+		{ echo "nothing to install in $(CARGO_LIBDIR): run 'make' (cargo build --release --lib) first" >&2; exit 1; }
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/lwolf_auth.h $(DESTDIR)$(INCLUDEDIR)/lwolf_auth.h
+	install -m 644 $(CARGO_LIBDIR)/liblwolf_auth.a $(DESTDIR)$(LIBDIR)/liblwolf_auth.a
+	install -m 755 $(CARGO_LIBDIR)/liblwolf_auth.so $(DESTDIR)$(LIBDIR)/liblwolf_auth.so.$(VERSION)
+	ln -sf liblwolf_auth.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblwolf_auth.so.$(MAJOR)
+	ln -sf liblwolf_auth.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/liblwolf_auth.so
+	printf '%s\n' \
+		'prefix=$(PREFIX)' \
+		'includedir=$(INCLUDEDIR)' \
+		'libdir=$(LIBDIR)' \
+		'' \
+		'Name: lwolf_auth' \
+		'Description: OAuth 2.0 client-credentials token client for the Lone Wolf Back Office API' \
+		'Version: $(VERSION)' \
+		'Cflags: -I$${includedir}' \
+		'Libs: -L$${libdir} -llwolf_auth' \
+		'Libs.private: $(STATIC_LIBS)' \
+		> $(DESTDIR)$(LIBDIR)/pkgconfig/lwolf_auth.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/lwolf_auth.h $(DESTDIR)$(LIBDIR)/liblwolf_auth.a \
+		$(DESTDIR)$(LIBDIR)/liblwolf_auth.so $(DESTDIR)$(LIBDIR)/liblwolf_auth.so.$(MAJOR) \
+		$(DESTDIR)$(LIBDIR)/liblwolf_auth.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/lwolf_auth.pc

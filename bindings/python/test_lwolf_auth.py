@@ -1,0 +1,366 @@
+"""Tests of the Python bindings against the sandbox process.
+
+    cd bindings/python && python3 -m unittest -v test_lwolf_auth
+
+The sandbox is started as a process: the binary in LWOLF_SANDBOX_BIN, else
+target/debug/examples/sandbox of this source tree, else `cargo run --example sandbox`.
+The library is found as lwolf_auth.py finds it (LWOLF_AUTH_LIB first). With
+LWOLF_EXPECT_TEST_PANIC=1 (a library built with the `ffi-test-panic` feature) the panic
+boundary is checked too. `cargo test --all-features` runs all this (tests/python.rs).
+"""
+
+import ctypes
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+import lwolf_auth  # noqa: E402
+from lwolf_auth import _lib  # noqa: E402  (the raw functions, for misuse tests)
+
+
+class Sandbox:
+    """The sandbox example, run as a process until stop() closes its stdin."""
+
+    def __init__(self, *args):
+        binary = os.environ.get("LWOLF_SANDBOX_BIN")
+        default = ROOT / "target" / "debug" / "examples" / "sandbox"
+        if binary:
+            cmd = [binary]
+        elif default.exists():
+            cmd = [str(default)]
+        else:
+            cmd = ["cargo", "run", "--quiet", "--features", "sandbox", "--example", "sandbox", "--"]
+        cmd += ["--port", "0", "--exit-on-stdin-eof", *args]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=str(ROOT),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        watchdog = threading.Timer(300, self.proc.kill)
+        watchdog.start()
+        try:
+            self.env = {}
+            while len(self.env) < 4:
+                line = self.proc.stdout.readline()
+                if not line:
+                    raise RuntimeError("the sandbox exited before printing its settings: %r" % cmd)
+                name, _, value = line.strip().partition("=")
+                if name.startswith("LWOLF_"):
+                    self.env[name] = value
+        finally:
+            watchdog.cancel()
+        self.api_base_url = self.env["LWOLF_API_BASE_URL"]
+        self.origin = re.match(r"^(https?://[^/]+)", self.api_base_url).group(1)
+
+    def settings(self, **overrides):
+        s = {
+            "token_url": self.env["LWOLF_TOKEN_URL"],
+            "api_base_url": self.env["LWOLF_API_BASE_URL"],
+            "client_id": self.env["LWOLF_CLIENT_ID"],
+            "client_secret": self.env["LWOLF_CLIENT_SECRET"],
+        }
+        s.update(overrides)
+        return s
+
+    def stats(self):
+        """The sandbox's counters, read without the library."""
+        with urllib.request.urlopen(self.origin + "/_sandbox/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+SANDBOX = None
+
+
+def setUpModule():
+    global SANDBOX
+    SANDBOX = Sandbox()
+
+
+def tearDownModule():
+    SANDBOX.stop()
+
+
+class ModuleTest(unittest.TestCase):
+    def test_version_and_status_names(self):
+        self.assertRegex(lwolf_auth.version(), r"^\d+\.\d+\.\d+")
+        self.assertEqual(lwolf_auth.status_name(0), "LWOLF_OK")
+        self.assertEqual(lwolf_auth.status_name(3), "LWOLF_ERR_INVALID_CREDENTIALS")
+        self.assertEqual(lwolf_auth.status_name(11), "LWOLF_ERR_INTERNAL")
+        self.assertEqual(lwolf_auth.status_name(12), "LWOLF_UNKNOWN_STATUS")
+        self.assertEqual(lwolf_auth.status_name(2**32 - 1), "LWOLF_UNKNOWN_STATUS")
+
+    def test_one_exception_class_per_status(self):
+        for status in range(1, 12):
+            cls = lwolf_auth._ERRORS[status]
+            self.assertTrue(issubclass(cls, lwolf_auth.LwolfError))
+            self.assertEqual(cls.status, status)
+        self.assertEqual(len(set(lwolf_auth._ERRORS.values())), 11)
+
+    def test_every_header_function_is_declared(self):
+        """argtypes and restype for every function of the header: ctypes would otherwise
+        truncate returned pointers to int."""
+        header = (ROOT / "include" / "lwolf_auth.h").read_text()
+        in_header = set(re.findall(r"\b(lwolf_[a-z_]+)\(", header))
+        declared = {name for name, _, _ in lwolf_auth._SIGNATURES}
+        self.assertEqual(in_header, declared)
+        for name, restype, argtypes in lwolf_auth._SIGNATURES:
+            fn = getattr(_lib, name)
+            self.assertIs(fn.restype, restype, name)
+            self.assertEqual(list(fn.argtypes), list(argtypes), name)
+        pointer_returning = ["lwolf_response_body", "lwolf_response_header",
+                             "lwolf_last_error_message", "lwolf_version", "lwolf_status_name"]
+        for name in pointer_returning:
+            self.assertNotEqual(getattr(_lib, name).restype, ctypes.c_int, name)
+
+
+class ClientTest(unittest.TestCase):
+    def setUp(self):
+        self.client = lwolf_auth.Client(**SANDBOX.settings())
+
+    def tearDown(self):
+        self.client.close()
+
+    def test_token_and_info(self):
+        token = self.client.token()
+        self.assertGreater(len(token), 20)
+        self.assertEqual(token, self.client.token())
+        info = self.client.token_info()
+        self.assertRegex(info.fingerprint, r"^[0-9a-f]{12}$")
+        self.assertGreater(info.expires_at, time.time())
+        self.assertLessEqual(info.refresh_at, info.usable_until)
+        self.assertLessEqual(info.usable_until, info.expires_at)
+        self.assertGreater(info.lifetime, 0)
+        self.assertNotIn(token, repr(info))
+
+    def test_get(self):
+        r = self.client.request("GET", "/v1/transactions")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.ok)
+        self.assertIn("data", r.json())
+        self.assertTrue(r.header("Content-Type").startswith("application/json"))
+        self.assertEqual(r.header("content-type"), r.header("CONTENT-TYPE"))
+        self.assertIsNone(r.header("X-No-Such-Header"))
+        self.assertTrue(all(name == name.lower() for name, _ in r.headers))
+
+    def test_post_json_body(self):
+        r = self.client.request("POST", "/v1/transactions", {"address": "1 Main St"})
+        self.assertEqual(r.status, 201, r.text)
+        self.assertEqual(r.json()["address"], "1 Main St")
+        r2 = self.client.post("/v1/transactions", b'{"address": "2 Main St"}')
+        self.assertEqual(r2.status, 201, r2.text)
+
+    def test_every_status_is_a_response(self):
+        r = self.client.get("/v1/transactions/no-such-id")
+        self.assertEqual(r.status, 404)
+        self.assertFalse(r.ok)
+
+    def test_absolute_url_on_the_same_origin(self):
+        r = self.client.get(SANDBOX.origin + "/_sandbox/stats")
+        self.assertEqual(r.status, 200)
+        self.assertIn("token_requests", r.json())
+
+    def test_token_is_never_sent_to_another_origin(self):
+        with self.assertRaises(lwolf_auth.InvalidArgument):
+            self.client.get("https://attacker.example/steal")
+
+    def test_invalidate_fetches_a_new_token(self):
+        before = SANDBOX.stats()["token_requests"]
+        self.client.token()
+        self.client.invalidate()
+        self.client.token()
+        self.assertEqual(SANDBOX.stats()["token_requests"], before + 2)
+
+    def test_for_tenant_outlives_parent(self):
+        parent = lwolf_auth.Client(**SANDBOX.settings())
+        tenant = parent.for_tenant("tenant-9")
+        parent_token = parent.token()
+        parent.close()
+        self.assertNotEqual(tenant.token(), parent_token)
+        r = tenant.get("/v1/offices")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("X-Sandbox-Lwt-Client-Id"), "tenant-9")
+        tenant.close()
+        with self.assertRaises(lwolf_auth.InvalidArgument):
+            self.client.for_tenant("")
+
+    def test_context_manager_and_close(self):
+        with lwolf_auth.Client(**SANDBOX.settings()) as c:
+            self.assertTrue(c.token())
+        self.assertTrue(c.closed)
+        c.close()  # idempotent
+        # A closed client hands NULL to the library, which says so.
+        with self.assertRaises(lwolf_auth.InvalidArgument) as cm:
+            c.token()
+        self.assertIn("NULL", str(cm.exception))
+        with self.assertRaises(lwolf_auth.InvalidArgument):
+            c.get("/v1/offices")
+
+    def test_from_env(self):
+        saved = dict(os.environ)
+        try:
+            for name in list(os.environ):
+                if name.startswith("LWOLF_"):
+                    del os.environ[name]
+            os.environ.update(SANDBOX.env)
+            with lwolf_auth.Client.from_env(timeout_ms=5000) as c:
+                self.assertEqual(c.get("/v1/employees").status, 200)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+class ThreadsTest(unittest.TestCase):
+    def test_eight_threads_share_one_token_request(self):
+        sandbox = Sandbox()
+        try:
+            client = lwolf_auth.Client(**sandbox.settings())
+            tokens, errors = [], []
+            start = threading.Barrier(8)
+
+            def work():
+                try:
+                    start.wait()
+                    for _ in range(50):
+                        tokens.append(client.token())
+                    for _ in range(2):
+                        self.assertEqual(client.get("/v1/transactions").status, 200)
+                except Exception as e:  # noqa: BLE001 -- reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=work) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            self.assertEqual(len(tokens), 400)
+            self.assertEqual(len(set(tokens)), 1)
+            self.assertEqual(sandbox.stats()["token_requests"], 1)
+            client.close()
+        finally:
+            sandbox.stop()
+
+
+class ErrorTest(unittest.TestCase):
+    def test_wrong_secret_is_invalid_credentials(self):
+        secret = "wrong-secret-3d8e"
+        with lwolf_auth.Client(**SANDBOX.settings(client_secret=secret)) as c:
+            with self.assertRaises(lwolf_auth.InvalidCredentials) as cm:
+                c.token()
+        e = cm.exception
+        self.assertIsInstance(e, lwolf_auth.LwolfError)
+        self.assertEqual(e.status, 3)
+        self.assertIn("401", e.message)
+        self.assertNotIn(secret, e.message)
+        self.assertNotIn(SANDBOX.env["LWOLF_CLIENT_SECRET"], e.message)
+
+    def test_config_errors(self):
+        with self.assertRaises(lwolf_auth.InvalidArgument) as cm:
+            lwolf_auth.Config(no_such_key="x")
+        self.assertIn("no_such_key", cm.exception.message)
+        with self.assertRaises(lwolf_auth.InvalidArgument):
+            lwolf_auth.Config(timeout_ms="soon")
+        with self.assertRaises(lwolf_auth.InvalidArgument):
+            lwolf_auth.Config(client_id="a\0b")
+        with self.assertRaises(lwolf_auth.ConfigError):
+            lwolf_auth.Client(client_secret="s")  # no client_id
+        with self.assertRaises(lwolf_auth.ConfigError):
+            lwolf_auth.Client(client_id="i", client_secret="s",
+                              token_url="http://example.com/oauth/token")
+        # Numbers are accepted as numbers.
+        lwolf_auth.Config(timeout_ms=2500, refresh_ratio=0.5, max_retries=0).close()
+
+    def test_transport_error(self):
+        # A port nobody listens on: connection refused, no retries.
+        settings = SANDBOX.settings(token_url="http://127.0.0.1:9/oauth/token", max_retries=0)
+        with lwolf_auth.Client(**settings) as c:
+            with self.assertRaises(lwolf_auth.TransportError):
+                c.token()
+
+    def test_panic_becomes_internal_error(self):
+        if os.environ.get("LWOLF_EXPECT_TEST_PANIC") != "1":
+            self.skipTest("needs a library built with the ffi-test-panic feature")
+        with lwolf_auth.Config() as cfg:
+            with self.assertRaises(lwolf_auth.InternalError) as cm:
+                cfg.set("__lwolf_test_panic", "1")
+            self.assertIn("panic", cm.exception.message)
+            cfg.set("client_id", "still-works")
+
+
+class RawMisuseTest(unittest.TestCase):
+    """The C functions themselves, called the wrong way from Python."""
+
+    def test_null_handles(self):
+        self.assertEqual(_lib.lwolf_config_new(None), 1)
+        self.assertEqual(_lib.lwolf_config_set(None, b"client_id", b"x"), 1)
+        self.assertEqual(_lib.lwolf_client_new(None, None), 1)
+        self.assertEqual(_lib.lwolf_client_invalidate(None), 1)
+        self.assertEqual(_lib.lwolf_response_status(None), 0)
+        self.assertIsNone(_lib.lwolf_response_header(None, b"x"))
+        self.assertNotEqual(lwolf_auth.last_error_message(), "")
+        _lib.lwolf_config_free(None)
+        _lib.lwolf_client_free(None)
+        _lib.lwolf_response_free(None)
+
+    def test_invalid_utf8_and_last_error(self):
+        cfg = lwolf_auth._ConfigP()
+        self.assertEqual(_lib.lwolf_config_new(ctypes.byref(cfg)), 0)
+        self.assertEqual(lwolf_auth.last_error_message(), "")
+        self.assertEqual(_lib.lwolf_config_set(cfg, b"client_id", b"\xff\xfe"), 1)
+        self.assertIn("UTF-8", lwolf_auth.last_error_message())
+        self.assertEqual(_lib.lwolf_config_set(cfg, b"\xff", b"x"), 1)
+        self.assertEqual(_lib.lwolf_config_set(cfg, b"client_id", None), 1)
+        self.assertEqual(_lib.lwolf_config_set(cfg, b"client_id", b"ok"), 0)
+        self.assertEqual(lwolf_auth.last_error_message(), "")
+        _lib.lwolf_config_free(cfg)
+
+    def test_length_query_and_short_buffer(self):
+        with lwolf_auth.Client(**SANDBOX.settings()) as c:
+            token = c.token()
+            length = ctypes.c_size_t(0)
+            self.assertEqual(_lib.lwolf_client_token(c._handle, None, 0, ctypes.byref(length)), 10)
+            self.assertEqual(length.value, len(token))
+            buf = ctypes.create_string_buffer(b"x" * len(token), len(token))
+            self.assertEqual(
+                _lib.lwolf_client_token(c._handle, buf, len(token), ctypes.byref(length)), 10
+            )
+            self.assertEqual(buf.raw, b"x" * len(token))  # untouched
+            self.assertEqual(_lib.lwolf_client_token(c._handle, None, 5, ctypes.byref(length)), 1)
+            self.assertEqual(_lib.lwolf_client_token(c._handle, buf, len(token), None), 1)
+            self.assertEqual(c.token(), token)  # the cache is untouched
+
+    def test_last_error_is_per_thread(self):
+        self.assertEqual(_lib.lwolf_config_new(None), 1)
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(lwolf_auth.last_error_message()))
+        t.start()
+        t.join()
+        self.assertEqual(seen, [""])
+        self.assertNotEqual(lwolf_auth.last_error_message(), "")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,277 @@
+//! `lwolf_client`: tokens and API requests.
+
+use std::ffi::c_char;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::response::lwolf_response;
+use super::{
+    bytes_arg, ffi_boundary, lwolf_config, lwolf_status, null_argument, str_arg, to_c_owned,
+    write_out,
+};
+use crate::{Client, Error};
+
+/// A token client for one identity (client id, and customer instance if any): it fetches a
+/// token when needed, caches it, refreshes it ahead of expiry, and sends API requests with it.
+///
+/// Thread-safe: share one client across all threads; they share its token, and at most one
+/// token request is in flight at a time. Created by `lwolf_client_new` or
+/// `lwolf_client_for_tenant`, freed by `lwolf_client_free` once no thread uses it any more.
+pub struct lwolf_client {
+    client: Client,
+}
+
+/// Metadata of the current token, filled in by `lwolf_client_token_info`. Times are UNIX
+/// seconds by the wall clock.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct lwolf_token_info {
+    /// When the token expires.
+    pub expires_at_unix: i64,
+    /// When the token is due for refresh (the client refreshes it at its first use after this).
+    pub refresh_at_unix: i64,
+    /// The last moment the token is handed out: expiry less a safety margin.
+    pub usable_until_unix: i64,
+    /// The lifetime the server granted, in seconds.
+    pub lifetime_secs: u64,
+    /// A short, stable, non-reversible name for the token (hex digits of its SHA-256),
+    /// NUL-terminated; safe to log and to compare across processes.
+    pub fingerprint: [c_char; 16],
+}
+
+/// Makes a client from the settings in `cfg` and stores it in `*out`. No network I/O
+/// happens here: the first token is fetched on first use.
+///
+/// `cfg` stays the caller's (it is only read, and may be freed or changed afterwards);
+/// the client keeps its own copy of the settings. A missing `client_id` or secret, an
+/// unreadable `client_secret_file` or `ca_file`, or a URL that is neither `https://` nor
+/// `http://` to a loopback host is `LWOLF_ERR_CONFIG`. NULL `cfg` or `out` is
+/// `LWOLF_ERR_INVALID_ARGUMENT`. On success the caller owns `*out` and frees it with
+/// `lwolf_client_free`; on failure `*out` is not written.
+#[no_mangle]
+pub extern "C" fn lwolf_client_new(
+    cfg: *const lwolf_config,
+    out: *mut *mut lwolf_client,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        if cfg.is_null() {
+            return Err(null_argument("cfg"));
+        }
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        // SAFETY: checked non-NULL; the caller promises a live config not being changed now.
+        let cfg = unsafe { &*cfg };
+        let client = Client::new(cfg.builder.build()?);
+        // SAFETY: checked non-NULL; the caller promises a writable `lwolf_client *`.
+        unsafe { write_out(out, to_c_owned(lwolf_client { client }), "out") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Makes a client for another customer instance (`lwt_client_id`, a NUL-terminated UTF-8
+/// string, copied) and stores it in `*out`: the same settings and connection pool as
+/// `client`, but its own token.
+///
+/// Each handle is freed on its own with `lwolf_client_free`, in any order: either may
+/// outlive the other. An empty `lwt_client_id` is `LWOLF_ERR_INVALID_ARGUMENT`, as is any
+/// NULL argument. On failure `*out` is not written. Thread-safe.
+#[no_mangle]
+pub extern "C" fn lwolf_client_for_tenant(
+    client: *const lwolf_client,
+    lwt_client_id: *const c_char,
+    out: *mut *mut lwolf_client,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        let client = client_ref(client)?;
+        // SAFETY: the caller promises a NUL-terminated string that lives through this call.
+        let lwt_client_id = unsafe { str_arg(lwt_client_id, "lwt_client_id") }?;
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        let tenant = client.client.for_tenant(lwt_client_id)?;
+        // SAFETY: checked non-NULL; the caller promises a writable `lwolf_client *`.
+        unsafe { write_out(out, to_c_owned(lwolf_client { client: tenant }), "out") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Frees a client. NULL does nothing.
+///
+/// Call it once no other thread is using `client`; clients made from it with
+/// `lwolf_client_for_tenant`, and responses it returned, stay valid. The client must not be
+/// used again, nor freed twice.
+#[no_mangle]
+pub extern "C" fn lwolf_client_free(client: *mut lwolf_client) {
+    ffi_boundary(|| {
+        if !client.is_null() {
+            // SAFETY: non-NULL, made by Box::into_raw in lwolf_client_new/for_tenant, and the
+            // caller gives up ownership here.
+            drop(unsafe { Box::from_raw(client) });
+        }
+        Ok(())
+    })
+}
+
+/// Copies a usable bearer token and a terminating NUL into `buf` (of `buf_len` bytes) and
+/// stores the token's length, without the NUL, in `*token_len`.
+///
+/// The cached token is used while it is servable: that path does no I/O and no allocation.
+/// Otherwise a token is fetched (blocking, with retries), and the error of that request is
+/// returned if it fails (`LWOLF_ERR_INVALID_CREDENTIALS`, `LWOLF_ERR_TRANSPORT`…).
+///
+/// If `buf_len` is less than the token's length + 1, nothing is copied, `*token_len` is
+/// still set and `LWOLF_ERR_BUFFER_TOO_SMALL` is returned: call again with a buffer of at
+/// least `*token_len + 1` bytes. `buf` may be NULL when `buf_len` is 0, to ask for the length
+/// alone. The cached token is not affected by a short buffer.
+///
+/// NULL `client` or `token_len`, or NULL `buf` with a non-zero `buf_len`, is
+/// `LWOLF_ERR_INVALID_ARGUMENT`. The token is a secret: do not log it (log the fingerprint
+/// from `lwolf_client_token_info`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn lwolf_client_token(
+    client: *mut lwolf_client,
+    buf: *mut c_char,
+    buf_len: usize,
+    token_len: *mut usize,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        let client = client_ref(client)?;
+        if token_len.is_null() {
+            return Err(null_argument("token_len"));
+        }
+        if buf.is_null() && buf_len != 0 {
+            return Err(Error::InvalidArgument(
+                "buf is NULL but buf_len is not 0".into(),
+            ));
+        }
+        let token = client.client.token()?;
+        let secret = token.secret().as_bytes();
+        // SAFETY: checked non-NULL; the caller promises a writable size_t.
+        unsafe { write_out(token_len, secret.len(), "token_len") }?;
+        if buf_len <= secret.len() {
+            return Err(Error::BufferTooSmall {
+                needed: secret.len() + 1,
+            });
+        }
+        // SAFETY: buf is non-NULL here (buf_len > 0) and the caller promises `buf_len`
+        // writable bytes; we write `secret.len() + 1 <= buf_len` of them. The token is ours,
+        // so the two regions cannot overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(secret.as_ptr(), buf.cast::<u8>(), secret.len());
+            buf.add(secret.len()).write(0);
+        }
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Fills `*out` with the metadata of a usable token (fingerprint, expiry, refresh time,
+/// lifetime), fetching one exactly as `lwolf_client_token` does if none is cached.
+///
+/// NULL `client` or `out` is `LWOLF_ERR_INVALID_ARGUMENT`; `*out` is written only on
+/// success. Thread-safe.
+#[no_mangle]
+pub extern "C" fn lwolf_client_token_info(
+    client: *mut lwolf_client,
+    out: *mut lwolf_token_info,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        let client = client_ref(client)?;
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        let token = client.client.token()?;
+        let mut fingerprint = [0 as c_char; 16];
+        for (dst, src) in fingerprint
+            .iter_mut()
+            .zip(token.fingerprint().bytes().take(15))
+        {
+            *dst = src as c_char;
+        }
+        let info = lwolf_token_info {
+            expires_at_unix: unix_secs(token.expires_at()),
+            refresh_at_unix: unix_secs(token.refresh_at()),
+            usable_until_unix: unix_secs(token.usable_until()),
+            lifetime_secs: token.lifetime().as_secs(),
+            fingerprint,
+        };
+        // SAFETY: checked non-NULL; the caller promises a writable lwolf_token_info.
+        unsafe { write_out(out, info, "out") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Drops the cached token, so that the next `lwolf_client_token` or request fetches a new
+/// one (after the server revoked it, for example). No network I/O. NULL `client` is
+/// `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn lwolf_client_invalidate(client: *mut lwolf_client) -> lwolf_status {
+    ffi_boundary(|| {
+        client_ref(client)?.client.invalidate();
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Sends an API request and stores the response in `*out`.
+///
+/// `method` (`"GET"`, `"POST"`…) and `path` are NUL-terminated UTF-8 strings. `path` is
+/// appended to `api_base_url` (`"/v1/transactions"`), or is an absolute URL on the same
+/// origin as `api_base_url`; another origin is `LWOLF_ERR_INVALID_ARGUMENT`, so the token
+/// is never sent elsewhere. The request carries `Authorization: Bearer <token>` and
+/// `Accept: application/json`.
+///
+/// `body` points to `body_len` bytes sent as `Content-Type: application/json`, copied
+/// before this returns. NULL `body` with `body_len` 0 sends no body (and no Content-Type);
+/// a non-NULL `body` with `body_len` 0 sends an empty one; NULL with a non-zero length is
+/// `LWOLF_ERR_INVALID_ARGUMENT`.
+///
+/// Every HTTP status, 4xx and 5xx included, is a response and `LWOLF_OK`: check
+/// `lwolf_response_status`. A 401/403 renews the token and retries once; 408, 429 and 5xx
+/// are retried for GET, HEAD, PUT, DELETE and OPTIONS. Errors mean no response could be had
+/// (token failure, transport failure, bad arguments); `*out` is written only on success,
+/// and the caller owns it then and frees it with `lwolf_response_free`. Blocking.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn lwolf_client_request(
+    client: *mut lwolf_client,
+    method: *const c_char,
+    path: *const c_char,
+    body: *const u8,
+    body_len: usize,
+    out: *mut *mut lwolf_response,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        let client = client_ref(client)?;
+        // SAFETY: the caller promises NUL-terminated strings that live through this call.
+        let method = unsafe { str_arg(method, "method") }?;
+        // SAFETY: as above.
+        let path = unsafe { str_arg(path, "path") }?;
+        // SAFETY: the caller promises `body_len` readable bytes at `body` (or NULL and 0).
+        let body = unsafe { bytes_arg(body, body_len, "body") }?;
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        let response = client.client.request(method, path, body)?;
+        let response = to_c_owned(lwolf_response::new(response));
+        // SAFETY: checked non-NULL; the caller promises a writable `lwolf_response *`.
+        unsafe { write_out(out, response, "out") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Borrows the client behind a handle.
+fn client_ref<'a>(client: *const lwolf_client) -> Result<&'a lwolf_client, Error> {
+    if client.is_null() {
+        return Err(null_argument("client"));
+    }
+    // SAFETY: non-NULL; the caller promises a live handle from lwolf_client_new/for_tenant,
+    // not freed while this call runs. Only `&` access: the client is Sync.
+    Ok(unsafe { &*client })
+}
+
+/// UNIX seconds, negative before 1970.
+fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}

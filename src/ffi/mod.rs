@@ -1,0 +1,321 @@
+//! The C ABI: `liblwolf_auth.so` / `liblwolf_auth.a` and `include/lwolf_auth.h`.
+//!
+//! This module only translates between C and the Rust API: pointers and C strings in,
+//! status codes, buffers and handles out. It holds no logic of its own.
+//!
+//! Every `unsafe` block and every `extern "C" fn` of the crate lives under this module.
+//! The rules every exported function follows:
+//!
+//! - its whole body runs inside `ffi_boundary` (or `ffi_boundary_keep_last_error` for the
+//!   three functions that read rather than report), so no panic crosses the ABI: a caught one
+//!   becomes `LWOLF_ERR_INTERNAL` with a message;
+//! - every pointer is checked before use (NULL gives `LWOLF_ERR_INVALID_ARGUMENT`), and no
+//!   slice is ever built from a NULL pointer;
+//! - the calling thread's last-error message is cleared on entry and set on every failure;
+//! - out-parameters are written only on success;
+//! - enums coming from C are read as integers, never as Rust enums (an out-of-range value
+//!   would be undefined behaviour).
+//!
+//! `tests/ffi_boundary.rs` checks the first rule by reading the sources of this module.
+//!
+//! The functions are public so that the header generator and the ABI tests see them; from
+//! Rust, use the Rust API instead: these trust their pointer arguments as C callers must.
+
+#![allow(unsafe_code)]
+// The C names (`lwolf_client`, `LWOLF_OK`) are the contract.
+#![allow(non_camel_case_types)]
+// The exported functions take raw pointers from C and are safe `extern "C" fn`s on purpose
+// (as in rustls-ffi): C cannot see `unsafe`, every pointer is checked for NULL first, and each
+// dereference is an `unsafe` block with its `SAFETY:` reasoning. Rust code should not call
+// them; it has the Rust API.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr};
+use std::io::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::Error;
+
+mod client;
+mod config;
+mod response;
+mod status;
+
+pub use client::{
+    lwolf_client, lwolf_client_for_tenant, lwolf_client_free, lwolf_client_invalidate,
+    lwolf_client_new, lwolf_client_request, lwolf_client_token, lwolf_client_token_info,
+    lwolf_token_info,
+};
+pub use config::{
+    lwolf_config, lwolf_config_free, lwolf_config_from_env, lwolf_config_new, lwolf_config_set,
+};
+pub use response::{
+    lwolf_response, lwolf_response_body, lwolf_response_free, lwolf_response_header,
+    lwolf_response_header_at, lwolf_response_header_count, lwolf_response_status,
+};
+pub use status::{lwolf_last_error_message, lwolf_status, lwolf_status_name, lwolf_version};
+
+// ---------------------------------------------------------------------------------------------
+// The panic boundary
+
+/// What an exported function hands back when it fails or panics.
+pub(crate) trait FfiReturn {
+    /// The value for `error`, which has already been stored as the last error.
+    fn from_error(error: &Error) -> Self;
+}
+
+impl FfiReturn for lwolf_status {
+    fn from_error(error: &Error) -> Self {
+        lwolf_status::from_code(error.status_code())
+    }
+}
+
+impl FfiReturn for () {
+    fn from_error(_: &Error) -> Self {}
+}
+
+impl FfiReturn for u16 {
+    fn from_error(_: &Error) -> Self {
+        0
+    }
+}
+
+impl FfiReturn for usize {
+    fn from_error(_: &Error) -> Self {
+        0
+    }
+}
+
+impl<T> FfiReturn for *const T {
+    fn from_error(_: &Error) -> Self {
+        std::ptr::null()
+    }
+}
+
+/// Runs the body of an exported function: clears the calling thread's last error, runs
+/// `body`, and turns an `Err` or a panic into the failure value of `T` with the last error set.
+///
+/// Every `extern "C" fn` of this module is a single call of this function (or of
+/// `ffi_boundary_keep_last_error`).
+pub(crate) fn ffi_boundary<T: FfiReturn>(body: impl FnOnce() -> Result<T, Error>) -> T {
+    clear_last_error();
+    run(body)
+}
+
+/// `ffi_boundary` for the functions that must not clear the last error
+/// (`lwolf_last_error_message` itself, and the two that only return static strings).
+pub(crate) fn ffi_boundary_keep_last_error<T: FfiReturn>(
+    body: impl FnOnce() -> Result<T, Error>,
+) -> T {
+    run(body)
+}
+
+/// The one place where panics are caught.
+fn run<T: FfiReturn>(body: impl FnOnce() -> Result<T, Error>) -> T {
+    // AssertUnwindSafe: a panic leaves nothing half-updated that C could see again. Clients
+    // and responses are only touched through `&` (a client's state lives behind the core's
+    // own locks, which do not poison); a config changes only through `ConfigBuilder::set`,
+    // which builds the new value aside and assigns it whole; out-parameters are written last.
+    let error = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => return value,
+        Ok(Err(error)) => error,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("unknown panic payload");
+            Error::Internal(format!("panic caught at the C boundary: {what}").into_boxed_str())
+        }
+    };
+    set_last_error(&error);
+    T::from_error(&error)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The thread-local last error
+
+thread_local! {
+    /// This thread's last error message as C reads it: empty until the first failure, and
+    /// from then on always NUL-terminated with no other NUL (a `CString` in all but type).
+    /// A plain `Vec` keeps its capacity when emptied, so clearing it on every successful call
+    /// never allocates or frees (a `CString` is a boxed slice and would be reallocated).
+    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Empties the last error without allocating or freeing: the buffer is reused.
+fn clear_last_error() {
+    // `try_with`: during thread teardown the slot may be gone; there is nothing to clear then.
+    let _ = LAST_ERROR.try_with(|slot| {
+        let mut msg = slot.borrow_mut();
+        if msg.first().is_some_and(|&b| b != 0) {
+            msg.clear();
+            msg.push(0); // within capacity
+        }
+    });
+}
+
+/// Stores `error`'s message as this thread's last error.
+fn set_last_error(error: &Error) {
+    let _ = LAST_ERROR.try_with(|slot| {
+        let mut msg = slot.borrow_mut();
+        msg.clear();
+        let _ = write!(msg, "{error}");
+        // A NUL would cut the message short in C; none is expected, but never fail on one.
+        msg.retain(|&b| b != 0);
+        msg.push(0);
+    });
+}
+
+/// A pointer to this thread's last error, or to a static `""`.
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR
+        .try_with(|slot| {
+            let msg = slot.borrow();
+            // Valid until the buffer is next changed: the next `lwolf_` call on this thread.
+            (!msg.is_empty()).then(|| msg.as_ptr().cast::<c_char>())
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(c"".as_ptr())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pointer and string checks
+
+/// The error for a NULL pointer argument.
+pub(crate) fn null_argument(name: &str) -> Error {
+    Error::InvalidArgument(format!("{name} is NULL").into_boxed_str())
+}
+
+/// Reads a NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+///
+/// `ptr` must be NULL or point to a NUL-terminated string that stays valid and unchanged
+/// for `'a`.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
+    if ptr.is_null() {
+        return Err(null_argument(name));
+    }
+    // SAFETY: not NULL, and the caller promises a NUL-terminated string valid for 'a.
+    let c = unsafe { CStr::from_ptr(ptr) };
+    c.to_str()
+        .map_err(|_| Error::InvalidArgument(format!("{name} is not valid UTF-8").into_boxed_str()))
+}
+
+/// Reads a byte-buffer argument; NULL is allowed only with a length of 0 (giving `None`).
+///
+/// # Safety
+///
+/// `ptr` must be NULL or point to `len` readable bytes that stay valid and unchanged for `'a`.
+pub(crate) unsafe fn bytes_arg<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<Option<&'a [u8]>, Error> {
+    if ptr.is_null() {
+        if len == 0 {
+            return Ok(None);
+        }
+        return Err(Error::InvalidArgument(
+            format!("{name} is NULL but {name}_len is {len}").into_boxed_str(),
+        ));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::InvalidArgument(
+            format!("{name}_len is too large").into_boxed_str(),
+        ));
+    }
+    // SAFETY: not NULL, len fits in isize, and the caller promises `len` readable bytes.
+    Ok(Some(unsafe { std::slice::from_raw_parts(ptr, len) }))
+}
+
+/// Moves `value` to the heap and hands it to C, which frees it with the matching `*_free`.
+pub(crate) fn to_c_owned<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Writes an out-parameter.
+///
+/// # Safety
+///
+/// `out` must be NULL or valid for a write of a `T`.
+pub(crate) unsafe fn write_out<T>(out: *mut T, value: T, name: &str) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(null_argument(name));
+    }
+    // SAFETY: not NULL; the caller promises it is valid for writes. `write` does not drop
+    // whatever (possibly uninitialised) value was there.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Panics on purpose when `key` is the test key; the ABI tests prove the boundary catches it.
+#[cfg(any(test, feature = "ffi-test-panic"))]
+pub(crate) fn maybe_test_panic(key: &str) {
+    if key == "__lwolf_test_panic" {
+        panic!("test panic requested through lwolf_config_set");
+    }
+}
+
+/// Without the `ffi-test-panic` feature the test key is just an unknown key.
+#[cfg(not(any(test, feature = "ffi-test-panic")))]
+pub(crate) fn maybe_test_panic(_key: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr;
+
+    fn last_error() -> String {
+        // SAFETY: never NULL, NUL-terminated, valid until the next call on this thread.
+        unsafe { CStr::from_ptr(lwolf_last_error_message()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn panic_becomes_internal_with_message() {
+        let mut cfg: *mut lwolf_config = ptr::null_mut();
+        assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
+        let status = lwolf_config_set(cfg, c"__lwolf_test_panic".as_ptr(), c"1".as_ptr());
+        assert_eq!(status, lwolf_status::LWOLF_ERR_INTERNAL);
+        let msg = last_error();
+        assert!(msg.contains("panic"), "{msg}");
+        assert!(msg.contains("test panic requested"), "{msg}");
+        // The handle is still usable after the panic.
+        assert_eq!(
+            lwolf_config_set(cfg, c"client_id".as_ptr(), c"x".as_ptr()),
+            lwolf_status::LWOLF_OK
+        );
+        assert_eq!(last_error(), "");
+        lwolf_config_free(cfg);
+    }
+
+    #[test]
+    fn last_error_is_cleared_on_entry_and_kept_by_readers() {
+        assert_eq!(
+            lwolf_config_new(ptr::null_mut()),
+            lwolf_status::LWOLF_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(last_error(), "invalid argument: out is NULL");
+        // Reading the message, the version or a status name does not clear it.
+        let _ = lwolf_version();
+        let _ = lwolf_status_name(3);
+        assert_eq!(last_error(), "invalid argument: out is NULL");
+        let mut cfg: *mut lwolf_config = ptr::null_mut();
+        assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
+        assert_eq!(last_error(), "");
+        lwolf_config_free(cfg);
+    }
+
+    #[test]
+    fn version_matches_the_crate() {
+        // SAFETY: static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(lwolf_version()) };
+        assert_eq!(v.to_str().unwrap(), crate::VERSION);
+    }
+}
