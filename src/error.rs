@@ -32,7 +32,9 @@ pub enum Error {
     Server(Box<HttpFailure>),
     /// DNS, connect, TLS, I/O or timeout: no response could be had.
     Transport(Box<TransportFailure>),
-    /// The token response was malformed, oversized, or a redirect.
+    /// The token response was malformed, oversized, or a redirect; or an API response was
+    /// larger than `max_response_bytes` or not the JSON [`Response::json`](crate::Response::json)
+    /// was asked for.
     InvalidResponse(Box<str>),
     /// The caller's buffer is too small; `needed` bytes (including the NUL, in C) are required.
     BufferTooSmall {
@@ -195,7 +197,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::InvalidResponse(m) => write!(f, "invalid token response: {m}"),
+            Error::InvalidResponse(m) => write!(f, "invalid response: {m}"),
             Error::BufferTooSmall { needed } => {
                 write!(f, "buffer too small: {needed} bytes needed")
             }

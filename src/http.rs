@@ -238,6 +238,15 @@ fn from_ureq(e: ureq::Error) -> TransportFailure {
         ureq::Error::Timeout(_) => ("timeout".to_owned(), true),
         ureq::Error::ConnectionFailed => ("connection failed".to_owned(), true),
         ureq::Error::HostNotFound => ("host not found".to_owned(), true),
+        // ureq hands rustls failures during the handshake (an untrusted certificate, a
+        // wrong name) back as `Io(InvalidData)` wrapping the rustls error, not as
+        // `Error::Rustls`: they are TLS errors, and trying again cannot fix them.
+        ureq::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::InvalidData && io.get_ref().is_some() =>
+        {
+            let inner = io.get_ref().map(|e| e.to_string()).unwrap_or_default();
+            (format!("tls: {inner}"), false)
+        }
         ureq::Error::Io(io) => (format!("i/o error: {}", io.kind()), true),
         ureq::Error::Protocol(p) => (format!("malformed http response: {p}"), true),
         ureq::Error::BodyStalled => ("response body stalled".to_owned(), true),

@@ -303,12 +303,14 @@ fn static_link_line_matches_rustc() {
         in_pc, lib.native_static_libs,
         "the top-level Makefile's STATIC_LIBS"
     );
-    let readme = std::fs::read_to_string(repo_root().join("examples-c/README.md")).unwrap();
-    assert!(
-        readme.contains(&format!("liblwolf_auth.a {}", lib.native_static_libs)),
-        "examples-c/README.md does not show the link line `liblwolf_auth.a {}`",
-        lib.native_static_libs
-    );
+    for readme in ["README.md", "examples-c/README.md"] {
+        let text = std::fs::read_to_string(repo_root().join(readme)).unwrap();
+        assert!(
+            text.contains(&format!("liblwolf_auth.a {}", lib.native_static_libs)),
+            "{readme} does not show the link line `liblwolf_auth.a {}`",
+            lib.native_static_libs
+        );
+    }
 }
 
 /// `make install PREFIX=…` lays out the header, both libraries (the shared one with its

@@ -1,0 +1,321 @@
+//! Configuration through the builder and its string keys.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lwolf_auth::{Client, ClientAuth, Config, ConfigBuilder, Error, TokenFormat, CONFIG_KEYS};
+
+#[test]
+fn defaults() {
+    let config = ok(Config::builder()
+        .client_id("id")
+        .client_secret("pw")
+        .build());
+    assert_eq!(config.client_id(), "id");
+    assert_eq!(config.audience(), "https://api.lwolf.com");
+    assert_eq!(config.token_url(), "https://gateway.lwolf.com/oauth/token");
+    assert_eq!(config.api_base_url(), "https://api.lwolf.com/backoffice");
+    assert_eq!(config.lwt_client_id(), None);
+    assert_eq!(config.refresh_ratio(), 0.9);
+    assert_eq!(config.timeout(), Duration::from_millis(30_000));
+    assert_eq!(config.max_retries(), 4);
+    assert_eq!(config.retry_base(), Duration::from_millis(500));
+    assert_eq!(config.retry_max(), Duration::from_millis(30_000));
+    assert_eq!(config.token_format(), TokenFormat::Json);
+    assert_eq!(config.client_auth(), ClientAuth::Body);
+    assert_eq!(
+        config.user_agent(),
+        format!("lwolf-auth/{}", lwolf_auth::VERSION)
+    );
+    assert_eq!(
+        config.max_response_bytes(),
+        lwolf_auth::DEFAULT_MAX_RESPONSE_BYTES
+    );
+}
+
+#[test]
+fn every_key_can_be_set_from_a_string() {
+    let server = Server::tokens();
+    let ca = temp_path("ca.pem");
+    std::fs::write(&ca, TestPki::new().ca_pem).unwrap();
+    let values: Vec<(&str, String)> = vec![
+        ("client_id", "cid-from-set".into()),
+        ("client_secret", SECRET.into()),
+        ("audience", "https://aud.example".into()),
+        ("token_url", server.token_url()),
+        ("api_base_url", format!("{}/bo", server.url())),
+        ("lwt_client_id", "tenant-9".into()),
+        ("refresh_ratio", "0.75".into()),
+        ("timeout_ms", "7000".into()),
+        ("max_retries", "7".into()),
+        ("retry_base_ms", "20".into()),
+        ("retry_max_ms", "400".into()),
+        ("token_format", "form".into()),
+        ("client_auth", "basic".into()),
+        ("ca_file", ca.to_str().unwrap().into()),
+        ("user_agent", "agent/9".into()),
+        ("max_response_bytes", "12345".into()),
+    ];
+    let mut b = Config::builder();
+    for (key, value) in &values {
+        b.set(key, value)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e:?}"));
+    }
+    let config = ok(b.build());
+    assert_eq!(config.client_id(), "cid-from-set");
+    assert_eq!(config.audience(), "https://aud.example");
+    assert_eq!(config.token_url(), server.token_url());
+    assert_eq!(config.api_base_url(), format!("{}/bo", server.url()));
+    assert_eq!(config.lwt_client_id(), Some("tenant-9"));
+    assert_eq!(config.refresh_ratio(), 0.75);
+    assert_eq!(config.timeout(), Duration::from_millis(7000));
+    assert_eq!(config.max_retries(), 7);
+    assert_eq!(config.retry_base(), Duration::from_millis(20));
+    assert_eq!(config.retry_max(), Duration::from_millis(400));
+    assert_eq!(config.token_format(), TokenFormat::Form);
+    assert_eq!(config.client_auth(), ClientAuth::Basic);
+    assert_eq!(config.user_agent(), "agent/9");
+    assert_eq!(config.max_response_bytes(), 12345);
+
+    // The keys that have no getter show in the request: secret, form, basic, tenant.
+    let client = Client::new(config);
+    ok(client.token());
+    let req = server.request(0);
+    assert_eq!(req.header("user-agent"), Some("agent/9"));
+    assert_eq!(
+        req.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert!(req.header("authorization").unwrap().starts_with("Basic "));
+    let mut form = req.form();
+    form.sort();
+    assert_eq!(
+        form,
+        [
+            ("audience".to_owned(), "https://aud.example".to_owned()),
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("lwt_client_id".to_owned(), "tenant-9".to_owned()),
+        ]
+    );
+
+    // Every key of the contract (and max_response_bytes) was exercised here,
+    // client_secret_file included (below), and is listed in CONFIG_KEYS.
+    let mut tested: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+    tested.push("client_secret_file");
+    for key in &tested {
+        assert!(CONFIG_KEYS.contains(key), "{key} missing from CONFIG_KEYS");
+    }
+    assert_eq!(tested.len(), 17);
+    let _ = std::fs::remove_file(ca);
+}
+
+#[test]
+fn client_secret_file_via_set() {
+    let server = Server::tokens();
+    let path = temp_path("secret");
+    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+    let mut b = builder(&server);
+    b.set("client_secret_file", path.to_str().unwrap()).unwrap();
+    let client = Client::new(ok(b.build()));
+    ok(client.token());
+    assert_eq!(server.request(0).json()["client_secret"], SECRET);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn secret_file_drops_one_trailing_newline_only() {
+    let server = Server::tokens();
+    let cases = [
+        (format!("{SECRET}\n"), SECRET.to_owned()),
+        (format!("{SECRET}\r\n"), SECRET.to_owned()),
+        (SECRET.to_owned(), SECRET.to_owned()),
+        (format!("{SECRET}\n\n"), format!("{SECRET}\n")),
+        (format!(" {SECRET} \n"), format!(" {SECRET} ")),
+    ];
+    for (i, (content, expected)) in cases.into_iter().enumerate() {
+        let path = temp_path("secret");
+        std::fs::write(&path, &content).unwrap();
+        let client = Client::new(ok(builder(&server).client_secret_file(&path).build()));
+        ok(client.token());
+        assert_eq!(
+            server.request(i).json()["client_secret"].as_str().unwrap(),
+            expected,
+            "file content {content:?}"
+        );
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
+fn the_last_of_secret_and_secret_file_wins() {
+    let server = Server::tokens();
+    let path = temp_path("secret");
+    std::fs::write(&path, "from-file-s3cr3t-DO-NOT-LEAK\n").unwrap();
+    let client = Client::new(ok(builder(&server)
+        .client_secret_file(&path)
+        .client_secret(SECRET)
+        .build()));
+    ok(client.token());
+    assert_eq!(server.request(0).json()["client_secret"], SECRET);
+    let client = Client::new(ok(builder(&server)
+        .client_secret(SECRET)
+        .client_secret_file(&path)
+        .build()));
+    ok(client.token());
+    assert_eq!(
+        server.request(1).json()["client_secret"],
+        "from-file-s3cr3t-DO-NOT-LEAK"
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn an_empty_or_missing_secret_file_is_a_config_error_at_build() {
+    let server = Server::tokens();
+    let missing = temp_path("no-such-secret");
+    // Setting it is fine; building reads it.
+    let mut b = builder(&server);
+    b.set("client_secret_file", missing.to_str().unwrap())
+        .unwrap();
+    let e = err(b.build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+
+    for content in ["", "\n", "\r\n"] {
+        let path = temp_path("empty-secret");
+        std::fs::write(&path, content).unwrap();
+        let e = err(builder(&server).client_secret_file(&path).build());
+        assert!(matches!(e, Error::Config(_)), "{content:?}: {e:?}");
+        let _ = std::fs::remove_file(path);
+    }
+
+    let e = err(builder(&server)
+        .client_secret_file(std::env::temp_dir())
+        .build());
+    assert!(matches!(e, Error::Config(_)), "a directory: {e:?}");
+
+    let path = temp_path("binary-secret");
+    std::fs::write(&path, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let e = err(builder(&server).client_secret_file(&path).build());
+    assert!(matches!(e, Error::Config(_)), "not UTF-8: {e:?}");
+    let _ = std::fs::remove_file(path);
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn missing_credentials_are_config_errors() {
+    let e = err(Config::builder().client_secret("pw").build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert_eq!(e.status_code(), 2);
+    let e = err(Config::builder().client_id("id").build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = err(Config::builder().client_id("").client_secret("pw").build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = err(Config::builder().client_id("id").client_secret("").build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = err(ConfigBuilder::default().build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_invalid_arguments_and_change_nothing() {
+    let bad: &[(&str, &str)] = &[
+        ("no_such_key", "1"),
+        ("CLIENT_ID", "x"),
+        ("client-id", "x"),
+        ("", "x"),
+        ("refresh_ratio", "abc"),
+        ("refresh_ratio", "0"),
+        ("refresh_ratio", "1"),
+        ("refresh_ratio", "1.5"),
+        ("refresh_ratio", "-0.5"),
+        ("refresh_ratio", "NaN"),
+        ("timeout_ms", "soon"),
+        ("timeout_ms", "0"),
+        ("timeout_ms", "-5"),
+        ("timeout_ms", "1.5"),
+        ("max_retries", "-1"),
+        ("max_retries", "many"),
+        ("max_retries", "99999999999999999999"),
+        ("retry_base_ms", "x"),
+        ("retry_max_ms", ""),
+        ("token_format", "xml"),
+        ("token_format", "JSONX"),
+        ("client_auth", "digest"),
+        ("max_response_bytes", "big"),
+    ];
+    let mut b = Config::builder().client_id("id").client_secret(SECRET);
+    b.set("timeout_ms", "1234").unwrap();
+    let before = format!("{b:?}");
+    for (key, value) in bad {
+        let e = err(b.set(key, value));
+        assert!(
+            matches!(e, Error::InvalidArgument(_)),
+            "{key}={value}: {e:?}"
+        );
+        assert_eq!(e.status_code(), 1);
+        assert_eq!(
+            format!("{b:?}"),
+            before,
+            "{key}={value} changed the builder"
+        );
+    }
+    let config = ok(b.build());
+    assert_eq!(config.timeout(), Duration::from_millis(1234));
+    assert_eq!(config.refresh_ratio(), 0.9);
+    assert_eq!(config.token_format(), TokenFormat::Json);
+}
+
+#[test]
+fn refresh_ratio_out_of_range_is_refused_at_build() {
+    for r in [0.0, 1.0, -0.1, 1.1, f64::NAN, f64::INFINITY] {
+        let e = err(Config::builder()
+            .client_id("id")
+            .client_secret("pw")
+            .refresh_ratio(r)
+            .build());
+        assert!(matches!(e, Error::Config(_)), "{r}: {e:?}");
+    }
+    for r in [0.01, 0.5, 0.99] {
+        let config = ok(Config::builder()
+            .client_id("id")
+            .client_secret("pw")
+            .refresh_ratio(r)
+            .build());
+        assert_eq!(config.refresh_ratio(), r);
+    }
+    let mut b = Config::builder();
+    b.set("refresh_ratio", "0.5").unwrap();
+    b.set("refresh_ratio", " 0.25 ")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+}
+
+#[test]
+fn other_invalid_settings_are_config_errors() {
+    let base = || Config::builder().client_id("id").client_secret("pw");
+    let e = err(base().timeout(Duration::ZERO).build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = err(base().retry_base(secs(10)).retry_max(secs(1)).build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = err(base().audience("").build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = err(base().user_agent("bad\r\nX-Injected: 1").build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    let e = err(base().lwt_client_id("").build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+}
+
+#[test]
+fn the_builder_can_be_reused_and_configs_cloned() {
+    let server = Server::tokens();
+    let b = builder(&server);
+    let one = ok(b.build());
+    let two = ok(b.clone().lwt_client_id("t-2").build());
+    assert_eq!(one.lwt_client_id(), None);
+    assert_eq!(two.lwt_client_id(), Some("t-2"));
+    let copy = one.clone();
+    assert_eq!(copy.token_url(), one.token_url());
+    ok(Client::new(copy).token());
+    assert_eq!(server.request(0).json()["client_secret"], SECRET);
+}
