@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -11,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::cache::TokenCache;
 use crate::config::Config;
+use crate::disk::DiskCache;
 use crate::error::Error;
 use crate::fetch::fetch_token;
 use crate::http::{is_idempotent, parse_method, Failure, Http, RawResponse};
@@ -47,6 +49,8 @@ struct Inner {
     shared: Arc<Shared>,
     lwt_client_id: Option<String>,
     cache: TokenCache,
+    /// The token cache shared with other processes, behind `cache`, when `cache_dir` is set.
+    disk: Option<DiskCache>,
 }
 
 /// What tenant clients share: the settings and the connection pool.
@@ -79,11 +83,13 @@ impl Client {
             base: shared.config.retry_base,
             max: shared.config.retry_max,
         };
+        let disk = DiskCache::new(&shared.config, lwt_client_id.as_deref());
         Client {
             inner: Arc::new(Inner {
                 shared,
                 lwt_client_id,
                 cache: TokenCache::new(refresh_backoff),
+                disk,
             }),
         }
     }
@@ -115,15 +121,31 @@ impl Client {
     /// While one caller refreshes a token that is due, everyone else gets the current
     /// token at once; a failed refresh keeps it in service until it expires. Callers
     /// with no usable token share the outcome of one request.
+    ///
+    /// With a `cache_dir`, a token that is not in memory is looked for in the shared cache
+    /// file before one is fetched, and a fetched one is written there for other processes.
     pub fn token(&self) -> Result<AccessToken, Error> {
         let inner = &*self.inner;
         inner.cache.get(|| {
-            fetch_token(
-                &inner.shared.http,
-                &inner.shared.config,
-                inner.lwt_client_id.as_deref(),
-            )
+            let fetch = || {
+                fetch_token(
+                    &inner.shared.http,
+                    &inner.shared.config,
+                    inner.lwt_client_id.as_deref(),
+                )
+            };
+            match &inner.disk {
+                // Only reached when memory has no token to hand out, or its token is due.
+                Some(disk) => disk.get_or_fetch(inner.cache.peek().is_some(), fetch),
+                None => fetch(),
+            }
         })
+    }
+
+    /// The shared token cache file of this client's identity, when `cache_dir` is set
+    /// (whether or not it exists yet). The lock file beside it ends in `.lock`.
+    pub fn cache_file(&self) -> Option<&Path> {
+        self.inner.disk.as_ref().map(DiskCache::file)
     }
 
     /// The cached token if it is usable now, without fetching one.
@@ -132,7 +154,12 @@ impl Client {
     }
 
     /// Drops the cached token; the next [`token`](Client::token) fetches a new one.
+    /// With a `cache_dir`, the shared cache file's token is dropped too.
     pub fn invalidate(&self) {
+        // The file first: a thread of ours reading it in between must not get it back.
+        if let Some(disk) = &self.inner.disk {
+            disk.forget(None);
+        }
         self.inner.cache.invalidate();
     }
 
@@ -165,6 +192,10 @@ impl Client {
                     resp.status,
                     token.fingerprint()
                 );
+                // The file first: a thread of ours reading it in between must not get it back.
+                if let Some(disk) = &self.inner.disk {
+                    disk.forget(Some(&token));
+                }
                 self.inner.cache.invalidate_if_current(&token);
                 token = self.token()?;
                 continue;

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "ca_file",
     "user_agent",
     "max_response_bytes",
+    "cache_dir",
 ];
 
 /// How the token request body is encoded.
@@ -84,6 +85,7 @@ pub struct Config {
     pub(crate) extra_roots: Arc<Vec<Vec<u8>>>,
     pub(crate) user_agent: String,
     pub(crate) max_response_bytes: usize,
+    pub(crate) cache_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -163,6 +165,10 @@ impl Config {
     pub fn max_response_bytes(&self) -> usize {
         self.max_response_bytes
     }
+    /// The directory of the token cache shared between processes, if one is set.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache_dir.as_deref()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -184,6 +190,7 @@ impl fmt::Debug for Config {
             .field("ca_file", &self.ca_file)
             .field("user_agent", &self.user_agent)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("cache_dir", &self.cache_dir)
             .finish()
     }
 }
@@ -217,6 +224,7 @@ pub struct ConfigBuilder {
     ca_file: Option<PathBuf>,
     user_agent: String,
     max_response_bytes: usize,
+    cache_dir: Option<PathBuf>,
 }
 
 impl Default for ConfigBuilder {
@@ -238,6 +246,7 @@ impl Default for ConfigBuilder {
             ca_file: None,
             user_agent: concat!("lwolf-auth/", env!("CARGO_PKG_VERSION")).into(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            cache_dir: None,
         }
     }
 }
@@ -323,9 +332,17 @@ impl ConfigBuilder {
         self.user_agent = v.into();
         self
     }
-    /// The largest API response body that is read; a larger one is a transport error.
+    /// The largest API response body that is read; a larger one is [`Error::InvalidResponse`].
     pub fn max_response_bytes(mut self, v: usize) -> Self {
         self.max_response_bytes = v;
+        self
+    }
+
+    /// Share tokens with other processes through files in this directory (created `0700`
+    /// if missing). Unset, tokens live in memory only. See the README's "Many processes".
+    pub fn cache_dir(mut self, v: impl Into<PathBuf>) -> Self {
+        let v = v.into();
+        self.cache_dir = (!v.as_os_str().is_empty()).then_some(v);
         self
     }
 
@@ -378,6 +395,8 @@ impl ConfigBuilder {
             "ca_file" => this.ca_file(value),
             "user_agent" => this.user_agent(value),
             "max_response_bytes" => this.max_response_bytes(parse(key, value)?),
+            // An empty value turns the shared cache off again.
+            "cache_dir" => this.cache_dir(value),
             _ => {
                 return Err(Error::invalid_argument(format!(
                     "unknown config key {:?}",
@@ -467,6 +486,7 @@ impl ConfigBuilder {
             extra_roots: Arc::new(extra_roots),
             user_agent: self.user_agent.clone(),
             max_response_bytes: self.max_response_bytes,
+            cache_dir: self.cache_dir.clone(),
         })
     }
 }

@@ -29,6 +29,7 @@
 mod cache;
 mod client;
 mod config;
+mod disk;
 mod error;
 mod fetch;
 /// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.

@@ -70,6 +70,42 @@ impl AccessToken {
         }))
     }
 
+    /// A token obtained at `obtained_at` on the wall clock (by this process or another, as
+    /// read from the shared disk cache), placed on this process's monotonic clock:
+    /// `Instant::now() - (SystemTime::now() - obtained_at)`, saturating. A start in the
+    /// future is taken as now. The placement rules are those of [`AccessToken::new`].
+    pub(crate) fn from_wall_clock(
+        value: SecretString,
+        lifetime: Duration,
+        obtained_at: SystemTime,
+        refresh_ratio: f64,
+        jitter: f64,
+    ) -> AccessToken {
+        let now = Instant::now();
+        let now_wall = SystemTime::now();
+        let (sent, sent_wall) = match now_wall.duration_since(obtained_at) {
+            // An age beyond what the monotonic clock can go back (older than the boot)
+            // saturates at now: the wall-clock bounds, checked as well, still hold.
+            Ok(age) => (now.checked_sub(age).unwrap_or(now), obtained_at),
+            Err(_) => (now, now_wall),
+        };
+        AccessToken::new(
+            value,
+            lifetime,
+            &Timing {
+                sent,
+                sent_wall,
+                refresh_ratio,
+                jitter,
+            },
+        )
+    }
+
+    /// When the request that got this token was sent, by the wall clock.
+    pub(crate) fn obtained_at(&self) -> SystemTime {
+        self.0.expires_at_wall - self.0.lifetime
+    }
+
     /// The bearer token itself. Put it on the wire; never in a log.
     pub fn secret(&self) -> &str {
         self.0.value.expose()
@@ -179,13 +215,14 @@ impl fmt::Debug for TokenResponse {
 /// ```
 pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenResponse, Error> {
     if body.len() > MAX_TOKEN_RESPONSE_BYTES {
-        return Err(Error::invalid_response("body larger than 64 KiB"));
+        return Err(Error::invalid_response("token response larger than 64 KiB"));
     }
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|_| Error::invalid_response(format!("body is not JSON ({})", sniff(body))))?;
+    let json: Value = serde_json::from_slice(body).map_err(|_| {
+        Error::invalid_response(format!("token response is not JSON ({})", sniff(body)))
+    })?;
     let obj = json
         .as_object()
-        .ok_or_else(|| Error::invalid_response("body is not a JSON object"))?;
+        .ok_or_else(|| Error::invalid_response("token response is not a JSON object"))?;
     let access_token = match obj.get("access_token") {
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::String(_)) => return Err(Error::invalid_response("access_token is empty")),
@@ -198,7 +235,9 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
                 (None, Some(d)) => format!(" ({d})"),
                 (None, None) => String::new(),
             };
-            return Err(Error::invalid_response(format!("no access_token{detail}")));
+            return Err(Error::invalid_response(format!(
+                "token response has no access_token{detail}"
+            )));
         }
     };
     // The token goes into a header: refuse what would corrupt or inject one.
@@ -353,6 +392,59 @@ mod tests {
         };
         let tok = AccessToken::new("x".into(), Duration::from_secs(100), &t);
         assert_eq!(tok.0.refresh_at, tok.0.usable_until);
+    }
+
+    #[test]
+    fn wall_clock_placement() {
+        let l = Duration::from_secs(3600);
+        let hour_ago = SystemTime::now() - Duration::from_secs(3000);
+        let tok = AccessToken::from_wall_clock("x".into(), l, hour_ago, 0.9, 0.0);
+        assert_eq!(tok.obtained_at(), hour_ago);
+        assert_eq!(tok.expires_at(), hour_ago + l);
+        let now = Instant::now();
+        assert!(tok.is_usable(now, SystemTime::now()));
+        assert!(!tok.is_due(now, SystemTime::now()));
+        // The monotonic deadlines sit where the wall-clock ones do, give or take the test.
+        let left = tok.0.refresh_at - now;
+        assert!(left <= Duration::from_secs(240) && left > Duration::from_secs(230));
+        // Due, but still usable.
+        let tok = AccessToken::from_wall_clock(
+            "x".into(),
+            l,
+            SystemTime::now() - Duration::from_secs(3300),
+            0.9,
+            0.0,
+        );
+        assert!(tok.is_usable(Instant::now(), SystemTime::now()));
+        assert!(tok.is_due(Instant::now(), SystemTime::now()));
+        // Expired by both clocks.
+        let tok = AccessToken::from_wall_clock(
+            "x".into(),
+            l,
+            SystemTime::now() - Duration::from_secs(3590),
+            0.9,
+            0.0,
+        );
+        assert!(!tok.is_usable(Instant::now(), SystemTime::now()));
+        // A start in the future is taken as now.
+        let before = SystemTime::now();
+        let tok = AccessToken::from_wall_clock(
+            "x".into(),
+            l,
+            SystemTime::now() + Duration::from_secs(600),
+            0.9,
+            0.0,
+        );
+        assert!(tok.obtained_at() >= before && tok.obtained_at() <= SystemTime::now());
+        // Older than the monotonic clock can go back: still expired by the wall clock.
+        let tok = AccessToken::from_wall_clock(
+            "x".into(),
+            l,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1),
+            0.9,
+            0.0,
+        );
+        assert!(!tok.is_usable(Instant::now(), SystemTime::now()));
     }
 
     #[test]

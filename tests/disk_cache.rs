@@ -1,0 +1,801 @@
+//! The token cache shared between processes (`cache_dir`), through the public surface,
+//! against the in-process sandbox on loopback.
+//!
+//! Several tests run copies of this test binary as worker processes: the binary runs itself
+//! with `--exact worker --nocapture` and `LWOLF_DISK_WORKER=<mode>`; without that variable
+//! the `worker` test returns at once.
+
+#![cfg(unix)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lwolf_auth::sandbox::Sandbox;
+use lwolf_auth::{AccessToken, Client, ConfigBuilder};
+
+/// A secret that is easy to spot if it ever leaks into a file or a log.
+const SECRET: &str = "disk-s3cr3t-NEVER-ON-DISK";
+const WORKER_MODE: &str = "LWOLF_DISK_WORKER";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A private directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "lwolf-disk-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::DirBuilder::new().mode(0o700).create(&path).unwrap();
+        TempDir(path)
+    }
+
+    /// The cache directory inside it (not created: the client creates it).
+    fn cache(&self) -> PathBuf {
+        self.0.join("cache")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::builder().client_secret(SECRET).start().unwrap()
+}
+
+fn builder(sandbox: &Sandbox, dir: &Path) -> ConfigBuilder {
+    sandbox
+        .config_builder()
+        .client_secret(SECRET)
+        .cache_dir(dir)
+        .retry_base(Duration::from_millis(10))
+        .retry_max(Duration::from_millis(50))
+}
+
+fn client(sandbox: &Sandbox, dir: &Path) -> Client {
+    Client::new(builder(sandbox, dir).build().unwrap())
+}
+
+/// The file's JSON.
+fn file_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+fn file_token(path: &Path) -> String {
+    file_json(path)["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Rewrites the file's `obtained_at` to `age` ago, keeping it private.
+fn age_file(path: &Path, age: Duration) {
+    let mut json = file_json(path);
+    let at = SystemTime::now() - age;
+    json["obtained_at"] = at.duration_since(UNIX_EPOCH).unwrap().as_secs_f64().into();
+    replace_file(path, &serde_json::to_vec(&json).unwrap());
+}
+
+fn replace_file(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().mode() & 0o777
+}
+
+fn euid() -> u32 {
+    fs::metadata("/proc/self").unwrap().uid()
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn assert_no_leak(token: &AccessToken, dir: &Path) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = String::from_utf8_lossy(&fs::read(&path).unwrap()).into_owned();
+        assert!(
+            !text.contains(SECRET),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+    for (_, message) in logs_of_this_thread() {
+        assert!(!message.contains(SECRET), "logged the secret: {message}");
+        assert!(
+            !message.contains(token.secret()),
+            "logged a token: {message}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A logger that keeps what each thread logged, so that a test can look at its own lines.
+
+struct Capture;
+
+static LINES: Mutex<Vec<(String, log::Level, String)>> = Mutex::new(Vec::new());
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.target().starts_with("lwolf_auth")
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let thread = std::thread::current().name().unwrap_or("?").to_owned();
+            LINES
+                .lock()
+                .unwrap()
+                .push((thread, record.level(), record.args().to_string()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
+/// What threads named `name` logged.
+fn logs_of(name: &str) -> Vec<(log::Level, String)> {
+    LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| t == name)
+        .map(|(_, l, m)| (*l, m.clone()))
+        .collect()
+}
+
+fn logs_of_this_thread() -> Vec<(log::Level, String)> {
+    logs_of(std::thread::current().name().unwrap_or("?"))
+}
+
+fn warned(about: &str) -> bool {
+    logs_of_this_thread()
+        .iter()
+        .any(|(level, m)| *level == log::Level::Warn && m.contains(about))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker processes
+
+/// This test binary, run as a worker in `mode`, with every inherited `LWOLF_*` removed.
+fn worker_command(mode: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "worker", "--nocapture", "--test-threads=1"])
+        .env(WORKER_MODE, mode)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LWOLF_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// A worker that takes the lock on `lock` and holds it until killed; returned once it holds it.
+fn lock_holder(lock: &Path) -> Child {
+    let mut child = worker_command("hold")
+        .env("LWOLF_DISK_LOCK", lock)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            // The harness may have printed `test worker ... ` on the same line.
+            Some(Ok(line)) if line.ends_with("LOCKED") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                let _ = child.kill();
+                panic!("the lock holder stopped before taking the lock");
+            }
+        }
+    }
+    // Keep draining its output so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+/// The worker side. Does nothing unless started by one of the tests below.
+#[test]
+fn worker() {
+    let Ok(mode) = std::env::var(WORKER_MODE) else {
+        return;
+    };
+    match mode.as_str() {
+        // Takes the lock and sleeps until killed.
+        "hold" => {
+            let path = std::env::var_os("LWOLF_DISK_LOCK").unwrap();
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .unwrap();
+            file.lock().unwrap();
+            println!("LOCKED");
+            std::thread::sleep(Duration::from_secs(600));
+            drop(file);
+        }
+        // LWOLF_DISK_THREADS threads, each with its own client from the environment, wait
+        // until LWOLF_DISK_START_MS (UNIX ms), then ask for a token at the same moment.
+        "fetch" => {
+            let threads: usize = std::env::var("LWOLF_DISK_THREADS")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let start: u64 = std::env::var("LWOLF_DISK_START_MS")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let clients: Vec<Client> = (0..threads).map(|_| Client::from_env().unwrap()).collect();
+            let barrier = Arc::new(Barrier::new(threads));
+            let handles: Vec<_> = clients
+                .into_iter()
+                .map(|client| {
+                    let barrier = Arc::clone(&barrier);
+                    std::thread::spawn(move || {
+                        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+                        let at = Duration::from_millis(start);
+                        if at > now {
+                            std::thread::sleep(at - now);
+                        }
+                        barrier.wait();
+                        client.token().unwrap().fingerprint().to_owned()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                println!("FINGERPRINT {}", handle.join().unwrap());
+            }
+        }
+        other => panic!("unknown worker mode {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many processes
+
+#[test]
+fn eight_processes_of_eight_threads_make_one_token_request() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("8x8");
+    let start = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_millis(1500);
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            worker_command("fetch")
+                .env("LWOLF_DISK_THREADS", "8")
+                .env("LWOLF_DISK_START_MS", start.as_millis().to_string())
+                .env("LWOLF_CLIENT_ID", sandbox.client_id())
+                .env("LWOLF_CLIENT_SECRET", SECRET)
+                .env("LWOLF_TOKEN_URL", sandbox.token_url())
+                .env("LWOLF_API_BASE_URL", sandbox.api_base_url())
+                .env("LWOLF_CACHE_DIR", tmp.cache())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut fingerprints = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "worker failed:\n{stdout}\n{stderr}");
+        assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+        fingerprints.extend(
+            stdout
+                .lines()
+                // The harness may have printed `test worker ... ` on the same line.
+                .filter_map(|l| l.split_once("FINGERPRINT ").map(|(_, f)| f.to_owned())),
+        );
+    }
+    assert_eq!(fingerprints.len(), 64);
+    assert!(
+        fingerprints.iter().all(|f| *f == fingerprints[0]),
+        "{fingerprints:?}"
+    );
+    assert_eq!(sandbox.token_requests(), 1);
+    assert_eq!(sandbox.tokens_issued(), 1);
+
+    let files = json_files(&tmp.cache());
+    assert_eq!(files.len(), 1);
+    assert_eq!(mode(&tmp.cache()), 0o700);
+    assert_eq!(mode(&files[0]), 0o600);
+    // A client started afterwards reads the same token, without asking for one.
+    let late = client(&sandbox, &tmp.cache());
+    assert_eq!(late.token().unwrap().fingerprint(), fingerprints[0]);
+    assert_eq!(late.cache_file(), Some(files[0].as_path()));
+    assert_eq!(sandbox.token_requests(), 1);
+}
+
+#[test]
+fn a_killed_lock_holder_does_not_wedge_the_others() {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("killed");
+    let probe = client(&sandbox, &tmp.cache());
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(tmp.cache())
+        .unwrap();
+    let lock = probe.cache_file().unwrap().with_extension("lock");
+    let mut holder = lock_holder(&lock);
+
+    // Waiters with a bound far longer than the test: they must get the lock, not time out.
+    let config = builder(&sandbox, &tmp.cache())
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let waiters: Vec<_> = (0..4)
+        .map(|i| {
+            let client = Client::new(config.clone());
+            std::thread::Builder::new()
+                .name(format!("killed-holder-waiter-{i}"))
+                .spawn(move || client.token().map(|t| t.fingerprint().to_owned()))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        sandbox.token_requests(),
+        0,
+        "nobody fetched while the lock was held"
+    );
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+
+    let fingerprints: Vec<String> = waiters
+        .into_iter()
+        .map(|w| w.join().unwrap().unwrap())
+        .collect();
+    assert!(fingerprints.iter().all(|f| *f == fingerprints[0]));
+    assert_eq!(sandbox.token_requests(), 1);
+    for i in 0..4 {
+        let lines = logs_of(&format!("killed-holder-waiter-{i}"));
+        assert!(
+            !lines.iter().any(|(_, m)| m.contains("without the lock")),
+            "{lines:?}"
+        );
+    }
+    // The dead holder's lock is gone for good.
+    let file = fs::OpenOptions::new().write(true).open(&lock).unwrap();
+    file.try_lock().unwrap();
+}
+
+#[test]
+fn a_holder_that_never_lets_go_delays_the_others_by_the_bound_only() {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("stuck");
+    let probe = client(&sandbox, &tmp.cache());
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(tmp.cache())
+        .unwrap();
+    let lock = probe.cache_file().unwrap().with_extension("lock");
+    let mut holder = lock_holder(&lock);
+
+    let result = std::thread::Builder::new()
+        .name("stuck-holder-waiter".into())
+        .spawn({
+            let client = Client::new(
+                builder(&sandbox, &tmp.cache())
+                    .timeout(Duration::from_millis(400))
+                    .build()
+                    .unwrap(),
+            );
+            move || client.token()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+
+    let token = result.unwrap();
+    assert_eq!(sandbox.token_requests(), 1);
+    assert!(logs_of("stuck-holder-waiter")
+        .iter()
+        .any(|(l, m)| *l == log::Level::Warn && m.contains("going on without the lock")));
+    // Written all the same (the rename needs no lock).
+    assert_eq!(file_token(probe.cache_file().unwrap()), token.secret());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading, trusting and replacing the file
+
+#[test]
+fn a_second_client_reads_the_token_from_the_file() {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("second");
+    let a = client(&sandbox, &tmp.cache());
+    let first = a.token().unwrap();
+    let b = client(&sandbox, &tmp.cache());
+    let second = b.token().unwrap();
+    assert_eq!(first.secret(), second.secret());
+    assert_eq!(sandbox.token_requests(), 1);
+    // The times come back from the wall clock (to the microsecond or so).
+    let drift = |x: SystemTime, y: SystemTime| {
+        x.duration_since(y)
+            .unwrap_or_else(|e| e.duration())
+            .as_secs_f64()
+    };
+    assert!(drift(first.expires_at(), second.expires_at()) < 0.01);
+    assert_eq!(first.lifetime(), second.lifetime());
+
+    let file = a.cache_file().unwrap();
+    let json = file_json(file);
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["lifetime"], 86_400.0);
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert_eq!(name.len(), 37);
+    assert!(name[..32].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_no_leak(&first, &tmp.cache());
+}
+
+#[test]
+fn a_token_in_memory_never_touches_the_disk() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("memory");
+    let client = client(&sandbox, &tmp.cache());
+    let first = client.token().unwrap();
+    fs::remove_dir_all(tmp.cache()).unwrap();
+    for _ in 0..100 {
+        assert_eq!(client.token().unwrap().secret(), first.secret());
+    }
+    assert!(
+        !tmp.cache().exists(),
+        "the cache directory was looked at again"
+    );
+    assert_eq!(sandbox.token_requests(), 1);
+}
+
+#[test]
+fn unset_cache_dir_writes_nothing() {
+    let sandbox = sandbox();
+    let client = Client::new(sandbox.config_builder().build().unwrap());
+    assert_eq!(client.cache_file(), None);
+    assert_eq!(client.config().cache_dir(), None);
+    client.token().unwrap();
+    let mut b = sandbox.config_builder().cache_dir("/somewhere");
+    b.set("cache_dir", "").unwrap();
+    assert_eq!(b.build().unwrap().cache_dir(), None);
+}
+
+/// Client A gets a token; the file is then spoiled by `spoil`; client B must refuse it, fetch a
+/// new token and replace the file with a sound one.
+fn replaced_after(tag: &str, spoil: impl FnOnce(&Path)) {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new(tag);
+    let a = client(&sandbox, &tmp.cache());
+    let old = a.token().unwrap();
+    let file = a.cache_file().unwrap().to_owned();
+    spoil(&file);
+
+    let b = client(&sandbox, &tmp.cache());
+    let new = b.token().unwrap();
+    assert_ne!(
+        new.secret(),
+        old.secret(),
+        "{tag}: the spoiled file was used"
+    );
+    assert_eq!(sandbox.token_requests(), 2, "{tag}");
+    assert_eq!(file_token(&file), new.secret(), "{tag}: not replaced");
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(fs::metadata(&file).unwrap().uid(), euid());
+    // And the replacement serves the next process.
+    let c = client(&sandbox, &tmp.cache());
+    assert_eq!(c.token().unwrap().secret(), new.secret());
+    assert_eq!(sandbox.token_requests(), 2, "{tag}");
+    assert_no_leak(&new, &tmp.cache());
+}
+
+#[test]
+fn a_corrupt_file_is_replaced() {
+    replaced_after("corrupt", |f| replace_file(f, b"\x00\xffnot json at all"));
+    assert!(warned("corrupt"));
+}
+
+#[test]
+fn a_truncated_file_is_replaced() {
+    replaced_after("truncated", |f| {
+        let bytes = fs::read(f).unwrap();
+        replace_file(f, &bytes[..bytes.len() / 2]);
+    });
+    assert!(warned("truncated"));
+}
+
+#[test]
+fn an_empty_file_is_replaced() {
+    replaced_after("empty", |f| replace_file(f, b""));
+}
+
+#[test]
+fn a_file_of_an_unknown_version_is_replaced() {
+    replaced_after("version", |f| {
+        let mut json = file_json(f);
+        json["version"] = 2.into();
+        replace_file(f, &serde_json::to_vec(&json).unwrap());
+    });
+    assert!(warned("unknown version"));
+}
+
+#[test]
+fn a_file_of_another_identity_is_replaced() {
+    replaced_after("identity", |f| {
+        let mut json = file_json(f);
+        json["identity"] = "0".repeat(64).into();
+        replace_file(f, &serde_json::to_vec(&json).unwrap());
+    });
+    assert!(warned("another identity"));
+}
+
+#[test]
+fn a_file_readable_by_others_is_not_trusted() {
+    replaced_after("mode", |f| {
+        fs::set_permissions(f, fs::Permissions::from_mode(0o644)).unwrap();
+    });
+    assert!(warned("refusing"));
+}
+
+#[test]
+fn a_file_of_another_user_is_not_trusted() {
+    if euid() != 0 {
+        eprintln!("skipped: chowning a file to another user needs root");
+        return;
+    }
+    replaced_after("owner", |f| {
+        std::os::unix::fs::chown(f, Some(65534), Some(65534)).unwrap();
+    });
+    assert!(warned("owned by uid 65534"));
+}
+
+#[test]
+fn an_expired_token_on_disk_is_fetched_anew() {
+    replaced_after("expired", |f| age_file(f, Duration::from_secs(2 * 86_400)));
+}
+
+#[test]
+fn a_directory_open_to_others_is_not_used() {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("opendir");
+    // A sound file in a directory that was then opened up: neither read nor written.
+    let a = client(&sandbox, &tmp.cache());
+    let first = a.token().unwrap();
+    let file = a.cache_file().unwrap().to_owned();
+    fs::set_permissions(tmp.cache(), fs::Permissions::from_mode(0o755)).unwrap();
+    let b = client(&sandbox, &tmp.cache());
+    let second = b.token().unwrap();
+    assert_ne!(
+        second.secret(),
+        first.secret(),
+        "read from a dir open to others"
+    );
+    assert_eq!(sandbox.token_requests(), 2);
+    assert!(warned("refusing the token cache directory"));
+    assert_eq!(
+        file_token(&file),
+        first.secret(),
+        "wrote into a dir open to others"
+    );
+    assert_eq!(
+        mode(&tmp.cache()),
+        0o755,
+        "the directory is the user's to fix"
+    );
+
+    // A directory that was open from the start is not written into at all.
+    let open = tmp.0.join("open");
+    fs::DirBuilder::new().mode(0o755).create(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+    client(&sandbox, &open).token().unwrap();
+    assert!(fs::read_dir(&open).unwrap().next().is_none());
+}
+
+#[test]
+fn a_directory_of_another_user_is_not_used() {
+    if euid() != 0 {
+        eprintln!("skipped: chowning a directory to another user needs root");
+        return;
+    }
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("otherdir");
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(tmp.cache())
+        .unwrap();
+    std::os::unix::fs::chown(tmp.cache(), Some(65534), Some(65534)).unwrap();
+    let a = client(&sandbox, &tmp.cache());
+    a.token().unwrap();
+    assert!(warned("owned by uid 65534"));
+    assert!(json_files(&tmp.cache()).is_empty());
+}
+
+#[test]
+fn the_directory_is_created_private() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("create");
+    let nested = tmp.0.join("a").join("b");
+    let client = client(&sandbox, &nested);
+    client.token().unwrap();
+    assert_eq!(mode(&nested), 0o700);
+    assert_eq!(mode(client.cache_file().unwrap()), 0o600);
+    let lock = client.cache_file().unwrap().with_extension("lock");
+    assert_eq!(mode(&lock), 0o600);
+    // No temp file is left behind.
+    let names: Vec<_> = fs::read_dir(&nested)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh ahead, failures and rejections
+
+#[test]
+fn a_due_token_on_disk_is_refreshed() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("due");
+    let a = client(&sandbox, &tmp.cache());
+    let old = a.token().unwrap();
+    let file = a.cache_file().unwrap().to_owned();
+    // Past 0.9 (and the jitter) of a day, before the one-minute margin.
+    age_file(&file, Duration::from_secs(86_400 - 600));
+
+    let b = client(&sandbox, &tmp.cache());
+    let new = b.token().unwrap();
+    assert_ne!(new.secret(), old.secret());
+    assert_eq!(sandbox.token_requests(), 2);
+    assert_eq!(file_token(&file), new.secret());
+}
+
+#[test]
+fn a_due_token_on_disk_is_served_when_its_refresh_fails() {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("duefail");
+    let a = client(&sandbox, &tmp.cache());
+    let old = a.token().unwrap();
+    let file = a.cache_file().unwrap().to_owned();
+    age_file(&file, Duration::from_secs(86_400 - 600));
+
+    // Same identity (the secret is not part of it), but the gateway turns it away.
+    let b = Client::new(
+        builder(&sandbox, &tmp.cache())
+            .client_secret("wrong-secret")
+            .build()
+            .unwrap(),
+    );
+    let served = b.token().unwrap();
+    assert_eq!(served.secret(), old.secret());
+    assert_eq!(sandbox.token_requests(), 2);
+    assert!(warned("serving token"));
+    // The next refresh waits for the shared backoff instead of hammering the gateway.
+    assert_eq!(b.token().unwrap().secret(), old.secret());
+    assert!(sandbox.token_requests() <= 3);
+    assert_eq!(
+        file_token(&file),
+        old.secret(),
+        "a failure must not touch the file"
+    );
+}
+
+#[test]
+fn a_token_on_disk_that_the_api_rejects_is_replaced() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("rejected");
+    let a = client(&sandbox, &tmp.cache());
+    let old = a.token().unwrap();
+    let file = a.cache_file().unwrap().to_owned();
+    sandbox.expire_tokens();
+
+    // B reads the dead token from the file, gets one 401, drops it, fetches one new token.
+    let b = client(&sandbox, &tmp.cache());
+    let response = b.get("/v1/transactions").unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(sandbox.api_requests(), 2);
+    assert_eq!(sandbox.token_requests(), 2);
+    let new = b.cached_token().unwrap();
+    assert_ne!(new.secret(), old.secret());
+    assert_eq!(file_token(&file), new.secret());
+
+    // A still holds the dead token in memory: one 401, then B's token from the file,
+    // and no new token request.
+    assert_eq!(a.get("/v1/offices").unwrap().status(), 200);
+    assert_eq!(sandbox.api_requests(), 4);
+    assert_eq!(sandbox.token_requests(), 2);
+    assert_eq!(a.cached_token().unwrap().secret(), new.secret());
+    assert_eq!(
+        file_token(&file),
+        new.secret(),
+        "B's good token was dropped"
+    );
+}
+
+#[test]
+fn invalidate_drops_the_file_too() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("invalidate");
+    let a = client(&sandbox, &tmp.cache());
+    let old = a.token().unwrap();
+    a.invalidate();
+    assert!(!a.cache_file().unwrap().exists());
+    let new = a.token().unwrap();
+    assert_ne!(new.secret(), old.secret());
+    assert_eq!(sandbox.token_requests(), 2);
+    assert_eq!(file_token(a.cache_file().unwrap()), new.secret());
+}
+
+#[test]
+fn tenants_have_files_of_their_own() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("tenants");
+    let a = client(&sandbox, &tmp.cache());
+    let t1 = a.for_tenant("customer-1").unwrap();
+    let t2 = a.for_tenant("customer-2").unwrap();
+    let files = [a.cache_file(), t1.cache_file(), t2.cache_file()];
+    assert!(files[0] != files[1] && files[1] != files[2] && files[0] != files[2]);
+    let tokens: Vec<_> = [&a, &t1, &t2].iter().map(|c| c.token().unwrap()).collect();
+    assert_eq!(json_files(&tmp.cache()).len(), 3);
+    // Another process's tenant client finds its own.
+    let again = client(&sandbox, &tmp.cache())
+        .for_tenant("customer-2")
+        .unwrap();
+    assert_eq!(again.token().unwrap().secret(), tokens[2].secret());
+    assert_eq!(sandbox.token_requests(), 3);
+    for t in &tokens {
+        assert_no_leak(t, &tmp.cache());
+    }
+}
+
+#[test]
+fn an_environment_cache_dir_is_used() {
+    // Through ConfigBuilder::set, which is what LWOLF_CACHE_DIR and lwolf_config_set use.
+    let sandbox = sandbox();
+    let tmp = TempDir::new("setkey");
+    let mut b = sandbox.config_builder();
+    b.set("cache_dir", tmp.cache().to_str().unwrap()).unwrap();
+    let config = b.build().unwrap();
+    assert_eq!(config.cache_dir(), Some(tmp.cache().as_path()));
+    let client = Client::new(config);
+    client.token().unwrap();
+    assert!(client.cache_file().unwrap().exists());
+    assert!(lwolf_auth::CONFIG_KEYS.contains(&"cache_dir"));
+}
