@@ -49,9 +49,12 @@ impl TokenCache {
         &self,
         fetch: impl FnOnce() -> Result<AccessToken, Error>,
     ) -> Result<AccessToken, Error> {
-        let mut state = self.state.lock();
+        // The clocks are read before the lock, to keep the critical section to a few loads:
+        // they cost more than the rest of the hot path. No I/O happens under this lock, so
+        // the wait for it is far shorter than any token's safety margin.
         let now = Instant::now();
         let now_wall = SystemTime::now();
+        let mut state = self.state.lock();
         if let Some(token) = &state.current {
             if token.is_usable(now, now_wall) {
                 let backing_off = state.retry_not_before.is_some_and(|t| now < t);

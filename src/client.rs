@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use ureq::http::Method;
 use zeroize::Zeroizing;
@@ -184,7 +184,7 @@ impl Client {
         let mut renewed = false;
         let mut redirects = 0;
         loop {
-            let resp = self.send_with_retries(&method, &url, &token, body)?;
+            let resp = self.send_with_retries(&method, &url, &mut token, body)?;
             if matches!(resp.status, 401 | 403) && !renewed {
                 renewed = true;
                 log::info!(
@@ -253,24 +253,16 @@ impl Client {
     }
 
     /// One API exchange, retried on 408/429/5xx and lost connections for idempotent methods.
+    /// A retry whose wait outlived `token` sends the token in service instead (fetching one
+    /// if need be), so an expired token is never sent; `token` is then the one last sent.
     fn send_with_retries(
         &self,
         method: &Method,
         url: &str,
-        token: &AccessToken,
+        token: &mut AccessToken,
         body: Option<&[u8]>,
     ) -> Result<RawResponse, Error> {
         let config = &self.inner.shared.config;
-        let mut authorization = Zeroizing::new(String::with_capacity(7 + token.secret().len()));
-        authorization.push_str("Bearer ");
-        authorization.push_str(token.secret());
-        let mut headers = vec![
-            ("authorization", authorization.as_str()),
-            ("accept", "application/json"),
-        ];
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
-        }
         let backoff = Backoff {
             base: config.retry_base,
             max: config.retry_max,
@@ -278,12 +270,11 @@ impl Client {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            if attempts > 1 && !token.is_usable(Instant::now(), SystemTime::now()) {
+                *token = self.token()?;
+            }
             let can_retry = is_idempotent(method) && attempts <= config.max_retries;
-            let outcome =
-                self.inner
-                    .shared
-                    .http
-                    .send(method, url, &headers, body, config.max_response_bytes);
+            let outcome = self.send_once(method, url, token, body);
             let (reason, asked) = match outcome {
                 Ok(resp) if can_retry && is_retryable_status(resp.status) => {
                     let asked = server_wait(
@@ -316,6 +307,31 @@ impl Client {
             );
             std::thread::sleep(wait);
         }
+    }
+
+    /// One attempt: `Authorization: Bearer`, `Accept`, and the body as JSON.
+    fn send_once(
+        &self,
+        method: &Method,
+        url: &str,
+        token: &AccessToken,
+        body: Option<&[u8]>,
+    ) -> Result<RawResponse, Failure> {
+        let mut authorization = Zeroizing::new(String::with_capacity(7 + token.secret().len()));
+        authorization.push_str("Bearer ");
+        authorization.push_str(token.secret());
+        let mut headers = vec![
+            ("authorization", authorization.as_str()),
+            ("accept", "application/json"),
+        ];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let config = &self.inner.shared.config;
+        self.inner
+            .shared
+            .http
+            .send(method, url, &headers, body, config.max_response_bytes)
     }
 
     /// Where a 3xx points, if it may be followed: within the API's origin and the limit.

@@ -397,12 +397,7 @@ impl ConfigBuilder {
             "max_response_bytes" => this.max_response_bytes(parse(key, value)?),
             // An empty value turns the shared cache off again.
             "cache_dir" => this.cache_dir(value),
-            _ => {
-                return Err(Error::invalid_argument(format!(
-                    "unknown config key {:?}",
-                    truncate(key)
-                )));
-            }
+            _ => return Err(unknown_key(key)),
         };
         Ok(())
     }
@@ -510,11 +505,26 @@ fn check_ratio(r: f64) -> Result<(), &'static str> {
     }
 }
 
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
+/// The error for an unknown key. The key is shown only when it looks like a key name
+/// (lower-case letters and underscores, as every real key is): with the key and the value
+/// swapped, the "key" is the secret, and it must not end up in a message or a log.
+fn unknown_key(key: &str) -> Error {
+    let looks_like_a_key = !key.is_empty()
+        && key.len() <= 32
+        && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if looks_like_a_key {
+        return Error::invalid_argument(format!("unknown config key {key:?}"));
     }
+    let hint = CONFIG_KEYS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .map_or_else(
+            || " (were the key and the value swapped?)".to_owned(),
+            |k| format!("; did you mean {k:?}?"),
+        );
+    Error::invalid_argument(format!(
+        "unknown config key (not shown: it is not a key name){hint}"
+    ))
 }
 
 fn read_secret_file(path: &std::path::Path) -> Result<SecretString, Error> {

@@ -39,7 +39,19 @@ pub(crate) fn fetch_token(
         base: config.retry_base,
         max: config.retry_max,
     };
+    // What a server echoing the request back could give the secret away in: the secret
+    // itself, as the form body carries it, and HTTP Basic's base64 credentials.
     let secret = config.client_secret.expose();
+    let mut form_secret = Zeroizing::new(String::with_capacity(secret.len() * 3));
+    form_encode(secret, &mut form_secret);
+    let basic_credentials = basic.as_ref().and_then(|b| b.strip_prefix("Basic "));
+    let echoes = [Some(secret), Some(form_secret.as_str()), basic_credentials];
+    let clean = |text: &str| {
+        echoes
+            .iter()
+            .flatten()
+            .fold(text.to_owned(), |text, echo| scrub(&text, echo))
+    };
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -60,7 +72,7 @@ pub(crate) fn fetch_token(
         let (reason, wait) = match outcome {
             Ok(resp) if (200..300).contains(&resp.status) => {
                 let parsed = parse_token_response(&resp.body, timing.sent_wall)
-                    .map_err(|e| scrub_error(e, secret))?;
+                    .map_err(|e| scrub_error(e, clean))?;
                 let token = AccessToken::new(parsed.access_token, parsed.lifetime, &timing);
                 log::info!(
                     "lwolf-auth: token {} fetched, lifetime {}s",
@@ -79,8 +91,8 @@ pub(crate) fn fetch_token(
                 let (error, description) = error_fields_of(&resp.body);
                 let failure = HttpFailure {
                     status: resp.status,
-                    error: error.map(|e| scrub(&e, secret)),
-                    description: description.map(|d| scrub(&d, secret)),
+                    error: error.map(|e| clean(&e)),
+                    description: description.map(|d| clean(&d)),
                     attempts,
                 };
                 if !(can_retry && is_retryable_status(resp.status)) {
@@ -116,9 +128,9 @@ pub(crate) fn fetch_token(
     }
 }
 
-fn scrub_error(e: Error, secret: &str) -> Error {
+fn scrub_error(e: Error, clean: impl Fn(&str) -> String) -> Error {
     match e {
-        Error::InvalidResponse(m) => Error::invalid_response(scrub(&m, secret)),
+        Error::InvalidResponse(m) => Error::invalid_response(clean(&m)),
         other => other,
     }
 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use ureq::http::{HeaderValue, Method, Request, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::{Agent, Proxy};
 
 use crate::config::Config;
 use crate::error::{Error, TransportFailure};
+use crate::resolve::CachingResolver;
 use crate::url::is_loopback_host;
 
 /// A response read whole, headers lower-cased by ureq.
@@ -131,8 +133,9 @@ impl Http {
             RootCerts::Specific(Arc::new(bundled.chain(extra).collect()))
         };
         let tls = TlsConfig::builder().root_certs(roots).build();
+        let resolver = CachingResolver::default();
         let agent = |proxy: Option<Proxy>| -> Agent {
-            Agent::config_builder()
+            let config = Agent::config_builder()
                 .http_status_as_error(false)
                 .max_redirects(0)
                 .timeout_global(Some(config.timeout))
@@ -140,8 +143,8 @@ impl Http {
                 .allow_non_standard_methods(true)
                 .tls_config(tls.clone())
                 .proxy(proxy)
-                .build()
-                .new_agent()
+                .build();
+            Agent::with_parts(config, DefaultConnector::default(), resolver.clone())
         };
         Http {
             direct: agent(None),

@@ -35,6 +35,7 @@ mod fetch;
 /// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.
 pub mod ffi;
 mod http;
+mod resolve;
 mod response;
 pub mod retry;
 mod secret;

@@ -281,7 +281,10 @@ fn callers_are_not_blocked_while_one_refreshes() {
     // first: give that bookkeeping a moment on a loaded machine.
     let marked = Instant::now();
     while !server.answered(refresh_index) {
-        assert!(marked.elapsed() < secs(5), "the refresh was never marked answered");
+        assert!(
+            marked.elapsed() < secs(5),
+            "the refresh was never marked answered"
+        );
         thread::sleep(ms(5));
     }
     assert_eq!(ok(client.token()).secret(), "TKN-new");

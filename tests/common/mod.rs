@@ -136,6 +136,18 @@ pub enum Action {
     },
     /// Answer `status` with a body of `len` bytes (streamed, announced in Content-Length).
     Oversized { status: u16, len: usize },
+    /// Write these bytes as they are (garbage instead of HTTP, say), then close.
+    Raw(Vec<u8>),
+    /// Send the status line and headers announcing `declared` body bytes, then reset the
+    /// connection (RST, not FIN: `SO_LINGER` 0).
+    ResetAfterHeaders { status: u16, declared: usize },
+    /// Send the status line and headers announcing `declared` body bytes, then one body
+    /// byte every `every`, until all are sent, the peer goes away or the server is dropped.
+    Drip {
+        status: u16,
+        declared: usize,
+        every: Duration,
+    },
     /// Decide per request.
     Dynamic(Arc<dyn Fn(&Request) -> Action + Send + Sync>),
 }
@@ -720,6 +732,44 @@ fn serve<S: Read + Write>(conn: &mut Conn<S>, conn_id: usize, shared: &Shared) {
                 conn.close();
                 false
             }
+            Action::Raw(bytes) => {
+                let _ = conn.write_all(&bytes, shared);
+                thread::sleep(ms(20));
+                conn.close();
+                false
+            }
+            Action::ResetAfterHeaders { status, declared } => {
+                let head = format!(
+                    "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n",
+                    reason(status)
+                );
+                let _ = conn.write_all(head.as_bytes(), shared);
+                thread::sleep(ms(20));
+                // Without a shutdown (which would send a FIN first): the socket is closed
+                // with linger 0 when `conn` is dropped by our caller, which sends a RST.
+                set_linger_zero(&conn.raw);
+                return;
+            }
+            Action::Drip {
+                status,
+                declared,
+                every,
+            } => {
+                let head = format!(
+                    "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n",
+                    reason(status)
+                );
+                let mut ok = conn.write_all(head.as_bytes(), shared);
+                let mut sent = 0;
+                while ok && sent < declared {
+                    ok = sleep_watching(every, shared) && conn.write_all(b" ", shared);
+                    sent += 1;
+                }
+                if ok {
+                    shared.log.lock().unwrap()[index].done = Some(Instant::now());
+                }
+                false
+            }
             Action::Dynamic(_) => unreachable!(),
         };
         if !keep_going {
@@ -761,6 +811,44 @@ fn sleep_watching(d: Duration, shared: &Shared) -> bool {
         }
         thread::sleep((end - now).min(ms(10)));
     }
+}
+
+/// Makes closing `tcp` abortive: `SO_LINGER` with a zero timeout, so the kernel answers the
+/// close with a RST. (std has no stable `set_linger`, and the crate has no libc dependency.)
+#[cfg(target_os = "linux")]
+fn set_linger_zero(tcp: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    #[repr(C)]
+    struct Linger {
+        l_onoff: i32,
+        l_linger: i32,
+    }
+    extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const Linger, len: u32) -> i32;
+    }
+    const SOL_SOCKET: i32 = 1;
+    const SO_LINGER: i32 = 13;
+    let linger = Linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor, a pointer to a live `struct linger` and its size.
+    let rc = unsafe {
+        setsockopt(
+            tcp.as_raw_fd(),
+            SOL_SOCKET,
+            SO_LINGER,
+            &linger,
+            std::mem::size_of::<Linger>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER) failed");
+}
+
+/// Elsewhere: an ordinary close (the tests that need a RST are Linux-only in practice).
+#[cfg(not(target_os = "linux"))]
+fn set_linger_zero(tcp: &TcpStream) {
+    let _ = tcp.shutdown(Shutdown::Both);
 }
 
 fn reason(status: u16) -> &'static str {
@@ -884,6 +972,9 @@ pub fn temp_path(name: &str) -> std::path::PathBuf {
 // ---------------------------------------------------------------------------------------------
 // TLS
 
+/// A date as (year, month, day), for certificate validity.
+pub type Ymd = (i32, u8, u8);
+
 /// A throwaway CA and a server certificate for `localhost` and 127.0.0.1 signed by it.
 pub struct TestPki {
     pub ca_pem: String,
@@ -892,6 +983,13 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn new() -> TestPki {
+        TestPki::with_server_cert(&["localhost", "127.0.0.1"], None)
+    }
+
+    /// Like [`TestPki::new`], with a server certificate for `names` only (a wrong name for
+    /// 127.0.0.1, say), valid from `validity.0` to `validity.1` as (year, month, day) when
+    /// given (in the past for an expired certificate).
+    pub fn with_server_cert(names: &[&str], validity: Option<(Ymd, Ymd)>) -> TestPki {
         use rcgen::{
             BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
             KeyPair, KeyUsagePurpose,
@@ -912,8 +1010,12 @@ impl TestPki {
 
         let server_key = KeyPair::generate().expect("server key");
         let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .expect("server params");
+        if let Some(((y0, m0, d0), (y1, m1, d1))) = validity {
+            params.not_before = rcgen::date_time_ymd(y0, m0, d0);
+            params.not_after = rcgen::date_time_ymd(y1, m1, d1);
+        }
         params
             .distinguished_name
             .push(DnType::CommonName, "localhost");

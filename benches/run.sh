@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Regenerates the results table of BENCHMARKS.md: builds what it needs, runs every comparison
+# (Rust, C, Python, footprint) with its baseline in the same run, and rewrites the part of
+# BENCHMARKS.md between its results markers.
+#
+#   benches/run.sh            # the full run (a few minutes of building from a clean clone,
+#                             # then about two minutes of measuring)
+#   benches/run.sh --quick    # shorter measurements, rough numbers (a smoke test)
+#
+# Needs: cargo, cc, make, python3; installs libcurl4-openssl-dev, time and binutils with
+# apt-get and `requests` with pip when they are missing. Nothing here fails on a missed
+# target: the table says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+QUICK=
+[ "${1:-}" = "--quick" ] && QUICK=--quick
+OUT=$ROOT/target/bench-c
+RESULTS=$ROOT/target/bench-results.jsonl
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "tools"
+need=()
+[ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
+[ -x /usr/bin/time ] || need+=(time)
+command -v strip >/dev/null || need+=(binutils)
+command -v cc >/dev/null || need+=(gcc)
+command -v make >/dev/null || need+=(make)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests
+
+step "build: Rust benches (release, with the sandbox feature)"
+COMPARE=$(cargo bench --bench compare --no-run --message-format=json |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-message":
+        print(m["message"].get("rendered", ""), file=sys.stderr, end="")
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "compare" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$COMPARE" ] || { echo "could not build the compare bench" >&2; exit 1; }
+
+# After the bench build, so that the shipped library (no features) is the one measured.
+step "build: liblwolf_auth.so / .a (release, no features)"
+cargo build --release --lib
+
+step "build: C examples and C benches"
+make -s -C examples-c BUILDDIR="$OUT/examples" dynamic static
+mkdir -p "$OUT"
+CFLAGS_BENCH=(-std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -I"$ROOT/include")
+LINK_LWOLF=(-L"$OUT/examples/lib" -llwolf_auth -Wl,-rpath,"$OUT/examples/lib")
+cc "${CFLAGS_BENCH[@]}" benches/c/hot_path.c -o "$OUT/hot_path" "${LINK_LWOLF[@]}"
+cc "${CFLAGS_BENCH[@]}" benches/c/curl_throughput.c -o "$OUT/curl_throughput" "${LINK_LWOLF[@]}" -lcurl
+cc "${CFLAGS_BENCH[@]}" benches/c/threads_curl.c -o "$OUT/threads_curl" -lcurl
+
+# Servers for the C and Python benches, stopped on exit (and by themselves after 20 min).
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+start_server() { # FILE [--sandbox]
+  "$COMPARE" serve --max-seconds 1200 "${@:2}" >"$1" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q '^$' "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "server did not start" >&2
+  exit 1
+}
+with_env() { # FILE CMD...: runs CMD with the LWOLF_* settings in FILE (5 minutes at most)
+  env $(grep '^LWOLF_' "$1") timeout 300 "${@:2}"
+}
+start_server "$OUT/fast.env"
+start_server "$OUT/sandbox.env" --sandbox
+
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+: >"$RESULTS"
+
+step "1-4 (Rust): hot path, cold-start storm, refresh stall, throughput"
+timeout 600 "$COMPARE" $QUICK --out "$RESULTS"
+
+step "1 (C): lwolf_client_token() vs a pthread_mutex cache"
+with_env "$OUT/fast.env" "$OUT/hot_path" $QUICK >>"$RESULTS"
+
+step "4 (C): lwolf_client_request() vs libcurl"
+with_env "$OUT/fast.env" "$OUT/curl_throughput" $QUICK >>"$RESULTS"
+
+step "4 (Python): ctypes module vs requests.Session"
+with_env "$OUT/fast.env" env LWOLF_AUTH_LIB="$ROOT/target/release/liblwolf_auth.so" \
+  python3 benches/python/throughput.py $QUICK >>"$RESULTS"
+
+step "5: footprint"
+with_env "$OUT/sandbox.env" python3 benches/footprint.py "$ROOT" "$OUT/examples" "$OUT/threads_curl" $QUICK >>"$RESULTS"
+
+# A later section (e.g. 6.x, the shared on-disk cache) appends its rows to "$RESULTS" here.
+
+LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+step "report"
+BENCH_LOAD="$LOAD_BEFORE / $LOAD_AFTER" BENCH_QUICK=$QUICK python3 benches/report.py "$RESULTS" BENCHMARKS.md
