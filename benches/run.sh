@@ -95,7 +95,9 @@ with_env "$OUT/fast.env" env LWOLF_AUTH_LIB="$ROOT/target/release/liblwolf_auth.
 step "5: footprint"
 with_env "$OUT/sandbox.env" python3 benches/footprint.py "$ROOT" "$OUT/examples" "$OUT/threads_curl" $QUICK >>"$RESULTS"
 
-# A later section (e.g. 6.x, the shared on-disk cache) appends its rows to "$RESULTS" here.
+step "6: the shared on-disk cache: 20 cold lwolf processes"
+cargo build --release --features cli --bin lwolf
+with_env "$OUT/sandbox.env" python3 benches/shared_cache.py "$ROOT/target/release/lwolf" $QUICK >>"$RESULTS"
 
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 step "report"

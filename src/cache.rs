@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::clock;
 use crate::error::Error;
 use crate::retry::Backoff;
 use crate::token::AccessToken;
@@ -53,7 +54,7 @@ impl TokenCache {
         // they cost more than the rest of the hot path. No I/O happens under this lock, so
         // the wait for it is far shorter than any token's safety margin.
         let now = Instant::now();
-        let now_wall = SystemTime::now();
+        let now_wall = clock::wall_now();
         let mut state = self.state.lock();
         if let Some(token) = &state.current {
             if token.is_usable(now, now_wall) {

@@ -28,6 +28,7 @@
 
 mod cache;
 mod client;
+mod clock;
 mod config;
 mod disk;
 mod error;
