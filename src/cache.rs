@@ -45,11 +45,15 @@ impl TokenCache {
         }
     }
 
-    /// A usable token: the cached one, or one fetched with `fetch`.
-    pub(crate) fn get(
+    /// `read` applied to a usable token: the cached one, or one fetched with `fetch`. On the
+    /// hot path (a cached token, not due) `read` runs under the lock, which spares the C ABI
+    /// an `Arc` clone and drop per call: it must be short and must not call back into this
+    /// cache.
+    pub(crate) fn get_with<R>(
         &self,
         fetch: impl FnOnce() -> Result<AccessToken, Error>,
-    ) -> Result<AccessToken, Error> {
+        read: impl FnOnce(&AccessToken) -> R,
+    ) -> Result<R, Error> {
         // The clocks are read before the lock, to keep the critical section to a few loads:
         // they cost more than the rest of the hot path. No I/O happens under this lock, so
         // the wait for it is far shorter than any token's safety margin.
@@ -60,7 +64,7 @@ impl TokenCache {
             if token.is_usable(now, now_wall) {
                 let backing_off = state.retry_not_before.is_some_and(|t| now < t);
                 if state.in_flight || backing_off || !token.is_due(now, now_wall) {
-                    return Ok(token.clone());
+                    return Ok(read(token));
                 }
                 let current = token.clone();
                 state.in_flight = true;
@@ -70,13 +74,13 @@ impl TokenCache {
                     current.fingerprint()
                 );
                 return match self.fetch_and_publish(fetch) {
-                    Ok(fresh) => Ok(fresh),
+                    Ok(fresh) => Ok(read(&fresh)),
                     Err(e) if current.is_usable(Instant::now(), SystemTime::now()) => {
                         log::warn!(
                             "lwolf-auth: refresh failed ({e}); still serving token {}",
                             current.fingerprint()
                         );
-                        Ok(current)
+                        Ok(read(&current))
                     }
                     Err(e) => Err(e),
                 };
@@ -87,14 +91,16 @@ impl TokenCache {
             while state.generation == generation {
                 self.finished.wait(&mut state);
             }
-            return match &state.last_outcome {
+            let outcome = match &state.last_outcome {
                 Some(outcome) => outcome.clone(),
                 None => Err(Error::internal("token request finished without an outcome")),
             };
+            drop(state);
+            return outcome.map(|token| read(&token));
         }
         state.in_flight = true;
         drop(state);
-        self.fetch_and_publish(fetch)
+        self.fetch_and_publish(fetch).map(|token| read(&token))
     }
 
     /// Runs the one request in flight and publishes its outcome to everyone waiting.

@@ -125,8 +125,14 @@ impl Client {
     /// With a `cache_dir`, a token that is not in memory is looked for in the shared cache
     /// file before one is fetched, and a fetched one is written there for other processes.
     pub fn token(&self) -> Result<AccessToken, Error> {
+        self.with_token(AccessToken::clone)
+    }
+
+    /// `read` applied to a usable token, obtained as [`token`](Client::token) does. On the
+    /// cached path `read` runs under the cache's lock (no `Arc` clone): keep it to a copy.
+    pub(crate) fn with_token<R>(&self, read: impl FnOnce(&AccessToken) -> R) -> Result<R, Error> {
         let inner = &*self.inner;
-        inner.cache.get(|| {
+        let fetch = || {
             let fetch = || {
                 fetch_token(
                     &inner.shared.http,
@@ -139,7 +145,8 @@ impl Client {
                 Some(disk) => disk.get_or_fetch(inner.cache.peek().is_some(), fetch),
                 None => fetch(),
             }
-        })
+        };
+        inner.cache.get_with(fetch, read)
     }
 
     /// The shared token cache file of this client's identity, when `cache_dir` is set

@@ -144,21 +144,24 @@ pub extern "C" fn lwolf_client_token(
                 "buf is NULL but buf_len is not 0".into(),
             ));
         }
-        let token = client.client.token()?;
-        let secret = token.secret().as_bytes();
+        // The copy runs under the cache's lock on the cached path (no `Arc` clone and drop).
+        let len = client.client.with_token(|token| {
+            let secret = token.secret().as_bytes();
+            if buf_len > secret.len() {
+                // SAFETY: buf is non-NULL here (buf_len > 0) and the caller promises `buf_len`
+                // writable bytes; we write `secret.len() + 1 <= buf_len` of them. The token
+                // is ours, so the two regions cannot overlap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(secret.as_ptr(), buf.cast::<u8>(), secret.len());
+                    buf.add(secret.len()).write(0);
+                }
+            }
+            secret.len()
+        })?;
         // SAFETY: checked non-NULL; the caller promises a writable size_t.
-        unsafe { write_out(token_len, secret.len(), "token_len") }?;
-        if buf_len <= secret.len() {
-            return Err(Error::BufferTooSmall {
-                needed: secret.len() + 1,
-            });
-        }
-        // SAFETY: buf is non-NULL here (buf_len > 0) and the caller promises `buf_len`
-        // writable bytes; we write `secret.len() + 1 <= buf_len` of them. The token is ours,
-        // so the two regions cannot overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(secret.as_ptr(), buf.cast::<u8>(), secret.len());
-            buf.add(secret.len()).write(0);
+        unsafe { write_out(token_len, len, "token_len") }?;
+        if buf_len <= len {
+            return Err(Error::BufferTooSmall { needed: len + 1 });
         }
         Ok(lwolf_status::LWOLF_OK)
     })
