@@ -80,7 +80,30 @@ impl fmt::Debug for TransportFailure {
     }
 }
 
+/// The C names of the status codes (`lwolf_status`), indexed by code: `LWOLF_OK` is 0.
+pub const STATUS_NAMES: [&std::ffi::CStr; 12] = [
+    c"LWOLF_OK",
+    c"LWOLF_ERR_INVALID_ARGUMENT",
+    c"LWOLF_ERR_CONFIG",
+    c"LWOLF_ERR_INVALID_CREDENTIALS",
+    c"LWOLF_ERR_BAD_REQUEST",
+    c"LWOLF_ERR_FORBIDDEN",
+    c"LWOLF_ERR_RATE_LIMITED",
+    c"LWOLF_ERR_SERVER",
+    c"LWOLF_ERR_TRANSPORT",
+    c"LWOLF_ERR_INVALID_RESPONSE",
+    c"LWOLF_ERR_BUFFER_TOO_SMALL",
+    c"LWOLF_ERR_INTERNAL",
+];
+
 impl Error {
+    /// The C name of this error's status, e.g. `"LWOLF_ERR_TRANSPORT"`.
+    pub fn status_name(&self) -> &'static str {
+        STATUS_NAMES[self.status_code() as usize]
+            .to_str()
+            .unwrap_or("LWOLF_ERR_INTERNAL")
+    }
+
     /// The C status code of this error (`LWOLF_ERR_*`): 1 to 11.
     pub fn status_code(&self) -> u32 {
         match self {

@@ -65,22 +65,10 @@ enum Fault {
     TlsExpired,
 }
 
-/// The variant of an `Error`, by name.
-fn variant(e: &Error) -> &'static str {
-    match e {
-        Error::InvalidArgument(_) => "InvalidArgument",
-        Error::Config(_) => "Config",
-        Error::InvalidCredentials(_) => "InvalidCredentials",
-        Error::BadRequest(_) => "BadRequest",
-        Error::Forbidden(_) => "Forbidden",
-        Error::RateLimited(_) => "RateLimited",
-        Error::Server(_) => "Server",
-        Error::Transport(_) => "Transport",
-        Error::InvalidResponse(_) => "InvalidResponse",
-        Error::BufferTooSmall { .. } => "BufferTooSmall",
-        Error::Internal(_) => "Internal",
-        _ => "unknown",
-    }
+/// The variant of an `Error`, by name (its `Debug` is `Variant(message)`).
+fn variant(e: &Error) -> String {
+    let debug = format!("{e:?}");
+    debug.split('(').next().unwrap_or_default().to_owned()
 }
 
 #[derive(Clone)]

@@ -22,7 +22,8 @@ const INPUTS: &[&str] = &[
     "YXVkaWVuY2UAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAC8AAAAAAAAAAAAAAAAAAAAAAJCQkJAAAAAAPz8AAAAAAAAAAAAAAAAAAAAAAAAA",
 ];
 
-/// The keys the target sets the second string under, by input length.
+/// The keys the target sets the second string under, by input length: a frozen copy of the
+/// fuzz target's list, not `CONFIG_KEYS`, because the saved inputs pick a key by index.
 const KEYS: &[&str] = &[
     "client_id",
     "client_secret",

@@ -112,27 +112,9 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let code = e.status_code();
         Failure {
-            message: format!("{}: {e}", status_name(code)),
+            message: format!("{}: {e}", e.status_name()),
             code: u8::try_from(code).unwrap_or(EXIT_INTERNAL),
         }
-    }
-}
-
-/// The C name of a status code.
-fn status_name(code: u32) -> &'static str {
-    match code {
-        0 => "LWOLF_OK",
-        1 => "LWOLF_ERR_INVALID_ARGUMENT",
-        2 => "LWOLF_ERR_CONFIG",
-        3 => "LWOLF_ERR_INVALID_CREDENTIALS",
-        4 => "LWOLF_ERR_BAD_REQUEST",
-        5 => "LWOLF_ERR_FORBIDDEN",
-        6 => "LWOLF_ERR_RATE_LIMITED",
-        7 => "LWOLF_ERR_SERVER",
-        8 => "LWOLF_ERR_TRANSPORT",
-        9 => "LWOLF_ERR_INVALID_RESPONSE",
-        10 => "LWOLF_ERR_BUFFER_TOO_SMALL",
-        _ => "LWOLF_ERR_INTERNAL",
     }
 }
 

@@ -61,21 +61,11 @@ impl lwolf_status {
 
     /// The constant's name, NUL-terminated.
     fn name(code: u32) -> &'static CStr {
-        match code {
-            0 => c"LWOLF_OK",
-            1 => c"LWOLF_ERR_INVALID_ARGUMENT",
-            2 => c"LWOLF_ERR_CONFIG",
-            3 => c"LWOLF_ERR_INVALID_CREDENTIALS",
-            4 => c"LWOLF_ERR_BAD_REQUEST",
-            5 => c"LWOLF_ERR_FORBIDDEN",
-            6 => c"LWOLF_ERR_RATE_LIMITED",
-            7 => c"LWOLF_ERR_SERVER",
-            8 => c"LWOLF_ERR_TRANSPORT",
-            9 => c"LWOLF_ERR_INVALID_RESPONSE",
-            10 => c"LWOLF_ERR_BUFFER_TOO_SMALL",
-            11 => c"LWOLF_ERR_INTERNAL",
-            _ => c"LWOLF_UNKNOWN_STATUS",
-        }
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| crate::error::STATUS_NAMES.get(i))
+            .copied()
+            .unwrap_or(c"LWOLF_UNKNOWN_STATUS")
     }
 }
 
