@@ -7,11 +7,9 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::{Instant, SystemTime};
-
 use parking_lot::{Condvar, Mutex};
 
-use crate::clock;
+use crate::clock::{self, Mono};
 use crate::error::Error;
 use crate::retry::Backoff;
 use crate::token::AccessToken;
@@ -33,7 +31,7 @@ struct State {
     last_outcome: Option<Result<AccessToken, Error>>,
     /// Failed refreshes in a row, and when the next refresh may be tried.
     failures: u32,
-    retry_not_before: Option<Instant>,
+    retry_not_before: Option<Mono>,
 }
 
 impl TokenCache {
@@ -57,7 +55,7 @@ impl TokenCache {
         // The clocks are read before the lock, to keep the critical section to a few loads:
         // they cost more than the rest of the hot path. No I/O happens under this lock, so
         // the wait for it is far shorter than any token's safety margin.
-        let now = Instant::now();
+        let now = Mono::now();
         let now_wall = clock::wall_now();
         let mut state = self.state.lock();
         if let Some(token) = &state.current {
@@ -75,7 +73,7 @@ impl TokenCache {
                 );
                 return match self.fetch_and_publish(fetch) {
                     Ok(fresh) => Ok(read(&fresh)),
-                    Err(e) if current.is_usable(Instant::now(), SystemTime::now()) => {
+                    Err(e) if current.is_usable_now() => {
                         log::warn!(
                             "lwolf-auth: refresh failed ({e}); still serving token {}",
                             current.fingerprint()
@@ -142,7 +140,7 @@ impl TokenCache {
         state
             .current
             .as_ref()
-            .filter(|t| t.is_usable(Instant::now(), SystemTime::now()))
+            .filter(|t| t.is_usable_now())
             .cloned()
     }
 }
@@ -164,7 +162,7 @@ impl Drop for FlightGuard<'_> {
             Err(_) => {
                 state.failures = state.failures.saturating_add(1);
                 let wait = self.cache.refresh_backoff.ceiling(state.failures - 1);
-                state.retry_not_before = Some(Instant::now() + wait);
+                state.retry_not_before = Some(Mono::now() + wait);
             }
         }
         state.in_flight = false;

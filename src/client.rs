@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use ureq::http::Method;
 use zeroize::Zeroizing;
@@ -277,7 +277,7 @@ impl Client {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            if attempts > 1 && !token.is_usable(Instant::now(), SystemTime::now()) {
+            if attempts > 1 && !token.is_usable_now() {
                 *token = self.token()?;
             }
             let can_retry = is_idempotent(method) && attempts <= config.max_retries;

@@ -1,18 +1,75 @@
-//! The wall clock of the cached-token hot path.
+//! The clocks of the token deadlines.
+//!
+//! A token is checked against a monotonic clock (it stops while the machine sleeps, as
+//! `Instant` does) and the wall clock (it jumps, but says when a sleeping machine woke up
+//! past the expiry). On Linux both are the kernel's *coarse* clocks: they trail the precise
+//! ones by at most one kernel tick (1-4 ms), far inside a token's safety margin of
+//! min(60 s, 5% of its lifetime), and cost a quarter of a precise read on virtual machines,
+//! where the precise reads dominate the whole cached-token path (BENCHMARKS.md, rows 1.x).
 
 #![forbid(unsafe_code)]
 
-use std::time::SystemTime;
+use std::ops::{Add, Sub};
+use std::time::{Duration, SystemTime};
 
-/// The wall clock for expiry checks. On Linux this is `CLOCK_REALTIME_COARSE`: it trails the
-/// precise clock by at most one kernel tick (1-4 ms), far inside a token's safety margin of
-/// min(60 s, 5% of its lifetime), and costs a quarter of a precise read on virtual machines,
-/// where the precise read dominates the whole cached path (BENCHMARKS.md, rows 1.x).
-/// The monotonic check beside it stays precise.
+/// A point on the monotonic clock. Only differences between points mean anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Mono(Duration);
+
+impl Mono {
+    /// Now, on the monotonic clock.
+    pub(crate) fn now() -> Mono {
+        #[cfg(target_os = "linux")]
+        {
+            let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+            if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
+                return Mono(Duration::new(secs, nanos));
+            }
+        }
+        portable_now()
+    }
+
+    /// The point `d` earlier, if the clock reaches back that far.
+    pub(crate) fn checked_sub(self, d: Duration) -> Option<Mono> {
+        self.0.checked_sub(d).map(Mono)
+    }
+
+    /// Time since `earlier`, or zero if `earlier` is later.
+    pub(crate) fn saturating_since(self, earlier: Mono) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Elsewhere: `Instant`, counted from the first reading in this process.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn portable_now() -> Mono {
+    use once_cell::sync::Lazy;
+    use std::time::Instant;
+    static ORIGIN: Lazy<Instant> = Lazy::new(Instant::now);
+    // An hour of headroom, so that `checked_sub` can place a token obtained before the
+    // first reading (a token read from the shared disk cache).
+    Mono(ORIGIN.elapsed() + Duration::from_secs(3600))
+}
+
+impl Add<Duration> for Mono {
+    type Output = Mono;
+    fn add(self, d: Duration) -> Mono {
+        Mono(self.0.saturating_add(d))
+    }
+}
+
+impl Sub for Mono {
+    type Output = Duration;
+    fn sub(self, earlier: Mono) -> Duration {
+        self.saturating_since(earlier)
+    }
+}
+
+/// The wall clock for expiry checks: `CLOCK_REALTIME_COARSE` on Linux.
 pub(crate) fn wall_now() -> SystemTime {
     #[cfg(target_os = "linux")]
     {
-        use std::time::{Duration, UNIX_EPOCH};
+        use std::time::UNIX_EPOCH;
         let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
         if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
             return UNIX_EPOCH + Duration::new(secs, nanos);
@@ -24,7 +81,7 @@ pub(crate) fn wall_now() -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::Instant;
 
     #[test]
     fn coarse_wall_clock_trails_the_precise_one_by_at_most_a_tick() {
@@ -37,5 +94,20 @@ mod tests {
                 .expect("the coarse clock ran ahead of the precise one");
             assert!(lag <= Duration::from_millis(20), "lag {lag:?}");
         }
+    }
+
+    #[test]
+    fn monotonic_clock_advances_with_instant_within_a_tick() {
+        let (m0, i0) = (Mono::now(), Instant::now());
+        std::thread::sleep(Duration::from_millis(50));
+        let (m1, i1) = (Mono::now(), Instant::now());
+        assert!(m1 >= m0, "the monotonic clock went back");
+        let diff = (m1 - m0).as_secs_f64() - (i1 - i0).as_secs_f64();
+        assert!(
+            diff.abs() < 0.025,
+            "coarse and precise disagree by {diff} s"
+        );
+        assert_eq!(m0 + Duration::from_secs(1) - m0, Duration::from_secs(1));
+        assert!(m0.checked_sub(Duration::from_secs(1)).is_some());
     }
 }

@@ -153,9 +153,7 @@ impl DiskCache {
             Err(e) => {
                 drop(lock);
                 match found {
-                    Some(token)
-                        if !serving && token.is_usable(Instant::now(), SystemTime::now()) =>
-                    {
+                    Some(token) if !serving && token.is_usable_now() => {
                         log::warn!(
                             "lwolf-auth: refresh failed ({e}); serving token {} from the shared cache",
                             token.fingerprint()
@@ -248,7 +246,7 @@ impl DiskCache {
     /// The file's token if it is there, trusted, well-formed, ours, and usable now.
     fn read_usable(&self, euid: u32) -> Option<AccessToken> {
         let token = self.read(euid)?;
-        if token.is_usable(Instant::now(), SystemTime::now()) {
+        if token.is_usable_now() {
             Some(token)
         } else {
             log::debug!(
@@ -434,7 +432,7 @@ impl DiskCache {
 }
 
 fn is_due(token: &AccessToken) -> bool {
-    token.is_due(Instant::now(), SystemTime::now())
+    token.is_due_now()
 }
 
 /// SHA-256 (hex) of the fields that make a token what it is, NUL-separated. The secret is

@@ -2,12 +2,13 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use base64::Engine;
 use ureq::http::Method;
 use zeroize::Zeroizing;
 
+use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::error::{Error, HttpFailure};
 use crate::http::{Failure, Http};
@@ -57,7 +58,7 @@ pub(crate) fn fetch_token(
         attempts += 1;
         let can_retry = attempts <= config.max_retries;
         let timing = Timing {
-            sent: Instant::now(),
+            sent: Mono::now(),
             sent_wall: SystemTime::now(),
             refresh_ratio: config.refresh_ratio,
             jitter: crate::retry::random_fraction(),

@@ -4,11 +4,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde_json::Value;
 
+use crate::clock::{self, Mono};
 use crate::error::Error;
 use crate::secret::SecretString;
 
@@ -32,16 +33,16 @@ struct TokenData {
     value: SecretString,
     fingerprint: String,
     lifetime: Duration,
-    refresh_at: Instant,
+    refresh_at: Mono,
     refresh_at_wall: SystemTime,
-    usable_until: Instant,
+    usable_until: Mono,
     usable_until_wall: SystemTime,
     expires_at_wall: SystemTime,
 }
 
 /// When a token was asked for, and how its refresh is placed.
 pub(crate) struct Timing {
-    pub sent: Instant,
+    pub sent: Mono,
     pub sent_wall: SystemTime,
     pub refresh_ratio: f64,
     /// In `[0, 1)`: how much of the allowed jitter to apply.
@@ -72,7 +73,7 @@ impl AccessToken {
 
     /// A token obtained at `obtained_at` on the wall clock (by this process or another, as
     /// read from the shared disk cache), placed on this process's monotonic clock:
-    /// `Instant::now() - (SystemTime::now() - obtained_at)`, saturating. A start in the
+    /// `Mono::now() - (SystemTime::now() - obtained_at)`, saturating. A start in the
     /// future is taken as now. The placement rules are those of [`AccessToken::new`].
     pub(crate) fn from_wall_clock(
         value: SecretString,
@@ -81,7 +82,7 @@ impl AccessToken {
         refresh_ratio: f64,
         jitter: f64,
     ) -> AccessToken {
-        let now = Instant::now();
+        let now = Mono::now();
         let now_wall = SystemTime::now();
         let (sent, sent_wall) = match now_wall.duration_since(obtained_at) {
             // An age beyond what the monotonic clock can go back (older than the boot)
@@ -140,13 +141,23 @@ impl AccessToken {
 
     /// Whether the token may still be handed out: both clocks must agree, because the
     /// monotonic clock stops while the machine sleeps and the wall clock can jump.
-    pub(crate) fn is_usable(&self, now: Instant, now_wall: SystemTime) -> bool {
+    pub(crate) fn is_usable(&self, now: Mono, now_wall: SystemTime) -> bool {
         now < self.0.usable_until && now_wall < self.0.usable_until_wall
     }
 
     /// Whether a refresh is due by either clock.
-    pub(crate) fn is_due(&self, now: Instant, now_wall: SystemTime) -> bool {
+    pub(crate) fn is_due(&self, now: Mono, now_wall: SystemTime) -> bool {
         now >= self.0.refresh_at || now_wall >= self.0.refresh_at_wall
+    }
+
+    /// [`is_usable`](Self::is_usable), reading both clocks.
+    pub(crate) fn is_usable_now(&self) -> bool {
+        self.is_usable(Mono::now(), clock::wall_now())
+    }
+
+    /// [`is_due`](Self::is_due), reading both clocks.
+    pub(crate) fn is_due_now(&self) -> bool {
+        self.is_due(Mono::now(), clock::wall_now())
     }
 
     pub(crate) fn same_as(&self, other: &AccessToken) -> bool {
@@ -368,7 +379,7 @@ mod tests {
 
     fn timing(jitter: f64) -> Timing {
         Timing {
-            sent: Instant::now(),
+            sent: Mono::now(),
             sent_wall: SystemTime::now(),
             refresh_ratio: 0.9,
             jitter,
@@ -401,7 +412,7 @@ mod tests {
         let tok = AccessToken::from_wall_clock("x".into(), l, hour_ago, 0.9, 0.0);
         assert_eq!(tok.obtained_at(), hour_ago);
         assert_eq!(tok.expires_at(), hour_ago + l);
-        let now = Instant::now();
+        let now = Mono::now();
         assert!(tok.is_usable(now, SystemTime::now()));
         assert!(!tok.is_due(now, SystemTime::now()));
         // The monotonic deadlines sit where the wall-clock ones do, give or take the test.
@@ -415,8 +426,8 @@ mod tests {
             0.9,
             0.0,
         );
-        assert!(tok.is_usable(Instant::now(), SystemTime::now()));
-        assert!(tok.is_due(Instant::now(), SystemTime::now()));
+        assert!(tok.is_usable_now());
+        assert!(tok.is_due_now());
         // Expired by both clocks.
         let tok = AccessToken::from_wall_clock(
             "x".into(),
@@ -425,7 +436,7 @@ mod tests {
             0.9,
             0.0,
         );
-        assert!(!tok.is_usable(Instant::now(), SystemTime::now()));
+        assert!(!tok.is_usable_now());
         // A start in the future is taken as now.
         let before = SystemTime::now();
         let tok = AccessToken::from_wall_clock(
@@ -444,7 +455,7 @@ mod tests {
             0.9,
             0.0,
         );
-        assert!(!tok.is_usable(Instant::now(), SystemTime::now()));
+        assert!(!tok.is_usable_now());
     }
 
     #[test]
