@@ -137,8 +137,8 @@ static void clock_row(int rounds, double sample) {
     snprintf(base, sizeof base, "coarse: MONOTONIC_COARSE %.1f ns, REALTIME_COARSE %.1f ns",
              median(v[2], rounds), median(v[3], rounds));
     emit_row("1.0-clocks", "Physical floor: one `clock_gettime()` (vDSO) on this machine", ours,
-             base, -1, "-", -1, "median of interleaved rounds, one thread; the hot paths below read "
-             "one (baselines) or two (ours) precise clocks per call");
+             base, -1, "-", -1, "median of interleaved rounds, one thread; the baselines below read one "
+             "precise clock per call, the library two coarse ones (src/clock.rs)");
 }
 
 static void op_ours(void) {
@@ -235,8 +235,8 @@ int main(int argc, char **argv) {
             snprintf(note, sizeof note,
                      "median of %d interleaved rounds, per-round ratio p25-p75 %.2f-%.2f; in the "
                      "same rounds, that cache reading CLOCK_MONOTONIC and CLOCK_REALTIME under "
-                     "the lock (as the library does): %.1f ns (ours / that %.2fx); reading both "
-                     "coarse clocks before the lock: %.1f ns",
+                     "the lock: %.1f ns (ours / that %.2fx); reading both coarse clocks before "
+                     "the lock (as the library does): %.1f ns",
                      rounds, quantile(r, rounds, 0.25), quantile(r, rounds, 0.75),
                      median(v[2], rounds), median(two, rounds), median(v[3], rounds));
             emit_row(id, what, ours, base, median(r, rounds), "≤ 1.5x",
