@@ -5,7 +5,6 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use ureq::http::Method;
 use zeroize::Zeroizing;
@@ -17,7 +16,7 @@ use crate::error::Error;
 use crate::fetch::fetch_token;
 use crate::http::{is_idempotent, parse_method, Failure, Http, RawResponse};
 use crate::response::Response;
-use crate::retry::{is_retryable_status, server_wait, Backoff};
+use crate::retry::{is_retryable_status, server_wait};
 use crate::token::AccessToken;
 use crate::url::{api_url, resolve_location, Origin};
 
@@ -79,10 +78,7 @@ impl Client {
     }
 
     fn with_shared(shared: Arc<Shared>, lwt_client_id: Option<String>) -> Client {
-        let refresh_backoff = Backoff {
-            base: shared.config.retry_base,
-            max: shared.config.retry_max,
-        };
+        let refresh_backoff = shared.config.backoff();
         let disk = DiskCache::new(&shared.config, lwt_client_id.as_deref());
         Client {
             inner: Arc::new(Inner {
@@ -219,12 +215,7 @@ impl Client {
                 url = next;
                 continue;
             }
-            return Ok(Response {
-                status: resp.status,
-                headers: resp.headers,
-                body: resp.body,
-                url,
-            });
+            return Ok(Response { raw: resp, url });
         }
     }
 
@@ -270,10 +261,7 @@ impl Client {
         body: Option<&[u8]>,
     ) -> Result<RawResponse, Error> {
         let config = &self.inner.shared.config;
-        let backoff = Backoff {
-            base: config.retry_base,
-            max: config.retry_max,
-        };
+        let backoff = config.backoff();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -284,12 +272,7 @@ impl Client {
             let outcome = self.send_once(method, url, token, body);
             let (reason, asked) = match outcome {
                 Ok(resp) if can_retry && is_retryable_status(resp.status) => {
-                    let asked = server_wait(
-                        resp.status,
-                        |n| resp.header(n).map(str::to_owned),
-                        SystemTime::now(),
-                    );
-                    (format!("http status {}", resp.status), asked)
+                    (format!("http status {}", resp.status), server_wait(&resp))
                 }
                 Ok(resp) => return Ok(resp),
                 Err(Failure::TooLarge) => {
@@ -304,9 +287,7 @@ impl Client {
                     return Err(Error::Transport(Box::new(t)));
                 }
             };
-            let wait = asked
-                .unwrap_or_else(|| backoff.wait(attempts - 1))
-                .min(config.retry_max);
+            let wait = backoff.delay(attempts - 1, asked);
             log::warn!(
                 "lwolf-auth: {method} request failed ({reason}); retry {attempts} of {} in {} ms",
                 config.max_retries,

@@ -149,6 +149,13 @@ impl Config {
     pub fn retry_max(&self) -> Duration {
         self.retry_max
     }
+    /// The backoff of retries and of failed refreshes.
+    pub(crate) fn backoff(&self) -> crate::retry::Backoff {
+        crate::retry::Backoff {
+            base: self.retry_base,
+            max: self.retry_max,
+        }
+    }
     /// The token request encoding.
     pub fn token_format(&self) -> TokenFormat {
         self.token_format

@@ -12,7 +12,7 @@ use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::error::{Error, HttpFailure};
 use crate::http::{Failure, Http};
-use crate::retry::{is_retryable_status, server_wait, Backoff};
+use crate::retry::{is_retryable_status, server_wait};
 use crate::secret::scrub;
 use crate::token::{
     error_fields_of, parse_token_response, AccessToken, Timing, MAX_TOKEN_RESPONSE_BYTES,
@@ -36,10 +36,7 @@ pub(crate) fn fetch_token(
     if let Some(value) = &basic {
         headers.push(("authorization", value.as_str()));
     }
-    let backoff = Backoff {
-        base: config.retry_base,
-        max: config.retry_max,
-    };
+    let backoff = config.backoff();
     // What a server echoing the request back could give the secret away in: the secret
     // itself, as the form body carries it, and HTTP Basic's base64 credentials.
     let secret = config.client_secret.expose();
@@ -99,12 +96,7 @@ pub(crate) fn fetch_token(
                 if !(can_retry && is_retryable_status(resp.status)) {
                     return Err(Error::from_token_status(failure));
                 }
-                let asked = server_wait(
-                    resp.status,
-                    |name| resp.header(name).map(str::to_owned),
-                    SystemTime::now(),
-                );
-                (format!("http status {}", resp.status), asked)
+                (format!("http status {}", resp.status), server_wait(&resp))
             }
             Err(Failure::TooLarge) => {
                 return Err(Error::invalid_response("token response larger than 64 KiB"))
@@ -117,9 +109,7 @@ pub(crate) fn fetch_token(
                 (t.message, None)
             }
         };
-        let wait = wait
-            .unwrap_or_else(|| backoff.wait(attempts - 1))
-            .min(config.retry_max);
+        let wait = backoff.delay(attempts - 1, wait);
         log::warn!(
             "lwolf-auth: token request failed ({reason}); retry {attempts} of {} in {} ms",
             config.max_retries,

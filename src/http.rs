@@ -16,7 +16,7 @@ use crate::resolve::CachingResolver;
 use crate::url::is_loopback_host;
 
 /// A response read whole, headers lower-cased by ureq.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,

@@ -5,58 +5,57 @@
 use std::fmt;
 
 use crate::error::Error;
+use crate::http::RawResponse;
 
 /// The answer to an API request. Every HTTP status is a response, not an error.
 #[derive(Clone)]
 pub struct Response {
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
+    pub(crate) raw: RawResponse,
     pub(crate) url: String,
 }
 
 impl Response {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
-        self.status
+        self.raw.status
     }
 
     /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
+        (200..300).contains(&self.raw.status)
     }
 
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.raw.header(name)
     }
 
     /// Every header, in the order received, names in lower case.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.raw
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// The body bytes.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        &self.raw.body
     }
 
     /// The body, taken out of the response.
     pub fn into_body(self) -> Vec<u8> {
-        self.body
+        self.raw.body
     }
 
     /// The body as text; invalid UTF-8 is replaced.
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.body)
+        String::from_utf8_lossy(&self.raw.body)
     }
 
     /// The body parsed as JSON into `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|e| {
+        serde_json::from_slice(&self.raw.body).map_err(|e| {
             Error::invalid_response(format!("response body is not the expected JSON: {e}"))
         })
     }
@@ -70,9 +69,9 @@ impl Response {
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
-            .field("status", &self.status)
+            .field("status", &self.raw.status)
             .field("url", &self.url)
-            .field("body_len", &self.body.len())
+            .field("body_len", &self.raw.body.len())
             .finish_non_exhaustive()
     }
 }

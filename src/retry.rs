@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use once_cell::sync::Lazy;
 
+use crate::http::RawResponse;
+
 /// Statuses worth another attempt: timeouts, rate limits and transient server failures.
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
@@ -35,6 +37,12 @@ impl Backoff {
     /// together do not come back together.
     pub fn wait(&self, retry: u32) -> Duration {
         self.ceiling(retry).mul_f64(random_fraction())
+    }
+
+    /// The wait before retry number `retry`: what the server `asked` for, else
+    /// [`wait`](Self::wait); never more than `max`.
+    pub(crate) fn delay(&self, retry: u32, asked: Option<Duration>) -> Duration {
+        asked.unwrap_or_else(|| self.wait(retry)).min(self.max)
     }
 }
 
@@ -72,17 +80,20 @@ pub fn parse_rate_limit_reset(value: &str, now: SystemTime) -> Option<Duration> 
     Some(Duration::from_secs_f64((secs - now_secs).clamp(0.0, 1e9)))
 }
 
-/// The wait the server asked for, if any: `Retry-After`, or on a 429 `X-RateLimit-Reset`.
-pub(crate) fn server_wait(
-    status: u16,
-    header: impl Fn(&str) -> Option<String>,
-    now: SystemTime,
-) -> Option<Duration> {
-    if let Some(wait) = header("retry-after").and_then(|v| parse_retry_after(&v, now)) {
+/// The wait a 408/429/5xx response asked for, if any: `Retry-After`, or on a 429
+/// `X-RateLimit-Reset`.
+pub(crate) fn server_wait(resp: &RawResponse) -> Option<Duration> {
+    let now = SystemTime::now();
+    if let Some(wait) = resp
+        .header("retry-after")
+        .and_then(|v| parse_retry_after(v, now))
+    {
         return Some(wait);
     }
-    if status == 429 {
-        return header("x-ratelimit-reset").and_then(|v| parse_rate_limit_reset(&v, now));
+    if resp.status == 429 {
+        return resp
+            .header("x-ratelimit-reset")
+            .and_then(|v| parse_rate_limit_reset(v, now));
     }
     None
 }

@@ -8,41 +8,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use lwolf_auth::sandbox::Sandbox;
 
+mod temp_dir;
+use temp_dir::TempDir;
+
 /// A secret that is easy to spot in any output.
 const SECRET: &str = "cli-s3cr3t-MUST-NOT-SHOW";
 const LWOLF: &str = env!("CARGO_BIN_EXE_lwolf");
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "lwolf-cli-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::DirBuilder::new().mode(0o700).create(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A sandbox with a distinctive secret, and a private home for the command's cache.
 struct Setup {
@@ -83,7 +59,7 @@ impl Setup {
 fn bare_command(args: &[&str], home: &TempDir) -> Command {
     let mut cmd = Command::new(LWOLF);
     cmd.args(args)
-        .env("HOME", &home.0)
+        .env("HOME", home.path())
         .env_remove("XDG_CACHE_HOME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -12,12 +12,14 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lwolf_auth::sandbox::Sandbox;
 use lwolf_auth::{AccessToken, Client, ConfigBuilder};
+
+mod temp_dir;
+use temp_dir::TempDir;
 
 /// A secret that is easy to spot if it ever leaks into a file or a log.
 const SECRET: &str = "disk-s3cr3t-NEVER-ON-DISK";
@@ -25,34 +27,6 @@ const WORKER_MODE: &str = "LWOLF_DISK_WORKER";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// A private directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "lwolf-disk-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::DirBuilder::new().mode(0o700).create(&path).unwrap();
-        TempDir(path)
-    }
-
-    /// The cache directory inside it (not created: the client creates it).
-    fn cache(&self) -> PathBuf {
-        self.0.join("cache")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn sandbox() -> Sandbox {
     Sandbox::builder().client_secret(SECRET).start().unwrap()
@@ -302,7 +276,7 @@ fn eight_processes_of_eight_threads_make_one_token_request() {
                 .env("LWOLF_CLIENT_SECRET", SECRET)
                 .env("LWOLF_TOKEN_URL", sandbox.token_url())
                 .env("LWOLF_API_BASE_URL", sandbox.api_base_url())
-                .env("LWOLF_CACHE_DIR", tmp.cache())
+                .env("LWOLF_CACHE_DIR", tmp.join("cache"))
                 .spawn()
                 .unwrap()
         })
@@ -329,12 +303,12 @@ fn eight_processes_of_eight_threads_make_one_token_request() {
     assert_eq!(sandbox.token_requests(), 1);
     assert_eq!(sandbox.tokens_issued(), 1);
 
-    let files = json_files(&tmp.cache());
+    let files = json_files(&tmp.join("cache"));
     assert_eq!(files.len(), 1);
-    assert_eq!(mode(&tmp.cache()), 0o700);
+    assert_eq!(mode(&tmp.join("cache")), 0o700);
     assert_eq!(mode(&files[0]), 0o600);
     // A client started afterwards reads the same token, without asking for one.
-    let late = client(&sandbox, &tmp.cache());
+    let late = client(&sandbox, &tmp.join("cache"));
     assert_eq!(late.token().unwrap().fingerprint(), fingerprints[0]);
     assert_eq!(late.cache_file(), Some(files[0].as_path()));
     assert_eq!(sandbox.token_requests(), 1);
@@ -345,16 +319,16 @@ fn a_killed_lock_holder_does_not_wedge_the_others() {
     capture_logs();
     let sandbox = sandbox();
     let tmp = TempDir::new("killed");
-    let probe = client(&sandbox, &tmp.cache());
+    let probe = client(&sandbox, &tmp.join("cache"));
     fs::DirBuilder::new()
         .mode(0o700)
-        .create(tmp.cache())
+        .create(tmp.join("cache"))
         .unwrap();
     let lock = probe.cache_file().unwrap().with_extension("lock");
     let mut holder = lock_holder(&lock);
 
     // Waiters with a bound far longer than the test: they must get the lock, not time out.
-    let config = builder(&sandbox, &tmp.cache())
+    let config = builder(&sandbox, &tmp.join("cache"))
         .timeout(Duration::from_secs(300))
         .build()
         .unwrap();
@@ -399,10 +373,10 @@ fn a_holder_that_never_lets_go_delays_the_others_by_the_bound_only() {
     capture_logs();
     let sandbox = sandbox();
     let tmp = TempDir::new("stuck");
-    let probe = client(&sandbox, &tmp.cache());
+    let probe = client(&sandbox, &tmp.join("cache"));
     fs::DirBuilder::new()
         .mode(0o700)
-        .create(tmp.cache())
+        .create(tmp.join("cache"))
         .unwrap();
     let lock = probe.cache_file().unwrap().with_extension("lock");
     let mut holder = lock_holder(&lock);
@@ -411,7 +385,7 @@ fn a_holder_that_never_lets_go_delays_the_others_by_the_bound_only() {
         .name("stuck-holder-waiter".into())
         .spawn({
             let client = Client::new(
-                builder(&sandbox, &tmp.cache())
+                builder(&sandbox, &tmp.join("cache"))
                     .timeout(Duration::from_millis(400))
                     .build()
                     .unwrap(),
@@ -441,9 +415,9 @@ fn a_second_client_reads_the_token_from_the_file() {
     capture_logs();
     let sandbox = sandbox();
     let tmp = TempDir::new("second");
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let first = a.token().unwrap();
-    let b = client(&sandbox, &tmp.cache());
+    let b = client(&sandbox, &tmp.join("cache"));
     let second = b.token().unwrap();
     assert_eq!(first.secret(), second.secret());
     assert_eq!(sandbox.token_requests(), 1);
@@ -463,21 +437,21 @@ fn a_second_client_reads_the_token_from_the_file() {
     let name = file.file_name().unwrap().to_str().unwrap();
     assert_eq!(name.len(), 37);
     assert!(name[..32].bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_no_leak(&first, &tmp.cache());
+    assert_no_leak(&first, &tmp.join("cache"));
 }
 
 #[test]
 fn a_token_in_memory_never_touches_the_disk() {
     let sandbox = sandbox();
     let tmp = TempDir::new("memory");
-    let client = client(&sandbox, &tmp.cache());
+    let client = client(&sandbox, &tmp.join("cache"));
     let first = client.token().unwrap();
-    fs::remove_dir_all(tmp.cache()).unwrap();
+    fs::remove_dir_all(tmp.join("cache")).unwrap();
     for _ in 0..100 {
         assert_eq!(client.token().unwrap().secret(), first.secret());
     }
     assert!(
-        !tmp.cache().exists(),
+        !tmp.join("cache").exists(),
         "the cache directory was looked at again"
     );
     assert_eq!(sandbox.token_requests(), 1);
@@ -501,12 +475,12 @@ fn replaced_after(tag: &str, spoil: impl FnOnce(&Path)) {
     capture_logs();
     let sandbox = sandbox();
     let tmp = TempDir::new(tag);
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let old = a.token().unwrap();
     let file = a.cache_file().unwrap().to_owned();
     spoil(&file);
 
-    let b = client(&sandbox, &tmp.cache());
+    let b = client(&sandbox, &tmp.join("cache"));
     let new = b.token().unwrap();
     assert_ne!(
         new.secret(),
@@ -518,10 +492,10 @@ fn replaced_after(tag: &str, spoil: impl FnOnce(&Path)) {
     assert_eq!(mode(&file), 0o600);
     assert_eq!(fs::metadata(&file).unwrap().uid(), euid());
     // And the replacement serves the next process.
-    let c = client(&sandbox, &tmp.cache());
+    let c = client(&sandbox, &tmp.join("cache"));
     assert_eq!(c.token().unwrap().secret(), new.secret());
     assert_eq!(sandbox.token_requests(), 2, "{tag}");
-    assert_no_leak(&new, &tmp.cache());
+    assert_no_leak(&new, &tmp.join("cache"));
 }
 
 #[test]
@@ -595,11 +569,11 @@ fn a_directory_open_to_others_is_not_used() {
     let sandbox = sandbox();
     let tmp = TempDir::new("opendir");
     // A sound file in a directory that was then opened up: neither read nor written.
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let first = a.token().unwrap();
     let file = a.cache_file().unwrap().to_owned();
-    fs::set_permissions(tmp.cache(), fs::Permissions::from_mode(0o755)).unwrap();
-    let b = client(&sandbox, &tmp.cache());
+    fs::set_permissions(tmp.join("cache"), fs::Permissions::from_mode(0o755)).unwrap();
+    let b = client(&sandbox, &tmp.join("cache"));
     let second = b.token().unwrap();
     assert_ne!(
         second.secret(),
@@ -614,13 +588,13 @@ fn a_directory_open_to_others_is_not_used() {
         "wrote into a dir open to others"
     );
     assert_eq!(
-        mode(&tmp.cache()),
+        mode(&tmp.join("cache")),
         0o755,
         "the directory is the user's to fix"
     );
 
     // A directory that was open from the start is not written into at all.
-    let open = tmp.0.join("open");
+    let open = tmp.join("open");
     fs::DirBuilder::new().mode(0o755).create(&open).unwrap();
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
     client(&sandbox, &open).token().unwrap();
@@ -638,20 +612,20 @@ fn a_directory_of_another_user_is_not_used() {
     let tmp = TempDir::new("otherdir");
     fs::DirBuilder::new()
         .mode(0o700)
-        .create(tmp.cache())
+        .create(tmp.join("cache"))
         .unwrap();
-    std::os::unix::fs::chown(tmp.cache(), Some(65534), Some(65534)).unwrap();
-    let a = client(&sandbox, &tmp.cache());
+    std::os::unix::fs::chown(tmp.join("cache"), Some(65534), Some(65534)).unwrap();
+    let a = client(&sandbox, &tmp.join("cache"));
     a.token().unwrap();
     assert!(warned("owned by uid 65534"));
-    assert!(json_files(&tmp.cache()).is_empty());
+    assert!(json_files(&tmp.join("cache")).is_empty());
 }
 
 #[test]
 fn the_directory_is_created_private() {
     let sandbox = sandbox();
     let tmp = TempDir::new("create");
-    let nested = tmp.0.join("a").join("b");
+    let nested = tmp.join("a").join("b");
     let client = client(&sandbox, &nested);
     client.token().unwrap();
     assert_eq!(mode(&nested), 0o700);
@@ -673,13 +647,13 @@ fn the_directory_is_created_private() {
 fn a_due_token_on_disk_is_refreshed() {
     let sandbox = sandbox();
     let tmp = TempDir::new("due");
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let old = a.token().unwrap();
     let file = a.cache_file().unwrap().to_owned();
     // Past 0.9 (and the jitter) of a day, before the one-minute margin.
     age_file(&file, Duration::from_secs(86_400 - 600));
 
-    let b = client(&sandbox, &tmp.cache());
+    let b = client(&sandbox, &tmp.join("cache"));
     let new = b.token().unwrap();
     assert_ne!(new.secret(), old.secret());
     assert_eq!(sandbox.token_requests(), 2);
@@ -691,14 +665,14 @@ fn a_due_token_on_disk_is_served_when_its_refresh_fails() {
     capture_logs();
     let sandbox = sandbox();
     let tmp = TempDir::new("duefail");
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let old = a.token().unwrap();
     let file = a.cache_file().unwrap().to_owned();
     age_file(&file, Duration::from_secs(86_400 - 600));
 
     // Same identity (the secret is not part of it), but the gateway turns it away.
     let b = Client::new(
-        builder(&sandbox, &tmp.cache())
+        builder(&sandbox, &tmp.join("cache"))
             .client_secret("wrong-secret")
             .build()
             .unwrap(),
@@ -721,13 +695,13 @@ fn a_due_token_on_disk_is_served_when_its_refresh_fails() {
 fn a_token_on_disk_that_the_api_rejects_is_replaced() {
     let sandbox = sandbox();
     let tmp = TempDir::new("rejected");
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let old = a.token().unwrap();
     let file = a.cache_file().unwrap().to_owned();
     sandbox.expire_tokens();
 
     // B reads the dead token from the file, gets one 401, drops it, fetches one new token.
-    let b = client(&sandbox, &tmp.cache());
+    let b = client(&sandbox, &tmp.join("cache"));
     let response = b.get("/v1/transactions").unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(sandbox.api_requests(), 2);
@@ -753,7 +727,7 @@ fn a_token_on_disk_that_the_api_rejects_is_replaced() {
 fn invalidate_drops_the_file_too() {
     let sandbox = sandbox();
     let tmp = TempDir::new("invalidate");
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let old = a.token().unwrap();
     a.invalidate();
     assert!(!a.cache_file().unwrap().exists());
@@ -767,21 +741,21 @@ fn invalidate_drops_the_file_too() {
 fn tenants_have_files_of_their_own() {
     let sandbox = sandbox();
     let tmp = TempDir::new("tenants");
-    let a = client(&sandbox, &tmp.cache());
+    let a = client(&sandbox, &tmp.join("cache"));
     let t1 = a.for_tenant("customer-1").unwrap();
     let t2 = a.for_tenant("customer-2").unwrap();
     let files = [a.cache_file(), t1.cache_file(), t2.cache_file()];
     assert!(files[0] != files[1] && files[1] != files[2] && files[0] != files[2]);
     let tokens: Vec<_> = [&a, &t1, &t2].iter().map(|c| c.token().unwrap()).collect();
-    assert_eq!(json_files(&tmp.cache()).len(), 3);
+    assert_eq!(json_files(&tmp.join("cache")).len(), 3);
     // Another process's tenant client finds its own.
-    let again = client(&sandbox, &tmp.cache())
+    let again = client(&sandbox, &tmp.join("cache"))
         .for_tenant("customer-2")
         .unwrap();
     assert_eq!(again.token().unwrap().secret(), tokens[2].secret());
     assert_eq!(sandbox.token_requests(), 3);
     for t in &tokens {
-        assert_no_leak(t, &tmp.cache());
+        assert_no_leak(t, &tmp.join("cache"));
     }
 }
 
@@ -791,9 +765,10 @@ fn an_environment_cache_dir_is_used() {
     let sandbox = sandbox();
     let tmp = TempDir::new("setkey");
     let mut b = sandbox.config_builder();
-    b.set("cache_dir", tmp.cache().to_str().unwrap()).unwrap();
+    b.set("cache_dir", tmp.join("cache").to_str().unwrap())
+        .unwrap();
     let config = b.build().unwrap();
-    assert_eq!(config.cache_dir(), Some(tmp.cache().as_path()));
+    assert_eq!(config.cache_dir(), Some(tmp.join("cache").as_path()));
     let client = Client::new(config);
     client.token().unwrap();
     assert!(client.cache_file().unwrap().exists());
