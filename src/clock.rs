@@ -13,8 +13,18 @@ use std::ops::{Add, Sub};
 use std::time::{Duration, SystemTime};
 
 /// A point on the monotonic clock. Only differences between points mean anything.
+///
+/// The kernel's clock counts from boot, so a token obtained before the boot (read from the
+/// shared disk cache on a machine up for a minute) could not be placed on it. Every reading
+/// is therefore shifted by [`HEADROOM`], longer than any lifetime a token is given: any
+/// token the wall clock can place, the monotonic clock can place too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Mono(Duration);
+
+/// How far before the clock's origin a point may lie: longer than the longest lifetime a
+/// token is given (`token::MAX_LIFETIME`), so a token placed at the earliest point is
+/// already expired.
+pub(crate) const HEADROOM: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
 
 impl Mono {
     /// Now, on the monotonic clock.
@@ -23,15 +33,16 @@ impl Mono {
         {
             let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
             if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec)) {
-                return Mono(Duration::new(secs, nanos));
+                return Mono(Duration::new(secs, nanos) + HEADROOM);
             }
         }
         portable_now()
     }
 
-    /// The point `d` earlier, if the clock reaches back that far.
-    pub(crate) fn checked_sub(self, d: Duration) -> Option<Mono> {
-        self.0.checked_sub(d).map(Mono)
+    /// The point `d` earlier, or the earliest point if `d` reaches back further: a token
+    /// placed there is past every deadline, as it should be.
+    pub(crate) fn saturating_sub(self, d: Duration) -> Mono {
+        Mono(self.0.saturating_sub(d))
     }
 
     /// Time since `earlier`, or zero if `earlier` is later.
@@ -46,9 +57,7 @@ fn portable_now() -> Mono {
     use once_cell::sync::Lazy;
     use std::time::Instant;
     static ORIGIN: Lazy<Instant> = Lazy::new(Instant::now);
-    // An hour of headroom, so that `checked_sub` can place a token obtained before the
-    // first reading (a token read from the shared disk cache).
-    Mono(ORIGIN.elapsed() + Duration::from_secs(3600))
+    Mono(ORIGIN.elapsed() + HEADROOM)
 }
 
 impl Add<Duration> for Mono {
@@ -108,6 +117,8 @@ mod tests {
             "coarse and precise disagree by {diff} s"
         );
         assert_eq!(m0 + Duration::from_secs(1) - m0, Duration::from_secs(1));
-        assert!(m0.checked_sub(Duration::from_secs(1)).is_some());
+        // A whole token lifetime before boot is still a distinct point, whatever the uptime.
+        let long_ago = Duration::from_secs(10 * 365 * 24 * 3600);
+        assert_eq!(m0 - m0.saturating_sub(long_ago), long_ago);
     }
 }

@@ -17,8 +17,10 @@ use crate::secret::SecretString;
 pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 /// The lifetime assumed when the response gives none and the token is not a JWT.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
-/// Lifetimes beyond this are clamped, so time arithmetic cannot overflow.
-const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Lifetimes beyond this are clamped, so time arithmetic cannot overflow; shorter than
+/// the monotonic clock's headroom before boot (`clock::HEADROOM`).
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+const _: () = assert!(MAX_LIFETIME.as_secs() < clock::HEADROOM.as_secs());
 /// The jitter may move the refresh this fraction of the lifetime earlier.
 pub(crate) const MAX_JITTER_RATIO: f64 = 0.05;
 
@@ -73,8 +75,9 @@ impl AccessToken {
 
     /// A token obtained at `obtained_at` on the wall clock (by this process or another, as
     /// read from the shared disk cache), placed on this process's monotonic clock:
-    /// `Mono::now() - (SystemTime::now() - obtained_at)`, saturating. A start in the
-    /// future is taken as now. The placement rules are those of [`AccessToken::new`].
+    /// `Mono::now() - (SystemTime::now() - obtained_at)`; the clock's headroom places any
+    /// age up to the longest lifetime, whatever the uptime. A start in the future is taken
+    /// as now. The placement rules are those of [`AccessToken::new`].
     pub(crate) fn from_wall_clock(
         value: SecretString,
         lifetime: Duration,
@@ -85,9 +88,7 @@ impl AccessToken {
         let now = Mono::now();
         let now_wall = SystemTime::now();
         let (sent, sent_wall) = match now_wall.duration_since(obtained_at) {
-            // An age beyond what the monotonic clock can go back (older than the boot)
-            // saturates at now: the wall-clock bounds, checked as well, still hold.
-            Ok(age) => (now.checked_sub(age).unwrap_or(now), obtained_at),
+            Ok(age) => (now.saturating_sub(age), obtained_at),
             Err(_) => (now, now_wall),
         };
         AccessToken::new(
@@ -447,7 +448,7 @@ mod tests {
             0.0,
         );
         assert!(tok.obtained_at() >= before && tok.obtained_at() <= SystemTime::now());
-        // Older than the monotonic clock can go back: still expired by the wall clock.
+        // Older than any lifetime: expired by both clocks, not only by the wall clock.
         let tok = AccessToken::from_wall_clock(
             "x".into(),
             l,
@@ -455,6 +456,7 @@ mod tests {
             0.9,
             0.0,
         );
+        assert!(!tok.is_usable(Mono::now(), SystemTime::UNIX_EPOCH));
         assert!(!tok.is_usable_now());
     }
 
