@@ -11,6 +11,14 @@
 #   lib/liblwolf_auth.so.$(VERSION), with liblwolf_auth.so.$(MAJOR) and liblwolf_auth.so links
 #     (the soname is liblwolf_auth.so.$(MAJOR); build.rs sets it)
 #   lib/pkgconfig/lwolf_auth.pc   (pkg-config --cflags --libs [--static] lwolf_auth)
+#
+# The .pc file gives programs that run from any PREFIX (an rpath to $(LIBDIR), so no
+# ldconfig and no LD_LIBRARY_PATH), and with --static links the archive rather than the
+# shared library: its Cflags.private switches the linker to archives (-Wl,-Bstatic) and
+# its Libs.private switches back (-Wl,-Bdynamic) before the system libraries. That needs
+# --cflags and --libs on the one command line, as in
+#   cc prog.c $(pkg-config --static --cflags --libs lwolf_auth)
+# A non-default PREFIX also needs PKG_CONFIG_PATH=$(PREFIX)/lib/pkgconfig.
 
 PREFIX       ?= /usr/local
 DESTDIR      ?=
@@ -57,8 +65,9 @@ install:
 		'Description: OAuth 2.0 client-credentials token client for the Lone Wolf Back Office API' \
 		'Version: $(VERSION)' \
 		'Cflags: -I$${includedir}' \
-		'Libs: -L$${libdir} -llwolf_auth' \
-		'Libs.private: $(STATIC_LIBS)' \
+		'Cflags.private: -Wl,-Bstatic' \
+		'Libs: -L$${libdir} -llwolf_auth -Wl,-rpath,$${libdir}' \
+		'Libs.private: -Wl,-Bdynamic $(STATIC_LIBS)' \
 		> $(DESTDIR)$(LIBDIR)/pkgconfig/lwolf_auth.pc
 
 uninstall:

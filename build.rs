@@ -6,7 +6,10 @@
 //! `tests/header.rs` fails when it differs from the generated one (whose path it gets from
 //! `LWOLF_GENERATED_HEADER`, set below).
 //!
-//! On Linux the shared library also gets its versioned soname, `liblwolf_auth.so.0`.
+//! On Linux the shared library also gets its versioned soname, `liblwolf_auth.so.0`, and
+//! cargo's output directory (`target/release`) gets a `liblwolf_auth.so.0` link beside the
+//! `liblwolf_auth.so` cargo writes: a program linked with `-L target/release -llwolf_auth`
+//! asks for the soname at run time, and must find it there.
 
 use std::env;
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ fn main() {
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,liblwolf_auth.so.{major}");
+        link_soname(&out_dir, &major);
     }
 
     let config = cbindgen::Config::from_file(manifest_dir.join("cbindgen.toml"))
@@ -57,3 +61,30 @@ fn main() {
         std::fs::copy(&header, &committed).expect("cannot write include/lwolf_auth.h");
     }
 }
+
+/// Puts `liblwolf_auth.so.MAJOR -> liblwolf_auth.so` in cargo's output directory, which is
+/// three levels above `OUT_DIR` (`<target>/<profile>/build/<pkg>-<hash>/out`). The link may
+/// dangle until cargo writes the library. Only a relative link, only where the layout is
+/// cargo's usual one, and never a failure: the library itself is not affected.
+#[cfg(unix)]
+fn link_soname(out_dir: &std::path::Path, major: &str) {
+    let Some(build) = out_dir.parent().and_then(|pkg| pkg.parent()) else {
+        return;
+    };
+    let Some(profile_dir) = build.parent().filter(|_| build.ends_with("build")) else {
+        return;
+    };
+    let link = profile_dir.join(format!("liblwolf_auth.so.{major}"));
+    if std::fs::read_link(&link)
+        .is_ok_and(|target| target == std::path::Path::new("liblwolf_auth.so"))
+    {
+        return;
+    }
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink("liblwolf_auth.so", &link) {
+        println!("cargo:warning=cannot link {}: {e}", link.display());
+    }
+}
+
+#[cfg(not(unix))]
+fn link_soname(_out_dir: &std::path::Path, _major: &str) {}

@@ -3,22 +3,29 @@
 //!
 //! ```text
 //! cargo run --example sandbox -- [--port N] [--token-ttl SECONDS] [--client-id ID]
-//!                                [--client-secret S] [--rate-limit N] [--exit-on-stdin-eof]
+//!                                [--client-secret S] [--rate-limit N]
+//!                                [--exit-on-stdin-eof | --detach]
 //! ```
 //!
-//! Prints the `LWOLF_*` settings that point a client at it on stdout (one `NAME=value` per
-//! line, ready for `export` or `eval`), then `sandbox ready at URL` on stderr. With
-//! `--exit-on-stdin-eof` it stops when its standard input is closed, so a harness that dies
-//! cannot leave it behind.
+//! Prints the `LWOLF_*` settings that point a client at it on stdout, as shell commands
+//! (`export LWOLF_TOKEN_URL=…`), then `sandbox ready at URL` on stderr, and serves until
+//! killed. With `--exit-on-stdin-eof` it stops when its standard input is closed, so a
+//! harness that dies cannot leave it behind. With `--detach` it serves from a process of its
+//! own and returns once that one is ready, adding `export LWOLF_SANDBOX_PID=…`:
+//!
+//! ```text
+//! eval "$(cargo run -q --example sandbox -- --detach)"   # then run clients; stop it with
+//! kill $LWOLF_SANDBOX_PID
+//! ```
 
-use std::io::{self, Write};
-use std::process::ExitCode;
+use std::io::{self, BufRead, Write};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use lwolf_auth::sandbox::Sandbox;
 
 const USAGE: &str = "usage: sandbox [--port N] [--token-ttl SECONDS] [--client-id ID] \
-                     [--client-secret S] [--rate-limit N] [--exit-on-stdin-eof]";
+                     [--client-secret S] [--rate-limit N] [--exit-on-stdin-eof | --detach]";
 
 struct Options {
     port: u16,
@@ -27,6 +34,7 @@ struct Options {
     client_secret: Option<String>,
     rate_limit: Option<u32>,
     exit_on_stdin_eof: bool,
+    detach: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -37,6 +45,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         client_secret: None,
         rate_limit: None,
         exit_on_stdin_eof: false,
+        detach: false,
     };
     while let Some(arg) = args.next() {
         // Both `--name value` and `--name=value`.
@@ -75,11 +84,48 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 )
             }
             "--exit-on-stdin-eof" if inline.is_none() => options.exit_on_stdin_eof = true,
+            "--detach" if inline.is_none() => options.detach = true,
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
+    if options.detach && options.exit_on_stdin_eof {
+        return Err("--detach and --exit-on-stdin-eof do not go together".into());
+    }
     Ok(options)
+}
+
+/// Starts this program again without `--detach`, in a process group of its own, passes on
+/// the settings it prints once it is serving, and leaves it running.
+fn detach() -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let args = std::env::args().skip(1).filter(|a| a != "--detach");
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    let pid = child.id();
+    let reader = io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut exports = String::new();
+    for line in reader.lines() {
+        let line = line.map_err(|e| format!("cannot read the sandbox's settings: {e}"))?;
+        let done = line.starts_with("export LWOLF_CLIENT_SECRET=");
+        exports.push_str(&line);
+        exports.push('\n');
+        if done {
+            print!("{exports}export LWOLF_SANDBOX_PID={pid}\n");
+            return io::stdout()
+                .flush()
+                .map_err(|e| format!("cannot write to stdout: {e}"));
+        }
+    }
+    let _ = child.kill();
+    Err("the sandbox exited before it was ready".into())
 }
 
 fn main() -> ExitCode {
@@ -94,6 +140,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+
+    if options.detach {
+        return match detach() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(why) => {
+                eprintln!("sandbox: {why}");
+                ExitCode::FAILURE
+            }
+        };
+    }
 
     let mut builder = Sandbox::builder().port(options.port);
     if let Some(secs) = options.token_ttl {
@@ -116,12 +172,9 @@ fn main() -> ExitCode {
         }
     };
 
-    // These are the sandbox's own made-up credentials: printing them is the point.
     let mut out = io::stdout().lock();
-    let printed = writeln!(out, "LWOLF_TOKEN_URL={}", sandbox.token_url())
-        .and_then(|_| writeln!(out, "LWOLF_API_BASE_URL={}", sandbox.api_base_url()))
-        .and_then(|_| writeln!(out, "LWOLF_CLIENT_ID={}", sandbox.client_id()))
-        .and_then(|_| writeln!(out, "LWOLF_CLIENT_SECRET={}", sandbox.client_secret()))
+    let printed = out
+        .write_all(sandbox.shell_exports().as_bytes())
         .and_then(|_| out.flush());
     drop(out);
     if let Err(e) = printed {

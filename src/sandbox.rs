@@ -248,6 +248,21 @@ impl Sandbox {
             .api_base_url(self.api_base_url())
     }
 
+    /// The `LWOLF_*` settings that point a client at this sandbox, as shell commands
+    /// (`export LWOLF_TOKEN_URL=…`, one a line, values quoted where a shell needs it), for
+    /// `eval "$(…)"`. They hold the sandbox's own made-up secret: printing it is the point.
+    pub fn shell_exports(&self) -> String {
+        [
+            ("LWOLF_TOKEN_URL", self.token_url()),
+            ("LWOLF_API_BASE_URL", self.api_base_url()),
+            ("LWOLF_CLIENT_ID", self.client_id().to_owned()),
+            ("LWOLF_CLIENT_SECRET", self.client_secret().to_owned()),
+        ]
+        .iter()
+        .map(|(name, value)| format!("export {name}={}\n", shell_quote(value)))
+        .collect()
+    }
+
     /// Requests received on `/oauth/token`, whatever their outcome.
     pub fn token_requests(&self) -> u64 {
         self.state.token_requests.load(Ordering::SeqCst)
@@ -984,6 +999,15 @@ fn has_scheme(value: &str, scheme: &str) -> bool {
 }
 
 /// At most `max` characters, control characters dropped.
+/// `s` as one POSIX shell word: as it is when that is safe, else in single quotes.
+pub(crate) fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,:/@%+=".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
@@ -1151,6 +1175,17 @@ fn sample_employees() -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(
+            shell_quote("http://127.0.0.1:80/x"),
+            "http://127.0.0.1:80/x"
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a b$c"), "'a b$c'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
 
     #[test]
     fn form_decoding() {

@@ -332,7 +332,8 @@ fn every_extern_fn_body_is_one_boundary_call() {
     for f in &fns {
         check_boundary(f).unwrap_or_else(|e| panic!("{e}"));
     }
-    // The three that keep the last error are exactly the readers.
+    // Those that keep the last error are exactly the readers and the frees (a free between
+    // a failure and `lwolf_last_error_message` must not lose the reason).
     let mut keepers: Vec<_> = fns
         .iter()
         .filter(|f| f.body.trim().starts_with("ffi_boundary_keep_last_error("))
@@ -342,7 +343,10 @@ fn every_extern_fn_body_is_one_boundary_call() {
     assert_eq!(
         keepers,
         [
+            "lwolf_client_free",
+            "lwolf_config_free",
             "lwolf_last_error_message",
+            "lwolf_response_free",
             "lwolf_status_name",
             "lwolf_version"
         ]

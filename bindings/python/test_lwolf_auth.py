@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -58,8 +59,10 @@ class Sandbox:
                 line = self.proc.stdout.readline()
                 if not line:
                     raise RuntimeError("the sandbox exited before printing its settings: %r" % cmd)
-                name, _, value = line.strip().partition("=")
-                if name.startswith("LWOLF_"):
+                # `export NAME=value`, quoted for a shell where it needs it.
+                words = shlex.split(line)
+                if len(words) == 2 and words[0] == "export" and words[1].startswith("LWOLF_"):
+                    name, _, value = words[1].partition("=")
                     self.env[name] = value
         finally:
             watchdog.cancel()

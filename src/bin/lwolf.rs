@@ -536,15 +536,8 @@ fn sandbox(args: &Args) -> Result<u8, Failure> {
     let sandbox = builder
         .start()
         .map_err(|e| Failure::io(format!("cannot start the sandbox: {e}")))?;
-    let exports = format!(
-        "export LWOLF_TOKEN_URL={}\nexport LWOLF_API_BASE_URL={}\n\
-         export LWOLF_CLIENT_ID={}\nexport LWOLF_CLIENT_SECRET={}\n",
-        sandbox.token_url(),
-        sandbox.api_base_url(),
-        sandbox.client_id(),
-        // The sandbox's own, well-known development secret.
-        sandbox.client_secret(),
-    );
+    // The sandbox's own, well-known development secret: printing it is the point.
+    let exports = sandbox.shell_exports();
     print_out(exports.as_bytes())?;
     eprintln!(
         "lwolf: sandbox serving on {} until stopped (Ctrl-C)",

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::response::lwolf_response;
 use super::{
-    bytes_arg, ffi_boundary, lwolf_config, lwolf_status, null_argument, str_arg, to_c_owned,
-    write_out,
+    bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, lwolf_config, lwolf_status,
+    null_argument, str_arg, to_c_owned, write_out,
 };
 use crate::{Client, Error};
 
@@ -95,14 +95,14 @@ pub extern "C" fn lwolf_client_for_tenant(
     })
 }
 
-/// Frees a client. NULL does nothing.
+/// Frees a client. NULL does nothing. Does not change the last error.
 ///
 /// Call it once no other thread is using `client`; clients made from it with
 /// `lwolf_client_for_tenant`, and responses it returned, stay valid. The client must not be
 /// used again, nor freed twice.
 #[no_mangle]
 pub extern "C" fn lwolf_client_free(client: *mut lwolf_client) {
-    ffi_boundary(|| {
+    ffi_boundary_keep_last_error(|| {
         if !client.is_null() {
             // SAFETY: non-NULL, made by Box::into_raw in lwolf_client_new/for_tenant, and the
             // caller gives up ownership here.

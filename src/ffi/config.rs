@@ -3,7 +3,8 @@
 use std::ffi::c_char;
 
 use super::{
-    ffi_boundary, lwolf_status, maybe_test_panic, null_argument, str_arg, to_c_owned, write_out,
+    ffi_boundary, ffi_boundary_keep_last_error, lwolf_status, maybe_test_panic, null_argument,
+    str_arg, to_c_owned, write_out,
 };
 use crate::ConfigBuilder;
 
@@ -98,12 +99,12 @@ pub extern "C" fn lwolf_config_set(
 
 /// Frees a configuration made by `lwolf_config_new` or `lwolf_config_from_env`.
 ///
-/// NULL does nothing. Clients made from `cfg` are not affected: they keep their own copy of
-/// the settings. The secret held in the configuration is zeroed. `cfg` must not be used
-/// again, nor freed twice.
+/// NULL does nothing; the last error is kept. Clients made from `cfg` are not affected: they
+/// keep their own copy of the settings. The secret held in the configuration is zeroed.
+/// `cfg` must not be used again, nor freed twice.
 #[no_mangle]
 pub extern "C" fn lwolf_config_free(cfg: *mut lwolf_config) {
-    ffi_boundary(|| {
+    ffi_boundary_keep_last_error(|| {
         if !cfg.is_null() {
             // SAFETY: non-NULL, made by Box::into_raw in lwolf_config_new/from_env, and the
             // caller gives up ownership here.

@@ -7,7 +7,8 @@
 //! The rules every exported function follows:
 //!
 //! - its whole body runs inside `ffi_boundary` (or `ffi_boundary_keep_last_error` for the
-//!   three functions that read rather than report), so no panic crosses the ABI: a caught one
+//!   functions that read rather than report, and the `*_free` functions, which C calls
+//!   between a failure and reading its message), so no panic crosses the ABI: a caught one
 //!   becomes `LWOLF_ERR_INTERNAL` with a message;
 //! - every pointer is checked before use (NULL gives `LWOLF_ERR_INVALID_ARGUMENT`), and no
 //!   slice is ever built from a NULL pointer;
@@ -103,8 +104,9 @@ pub(crate) fn ffi_boundary<T: FfiReturn>(body: impl FnOnce() -> Result<T, Error>
     run(body)
 }
 
-/// `ffi_boundary` for the functions that must not clear the last error
-/// (`lwolf_last_error_message` itself, and the two that only return static strings).
+/// `ffi_boundary` for the functions that must not clear the last error:
+/// `lwolf_last_error_message` itself, the two that only return static strings, and the
+/// `*_free` functions (cleanup code runs between a failure and the read of its message).
 pub(crate) fn ffi_boundary_keep_last_error<T: FfiReturn>(
     body: impl FnOnce() -> Result<T, Error>,
 ) -> T {

@@ -2,7 +2,9 @@
 
 use std::ffi::{c_char, CString};
 
-use super::{ffi_boundary, lwolf_status, null_argument, str_arg, write_out};
+use super::{
+    ffi_boundary, ffi_boundary_keep_last_error, lwolf_status, null_argument, str_arg, write_out,
+};
 use crate::{Error, Response};
 
 /// The answer to an API request: status, headers and body, read whole.
@@ -147,10 +149,11 @@ pub extern "C" fn lwolf_response_header_at(
 }
 
 /// Frees a response and everything it owns: the body and header strings returned for it
-/// become invalid. NULL does nothing. The response must not be used again, nor freed twice.
+/// become invalid. NULL does nothing; the last error is kept. The response must not be used
+/// again, nor freed twice.
 #[no_mangle]
 pub extern "C" fn lwolf_response_free(response: *mut lwolf_response) {
-    ffi_boundary(|| {
+    ffi_boundary_keep_last_error(|| {
         if !response.is_null() {
             // SAFETY: non-NULL, made by Box::into_raw in lwolf_client_request, and the caller
             // gives up ownership here.

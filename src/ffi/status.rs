@@ -83,9 +83,9 @@ pub extern "C" fn lwolf_status_name(status: u32) -> *const c_char {
 /// Returns the calling thread's last error message: a NUL-terminated UTF-8 string describing
 /// the most recent failure of an `lwolf_` function called on this thread.
 ///
-/// Every `lwolf_` function except `lwolf_last_error_message`, `lwolf_version` and
-/// `lwolf_status_name` clears the message when called, and sets it when it fails, so after a
-/// success this returns `""`. It never returns NULL. The message never contains the client
+/// Every `lwolf_` function except `lwolf_last_error_message`, `lwolf_version`,
+/// `lwolf_status_name` and the `*_free` functions clears the message when called, and sets
+/// it when it fails, so after a success this returns `""`. It never returns NULL. The message never contains the client
 /// secret or a token.
 ///
 /// The string is owned by the library and stays valid until the next call of an `lwolf_`
