@@ -12,7 +12,7 @@
 
 use std::error::Error;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use lwolf_auth::sandbox::Sandbox;
 use lwolf_auth::{AccessToken, Client, Config};
@@ -131,8 +131,8 @@ fn run() -> Result<(), Box<dyn Error>> {
 fn describe(token: &AccessToken) {
     println!("  fingerprint  {}", token.fingerprint());
     println!("  lifetime     {}", human_duration(token.lifetime()));
-    println!("  expires at   {}", utc(token.expires_at()));
-    println!("  refresh at   {}", utc(token.refresh_at()));
+    println!("  expires at   {}", lwolf_auth::rfc3339(token.expires_at()));
+    println!("  refresh at   {}", lwolf_auth::rfc3339(token.refresh_at()));
 }
 
 /// A short account of a JSON answer: how many records, and a few of them.
@@ -285,35 +285,4 @@ fn human_duration(d: Duration) -> String {
         format!("{seconds}s")
     };
     format!("{short} ({secs} s)")
-}
-
-/// `2026-11-30 02:00:00 UTC`, computed from UNIX seconds (no date library needed).
-fn utc(t: SystemTime) -> String {
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }

@@ -18,8 +18,8 @@
 //! kill $LWOLF_SANDBOX_PID
 //! ```
 
-use std::io::{self, BufRead, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::io::{self, Write};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use lwolf_auth::sandbox::Sandbox;
@@ -95,39 +95,6 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     Ok(options)
 }
 
-/// Starts this program again without `--detach`, in a process group of its own, passes on
-/// the settings it prints once it is serving, and leaves it running.
-fn detach() -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-    let args = std::env::args().skip(1).filter(|a| a != "--detach");
-    let mut child = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    let pid = child.id();
-    let reader = io::BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut exports = String::new();
-    for line in reader.lines() {
-        let line = line.map_err(|e| format!("cannot read the sandbox's settings: {e}"))?;
-        let done = line.starts_with("export LWOLF_CLIENT_SECRET=");
-        exports.push_str(&line);
-        exports.push('\n');
-        if done {
-            print!("{exports}export LWOLF_SANDBOX_PID={pid}\n");
-            return io::stdout()
-                .flush()
-                .map_err(|e| format!("cannot write to stdout: {e}"));
-        }
-    }
-    let _ = child.kill();
-    Err("the sandbox exited before it was ready".into())
-}
-
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
         Ok(o) => o,
@@ -142,10 +109,14 @@ fn main() -> ExitCode {
     };
 
     if options.detach {
-        return match detach() {
+        let started = std::env::current_exe().and_then(|me| {
+            let args = std::env::args().skip(1).filter(|a| a != "--detach");
+            lwolf_auth::sandbox::start_detached(&me, args)
+        });
+        return match started.and_then(|exports| io::stdout().write_all(exports.as_bytes())) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(why) => {
-                eprintln!("sandbox: {why}");
+            Err(e) => {
+                eprintln!("sandbox: cannot start in the background: {e}");
                 ExitCode::FAILURE
             }
         };

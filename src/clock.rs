@@ -1,4 +1,4 @@
-//! The clocks of the token deadlines.
+//! The clocks of the token deadlines, and the one RFC 3339 formatter of the crate.
 //!
 //! A token is checked against a monotonic clock (it stops while the machine sleeps, as
 //! `Instant` does) and the wall clock (it jumps, but says when a sleeping machine woke up
@@ -87,10 +87,62 @@ pub(crate) fn wall_now() -> SystemTime {
     SystemTime::now()
 }
 
+/// `t` as RFC 3339 in UTC, in whole seconds rounded down: `2026-11-30T02:28:38Z`. For
+/// showing a token's times ([`AccessToken::expires_at`](crate::AccessToken::expires_at)…)
+/// without a date library. Times before 1970 are shown as 1970-01-01T00:00:00Z.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// assert_eq!(lwolf_auth::rfc3339(t), "2023-11-14T22:13:20Z");
+/// ```
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
+    use std::time::{Instant, UNIX_EPOCH};
+
+    #[test]
+    fn rfc3339_dates() {
+        let at = |s: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00Z"
+        );
+    }
 
     #[test]
     fn coarse_wall_clock_trails_the_precise_one_by_at_most_a_tick() {

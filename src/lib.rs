@@ -47,6 +47,7 @@ mod url;
 pub mod sandbox;
 
 pub use client::Client;
+pub use clock::rfc3339;
 pub use config::{
     ClientAuth, Config, ConfigBuilder, TokenFormat, CONFIG_KEYS, DEFAULT_API_BASE_URL,
     DEFAULT_AUDIENCE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TOKEN_URL,
@@ -55,6 +56,12 @@ pub use error::{Error, HttpFailure, TransportFailure, STATUS_NAMES};
 pub use response::Response;
 pub use secret::SecretString;
 pub use token::{parse_token_response, AccessToken, TokenResponse, MAX_TOKEN_RESPONSE_BYTES};
+
+// The README's Rust examples compile as doc-tests (its shell and C blocks are run by
+// tests/readme.rs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// This crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

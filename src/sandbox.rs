@@ -252,15 +252,17 @@ impl Sandbox {
     /// (`export LWOLF_TOKEN_URL=…`, one a line, values quoted where a shell needs it), for
     /// `eval "$(…)"`. They hold the sandbox's own made-up secret: printing it is the point.
     pub fn shell_exports(&self) -> String {
-        [
-            ("LWOLF_TOKEN_URL", self.token_url()),
-            ("LWOLF_API_BASE_URL", self.api_base_url()),
-            ("LWOLF_CLIENT_ID", self.client_id().to_owned()),
-            ("LWOLF_CLIENT_SECRET", self.client_secret().to_owned()),
-        ]
-        .iter()
-        .map(|(name, value)| format!("export {name}={}\n", shell_quote(value)))
-        .collect()
+        let values = [
+            self.token_url(),
+            self.api_base_url(),
+            self.client_id().to_owned(),
+            self.client_secret().to_owned(),
+        ];
+        EXPORTED
+            .iter()
+            .zip(values)
+            .map(|(name, value)| format!("export {name}={}\n", shell_quote(&value)))
+            .collect()
     }
 
     /// Requests received on `/oauth/token`, whatever their outcome.
@@ -999,6 +1001,53 @@ fn has_scheme(value: &str, scheme: &str) -> bool {
 }
 
 /// At most `max` characters, control characters dropped.
+/// The variables [`Sandbox::shell_exports`] sets, in its order.
+const EXPORTED: [&str; 4] = [
+    "LWOLF_TOKEN_URL",
+    "LWOLF_API_BASE_URL",
+    "LWOLF_CLIENT_ID",
+    "LWOLF_CLIENT_SECRET",
+];
+
+/// For a program that prints [`Sandbox::shell_exports`] and then serves until killed (the
+/// `sandbox` example, `lwolf sandbox`): starts `program` with `args` in a process group of
+/// its own, with no standard input or error, waits until it has printed its settings, and
+/// returns them with `export LWOLF_SANDBOX_PID=…` added, for `eval`. It goes on serving
+/// until that process is killed.
+#[cfg(unix)]
+pub fn start_detached<I, S>(program: &std::path::Path, args: I) -> io::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut exports = String::new();
+    let mut seen = 0;
+    for line in io::BufReader::new(stdout).lines() {
+        let line = line?;
+        seen += usize::from(line.starts_with("export LWOLF_"));
+        exports.push_str(&line);
+        exports.push('\n');
+        if seen == EXPORTED.len() {
+            exports.push_str(&format!("export LWOLF_SANDBOX_PID={}\n", child.id()));
+            return Ok(exports);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(io::Error::other("the sandbox exited before it was ready"))
+}
+
 /// `s` as one POSIX shell word: as it is when that is safe, else in single quotes.
 pub(crate) fn shell_quote(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,:/@%+=".contains(c);

@@ -1,0 +1,223 @@
+//! The commands: token, request, info and sandbox.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use lwolf_auth::sandbox::Sandbox;
+use lwolf_auth::{rfc3339, AccessToken, Client, ConfigBuilder};
+
+use crate::args::{parse_args, Args, Command, Data, HELP};
+use crate::output::{human, print_out, Failure, StderrLog, EXIT_HTTP_ERROR};
+
+pub(crate) fn run(raw: Vec<OsString>) -> Result<u8, Failure> {
+    let args = parse_args(raw)?;
+    let logger: &'static StderrLog = Box::leak(Box::new(StderrLog {
+        verbose: args.verbose,
+    }));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(if args.verbose {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Warn
+        });
+    }
+    match &args.command {
+        Command::Help => {
+            print_out(HELP.as_bytes())?;
+            Ok(0)
+        }
+        Command::Version => {
+            print_out(format!("lwolf {}\n", lwolf_auth::VERSION).as_bytes())?;
+            Ok(0)
+        }
+        Command::Token { json } => token(&client(&args)?, *json),
+        Command::Request { method, path } => request(&client(&args)?, method, path, &args.data),
+        Command::Info => info(&args),
+        Command::Sandbox { detach: false } => sandbox(&args),
+        Command::Sandbox { detach: true } => sandbox_detached(),
+    }
+}
+
+/// The default shared cache: `$XDG_CACHE_HOME/lwolf-auth`, else `~/.cache/lwolf-auth`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").and_then(absolute) {
+        return Some(xdg.join("lwolf-auth"));
+    }
+    let home = std::env::var_os("HOME").and_then(absolute)?;
+    Some(home.join(".cache").join("lwolf-auth"))
+}
+
+fn client(args: &Args) -> Result<Client, Failure> {
+    let mut builder = ConfigBuilder::from_env()?;
+    if args.no_cache {
+        builder.set("cache_dir", "")?;
+    } else {
+        match std::env::var_os("LWOLF_CACHE_DIR") {
+            // Applied by from_env.
+            Some(v) if !v.is_empty() => {}
+            // Set but empty: the shared cache is off.
+            Some(_) => {}
+            None => {
+                if let Some(dir) = default_cache_dir() {
+                    builder = builder.cache_dir(dir);
+                }
+            }
+        }
+    }
+    let client = Client::new(builder.build()?);
+    match &args.tenant {
+        Some(id) => Ok(client.for_tenant(id)?),
+        None => Ok(client),
+    }
+}
+
+fn token(client: &Client, json: bool) -> Result<u8, Failure> {
+    let token = client.token()?;
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(256 + 2 * token.secret().len()));
+    if json {
+        #[derive(serde::Serialize)]
+        struct TokenJson<'a> {
+            token: &'a str,
+            token_type: &'a str,
+            expires_at: String,
+            refresh_at: String,
+            fingerprint: &'a str,
+        }
+        let view = TokenJson {
+            token: token.secret(),
+            token_type: "Bearer",
+            expires_at: rfc3339(token.expires_at()),
+            refresh_at: rfc3339(token.refresh_at()),
+            fingerprint: token.fingerprint(),
+        };
+        serde_json::to_writer(&mut *out, &view)
+            .map_err(|e| Failure::io(format!("cannot write the output: {e}")))?;
+    } else {
+        out.extend_from_slice(token.secret().as_bytes());
+    }
+    out.push(b'\n');
+    print_out(&out)?;
+    Ok(0)
+}
+
+fn read_body(data: &Option<Data>) -> Result<Option<Vec<u8>>, Failure> {
+    Ok(match data {
+        None => None,
+        Some(Data::Inline(s)) => Some(s.clone().into_bytes()),
+        Some(Data::File(path)) => Some(std::fs::read(path).map_err(|e| {
+            Failure::io(format!("cannot read the body from {}: {e}", path.display()))
+        })?),
+        Some(Data::Stdin) => {
+            let mut body = Vec::new();
+            io::stdin()
+                .lock()
+                .read_to_end(&mut body)
+                .map_err(|e| Failure::io(format!("cannot read the body from stdin: {e}")))?;
+            Some(body)
+        }
+    })
+}
+
+fn request(client: &Client, method: &str, path: &str, data: &Option<Data>) -> Result<u8, Failure> {
+    let body = read_body(data)?;
+    let response = client.request(method, path, body.as_deref())?;
+    let status = response.status();
+    let reason = ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    eprintln!("HTTP {status} {reason}");
+    let body = response.body();
+    let terminal = io::stdout().is_terminal();
+    let pretty = terminal
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok());
+    match pretty {
+        Some(mut text) => {
+            text.push('\n');
+            print_out(text.as_bytes())?;
+        }
+        None => {
+            print_out(body)?;
+            if terminal && !body.is_empty() && !body.ends_with(b"\n") {
+                print_out(b"\n")?;
+            }
+        }
+    }
+    Ok(if status >= 400 { EXIT_HTTP_ERROR } else { 0 })
+}
+
+fn info(args: &Args) -> Result<u8, Failure> {
+    let client = client(args)?;
+    let config = client.config();
+    let mut out = String::new();
+    let mut line = |key: &str, value: &str| {
+        let _ = writeln!(out, "{key:<13}{value}");
+    };
+    line("client_id", config.client_id());
+    line("audience", config.audience());
+    line("token_url", config.token_url());
+    line("api_base_url", config.api_base_url());
+    line("tenant", client.lwt_client_id().unwrap_or("-"));
+    let cache = client
+        .cache_file()
+        .map_or_else(|| "- (off)".to_owned(), |p| p.display().to_string());
+    line("cache_file", &cache);
+    let outcome = client.token();
+    if let Ok(token) = &outcome {
+        describe(token, &mut line);
+    }
+    print_out(out.as_bytes())?;
+    outcome?;
+    Ok(0)
+}
+
+fn describe(token: &AccessToken, line: &mut impl FnMut(&str, &str)) {
+    let now = SystemTime::now();
+    let when = |t: SystemTime| match t.duration_since(now) {
+        Ok(left) => format!("{} (in {})", rfc3339(t), human(left)),
+        Err(_) => format!("{} (passed)", rfc3339(t)),
+    };
+    line("fingerprint", token.fingerprint());
+    line("lifetime", &human(token.lifetime()));
+    line("refresh_at", &when(token.refresh_at()));
+    line("expires_at", &when(token.expires_at()));
+}
+
+/// `lwolf sandbox --detach`: the same command without `--detach`, left serving in the
+/// background once it is ready; its exports, and its pid, go to stdout.
+fn sandbox_detached() -> Result<u8, Failure> {
+    let exports = std::env::current_exe()
+        .and_then(|me| {
+            let args = std::env::args_os().skip(1).filter(|a| a != "--detach");
+            lwolf_auth::sandbox::start_detached(&me, args)
+        })
+        .map_err(|e| Failure::io(format!("cannot start the sandbox: {e}")))?;
+    print_out(exports.as_bytes())?;
+    Ok(0)
+}
+
+fn sandbox(args: &Args) -> Result<u8, Failure> {
+    let mut builder = Sandbox::builder().port(args.port.unwrap_or(0));
+    if let Some(ttl) = args.token_ttl {
+        builder = builder.token_ttl(ttl);
+    }
+    let sandbox = builder
+        .start()
+        .map_err(|e| Failure::io(format!("cannot start the sandbox: {e}")))?;
+    // The sandbox's own, well-known development secret: printing it is the point.
+    let exports = sandbox.shell_exports();
+    print_out(exports.as_bytes())?;
+    eprintln!(
+        "lwolf: sandbox serving on {} until stopped (Ctrl-C)",
+        sandbox.url()
+    );
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,118 @@
+//! What `lwolf` writes: the output, the log lines and the exit codes.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use lwolf_auth::Error;
+
+/// The API answered 4xx/5xx: curl's `--fail` code.
+pub(crate) const EXIT_HTTP_ERROR: u8 = 22;
+/// A bad command line (sysexits' EX_USAGE).
+pub(crate) const EXIT_USAGE: u8 = 64;
+/// A local I/O failure (sysexits' EX_IOERR).
+pub(crate) const EXIT_IO: u8 = 74;
+/// A caught panic: LWOLF_ERR_INTERNAL.
+pub(crate) const EXIT_INTERNAL: u8 = 11;
+
+/// Why `lwolf` stops: the line for stderr and the exit code.
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) code: u8,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: format!("{} (see lwolf --help)", message.into()),
+            code: EXIT_USAGE,
+        }
+    }
+
+    pub(crate) fn io(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: EXIT_IO,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = e.status_code();
+        Failure {
+            message: format!("{}: {e}", e.status_name()),
+            code: u8::try_from(code).unwrap_or(EXIT_INTERNAL),
+        }
+    }
+}
+
+/// Writes `bytes` to stdout and flushes.
+pub(crate) fn print_out(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // A reader that went away (`lwolf get ... | head`) is not worth a message.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Failure {
+            message: String::new(),
+            code: EXIT_IO,
+        }),
+        Err(e) => Err(Failure::io(format!("cannot write the output: {e}"))),
+    }
+}
+
+/// Log records on stderr, never a token (the library logs fingerprints only).
+pub(crate) struct StderrLog {
+    pub(crate) verbose: bool,
+}
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        let target = m.target();
+        if self.verbose {
+            // The library and the sandbox; not the HTTP stack's own debug output.
+            m.level() <= log::Level::Debug && target.starts_with("lwolf_auth")
+        } else {
+            // Unasked, only what needs fixing: a shared cache that cannot be used.
+            m.level() <= log::Level::Warn && target.starts_with("lwolf_auth::disk")
+        }
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = record.args().to_string();
+        let text = text
+            .strip_prefix("lwolf-auth: ")
+            .or_else(|| text.strip_prefix("lwolf-sandbox: "))
+            .unwrap_or(&text);
+        let level = record.level().as_str().to_ascii_lowercase();
+        let _ = writeln!(io::stderr().lock(), "lwolf: {level}: {text}");
+    }
+
+    fn flush(&self) {}
+}
+
+/// `23h59m`, `4m05s`, `12s`.
+pub(crate) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(human(Duration::from_secs(86_399)), "23h59m");
+        assert_eq!(human(Duration::from_secs(245)), "4m05s");
+        assert_eq!(human(Duration::from_secs(12)), "12s");
+    }
+}

@@ -1,0 +1,425 @@
+//! Every command README.md and examples-c/README.md show, run as written on a copy of the
+//! tree as a fresh clone has it (`target/tmp/readme-clone`: the files git tracks, and new
+//! ones it does not ignore), with a sandbox standing in for the gateway:
+//!
+//! - the C example saved as `prog.c`, built and run dynamically, statically, and installed
+//!   under a prefix of the user's own with pkg-config (both ways);
+//! - examples-c's build and run lines;
+//! - the command-line session, each `$` line's output compared with the README's, numbers,
+//!   tokens, times and paths aside;
+//! - the quickstart; the test command is the one `.ci/run` runs.
+//!
+//! `fenced_commands_are_all_run` fails when a README gains a command block no test runs.
+//! Needs bash, a C compiler, make, pkg-config and curl: a missing one fails the test.
+
+mod ffi_support;
+mod temp_dir;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ffi_support::{clean_command, repo_root, require_tool, run};
+use temp_dir::TempDir;
+
+/// Long enough for the first run's release builds on two cores.
+const LIMIT: Duration = Duration::from_secs(1200);
+
+/// One fenced block of a Markdown file.
+struct Block {
+    lang: String,
+    text: String,
+    /// The line of its opening fence, for messages.
+    line: usize,
+}
+
+fn blocks(markdown: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut open: Option<Block> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        match (open.take(), line.strip_prefix("```")) {
+            (None, Some(lang)) => {
+                open = Some(Block {
+                    lang: lang.trim().to_owned(),
+                    text: String::new(),
+                    line: i + 1,
+                })
+            }
+            (Some(block), Some(_)) => out.push(block),
+            (Some(mut block), None) => {
+                block.text.push_str(line);
+                block.text.push('\n');
+                open = Some(block);
+            }
+            (None, None) => {}
+        }
+    }
+    assert!(open.is_none(), "an unclosed code fence");
+    out
+}
+
+fn readme(name: &str) -> Vec<Block> {
+    let text = std::fs::read_to_string(repo_root().join(name)).unwrap();
+    blocks(&text)
+}
+
+/// The `n`-th block of `lang` in `file`.
+fn block(file: &str, lang: &str, n: usize) -> Block {
+    readme(file)
+        .into_iter()
+        .filter(|b| b.lang == lang)
+        .nth(n)
+        .unwrap_or_else(|| panic!("{file} has no {lang} block number {n}"))
+}
+
+/// The blocks of commands (`sh`, `console`) and which test runs each, by file and order.
+const RUN_BLOCKS: &[(&str, &str, usize, &str)] = &[
+    ("README.md", "sh", 0, "top_commands"),
+    ("README.md", "sh", 1, "c_example_three_ways"),
+    ("README.md", "sh", 2, "cli_session"),
+    ("README.md", "console", 0, "cli_session"),
+    ("examples-c/README.md", "sh", 0, "examples_c_commands"),
+    ("examples-c/README.md", "console", 0, "examples_c_commands"),
+];
+
+#[test]
+fn fenced_commands_are_all_run() {
+    let mut expected: HashSet<(String, String, usize)> = RUN_BLOCKS
+        .iter()
+        .map(|(file, lang, n, _)| (file.to_string(), lang.to_string(), *n))
+        .collect();
+    for file in ["README.md", "examples-c/README.md"] {
+        let mut count = std::collections::HashMap::new();
+        for b in readme(file) {
+            if !matches!(b.lang.as_str(), "sh" | "console" | "bash" | "shell") {
+                continue;
+            }
+            let n = count.entry(b.lang.clone()).or_insert(0usize);
+            assert!(
+                expected.remove(&(file.to_owned(), b.lang.clone(), *n)),
+                "{file}:{}: a {} block that no test in tests/readme.rs runs; add it to RUN_BLOCKS",
+                b.line,
+                b.lang
+            );
+            *n += 1;
+        }
+    }
+    assert!(expected.is_empty(), "blocks listed but gone: {expected:?}");
+}
+
+/// The copy of the tree, refreshed once per test run. Its `target/` is kept, so only the
+/// first run builds from nothing; files are rewritten only when they changed (their times
+/// are what cargo's fingerprints compare), and files git no longer lists are removed.
+fn clone_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let git = require_tool("git", "git");
+        let out = run(
+            Command::new(git).current_dir(repo_root()).args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ]),
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "git ls-files failed: this test needs the git checkout"
+        );
+        let files: HashSet<PathBuf> = out
+            .stdout
+            .split(|&b| b == 0)
+            .filter(|f| !f.is_empty())
+            .map(|f| PathBuf::from(String::from_utf8_lossy(f).into_owned()))
+            .filter(|f| repo_root().join(f).is_file())
+            .collect();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme-clone");
+        std::fs::create_dir_all(&dir).unwrap();
+        remove_unlisted(&dir, &dir, &files);
+        for file in &files {
+            let (from, to) = (repo_root().join(file), dir.join(file));
+            let bytes = std::fs::read(&from).unwrap();
+            if std::fs::read(&to).ok().as_deref() != Some(&bytes[..]) {
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::write(&to, &bytes).unwrap();
+                std::fs::set_permissions(&to, std::fs::metadata(&from).unwrap().permissions())
+                    .unwrap();
+            }
+        }
+        dir
+    })
+}
+
+/// Removes what is under `dir` but not in `keep` (paths relative to `root`), but `target/`.
+fn remove_unlisted(root: &Path, dir: &Path, keep: &HashSet<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let relative = path.strip_prefix(root).unwrap().to_path_buf();
+        if relative == Path::new("target") {
+            continue;
+        }
+        if path.is_dir() && !path.is_symlink() {
+            remove_unlisted(root, &path, keep);
+            if std::fs::read_dir(&path).unwrap().next().is_none() {
+                let _ = std::fs::remove_dir(&path);
+            }
+        } else if !keep.contains(&relative) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// A shell as a new user has it: in the clone, with `home` as `$HOME`, and none of the
+/// developer's `LWOLF_*`, cache or pkg-config settings. Cargo and rustup keep finding their
+/// own homes (the toolchain and the crates already fetched).
+fn user_shell(home: &Path) -> Command {
+    let real_home = std::env::var_os("HOME").map(PathBuf::from);
+    let tool_home = |var: &str, dir: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| real_home.as_ref().map(|h| h.join(dir)))
+    };
+    let mut cmd = clean_command("bash");
+    cmd.current_dir(clone_dir())
+        .env("HOME", home)
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("PKG_CONFIG_PATH")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR");
+    for (var, dir) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        if let Some(path) = tool_home(var, dir) {
+            cmd.env(var, path);
+        }
+    }
+    cmd
+}
+
+/// Runs `script` with `bash -e` in a user shell; a detached sandbox it started is killed at
+/// the end whatever happens.
+fn run_script(home: &Path, script: &str) -> Output {
+    let path = home.join("readme-block.sh");
+    let text = format!(
+        "trap 'test -n \"${{LWOLF_SANDBOX_PID:-}}\" && kill \"$LWOLF_SANDBOX_PID\" 2>/dev/null; true' EXIT\n\
+         set -e\n{script}"
+    );
+    std::fs::write(&path, text).unwrap();
+    run(user_shell(home).arg(&path), LIMIT)
+}
+
+fn expect_ok(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `readelf -d` of a program: what it needs at run time, and its run path.
+fn dynamic_section(program: &Path) -> String {
+    let readelf = require_tool("readelf", "binutils");
+    let out = run(Command::new(readelf).arg("-d").arg(program), LIMIT);
+    expect_ok(&out, "readelf -d")
+}
+
+#[test]
+fn c_example_three_ways() {
+    for (tool, package) in [
+        ("cc", "gcc"),
+        ("make", "make"),
+        ("pkg-config", "pkg-config"),
+    ] {
+        require_tool(tool, package);
+    }
+    let home = TempDir::new("readme-c");
+    let dir = clone_dir();
+    // "Save it as prog.c at the top of this tree".
+    let c = block("README.md", "c", 0);
+    std::fs::write(dir.join("prog.c"), &c.text).unwrap();
+    let commands = block("README.md", "sh", 1);
+    let stdout = expect_ok(
+        &run_script(home.path(), &commands.text),
+        "README.md's C block",
+    );
+
+    // Each of the four programs made its request and printed the answer.
+    let answers = stdout.lines().filter(|l| l.starts_with("200 {")).count();
+    assert_eq!(answers, 4, "{stdout}");
+
+    let needs = |name: &str| dynamic_section(&dir.join(name));
+    let dynamic = needs("prog");
+    assert!(dynamic.contains("[liblwolf_auth.so.0]"), "{dynamic}");
+    let installed = needs("prog-installed");
+    assert!(installed.contains("[liblwolf_auth.so.0]"), "{installed}");
+    let libdir = home.path().join(".local/lib");
+    assert!(
+        installed.contains(&format!("[{}]", libdir.display())),
+        "no run path to {}: {installed}",
+        libdir.display()
+    );
+    for name in ["prog-static", "prog-installed-static"] {
+        let section = needs(name);
+        assert!(!section.contains("liblwolf_auth"), "{name}: {section}");
+    }
+
+    // Without credentials the example says why it cannot start.
+    let out = run(
+        user_shell(home.path()).args(["-c", "./prog"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "lwolf: configuration error: client_id is required"
+    );
+}
+
+#[test]
+fn examples_c_commands() {
+    for (tool, package) in [("cc", "gcc"), ("make", "make")] {
+        require_tool(tool, package);
+    }
+    let home = TempDir::new("readme-examples-c");
+    let commands = block("examples-c/README.md", "sh", 0);
+    let stdout = expect_ok(
+        &run_script(home.path(), &commands.text),
+        "examples-c/README.md's commands",
+    );
+    assert!(stdout.contains("fingerprint: "), "{stdout}");
+    assert!(stdout.contains("status: 200\n"), "{stdout}");
+    assert!(stdout.contains("token requests: 1\n"), "{stdout}");
+    check_session(
+        home.path(),
+        "",
+        &block("examples-c/README.md", "console", 0),
+    );
+}
+
+#[test]
+fn cli_session() {
+    require_tool("curl", "curl");
+    let home = TempDir::new("readme-cli");
+    let build = block("README.md", "sh", 2);
+    check_session(home.path(), &build.text, &block("README.md", "console", 0));
+}
+
+/// Runs `prologue`, then each `$ ` line of `session` in one shell, and compares what each
+/// printed (stdout and stderr together) with the lines the README shows after it.
+fn check_session(home: &Path, prologue: &str, session: &Block) {
+    let steps = transcript(&session.text);
+    let mut script = format!("{prologue}set +e\n");
+    for (i, (command, _)) in steps.iter().enumerate() {
+        script.push_str(&format!("printf '{MARK}{i}\\n'\n{{ {command}\n}} 2>&1\n"));
+    }
+    // Each step is judged by what it printed (a README shows `echo "exit $?"` where the
+    // status matters); the session as a whole only has to get to its end.
+    script.push_str("exit 0\n");
+    let out = run_script(home, &script);
+    let stdout = expect_ok(&out, "the session");
+    let mut got = stdout.split(MARK).skip(1);
+    for (i, (command, expected)) in steps.iter().enumerate() {
+        let printed = got.next().unwrap_or_default();
+        let printed = printed.split_once('\n').map_or("", |(_, rest)| rest);
+        let want: Vec<String> = expected.iter().map(|l| shape(l)).collect();
+        let have: Vec<String> = printed.lines().map(shape).collect();
+        assert_eq!(
+            have, want,
+            "line {} of the session, `$ {command}` (step {i}) printed:\n{printed}",
+            session.line
+        );
+    }
+}
+
+const MARK: &str = "@@readme-step@@";
+
+/// The `$ ` commands of a console block, each with the lines shown after it.
+fn transcript(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        match line.strip_prefix("$ ") {
+            Some(command) => steps.push((command.to_owned(), Vec::new())),
+            None => steps
+                .last_mut()
+                .expect("a console block starts with a `$ ` line")
+                .1
+                .push(line.to_owned()),
+        }
+    }
+    steps
+}
+
+/// A line with what changes from run to run taken out: every run of word characters that
+/// holds a digit (numbers, tokens, times, fingerprints, ports, paths with hashes) becomes `#`.
+fn shape(line: &str) -> String {
+    let wordy = |c: char| c.is_ascii_alphanumeric() || "_.:/+=-".contains(c);
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.bytes().any(|b| b.is_ascii_digit()) {
+            out.push('#');
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in line.chars() {
+        if wordy(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[test]
+fn shapes_hide_what_varies_and_keep_the_rest() {
+    assert_eq!(shape("HTTP 200 OK"), "HTTP # OK");
+    assert_eq!(shape("tenant       -"), "tenant       -");
+    assert_eq!(
+        shape("refresh_at   2026-11-29T23:39:48Z (in 21h11m)"),
+        "refresh_at   # (in #)"
+    );
+    assert_ne!(shape("HTTP 200 OK"), shape("HTTP 200 Created"));
+    let steps = transcript("$ a\nx\ny\n$ b\n");
+    assert_eq!(steps.len(), 2);
+    assert_eq!(
+        steps[0],
+        ("a".to_owned(), vec!["x".to_owned(), "y".to_owned()])
+    );
+}
+
+#[test]
+fn top_commands() {
+    let top = block("README.md", "sh", 0);
+    let commands: Vec<&str> = top
+        .text
+        .lines()
+        .filter_map(|l| l.split('#').next())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(commands.len(), 2, "{}", top.text);
+    // The test command is what CI runs (it cannot run itself from here).
+    let ci = std::fs::read_to_string(repo_root().join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|l| l.trim() == commands[1]),
+        ".ci/run does not run the README's test command `{}`",
+        commands[1]
+    );
+    // The main job, on a machine with no credentials: the quickstart against the sandbox.
+    let home = TempDir::new("readme-top");
+    let stdout = expect_ok(&run_script(home.path(), commands[0]), commands[0]);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.contains("using a local sandbox"), "{stdout}");
+    assert!(stdout.contains("200"), "{stdout}");
+}
