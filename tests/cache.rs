@@ -324,18 +324,24 @@ fn expired_token_with_waiting_callers_is_not_served_either() {
     let client = Client::new(builder(&server).max_retries(0).build().unwrap());
     ok(client.token());
     thread::sleep(ms(1100));
-    server.set_default(Action::status(503).after(ms(200)));
+    // Slow enough that all four callers are waiting before the one request is answered.
+    server.set_default(Action::status(503).after(ms(1500)));
+    let start = Arc::new(Barrier::new(4));
     let handles: Vec<_> = (0..4)
         .map(|_| {
-            let client = client.clone();
-            thread::spawn(move || client.token())
+            let (client, start) = (client.clone(), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                client.token()
+            })
         })
         .collect();
     for h in handles {
         let e = err(h.join().unwrap());
         assert!(matches!(e, Error::Server(_)), "{e:?}");
     }
-    assert!(server.token_requests() <= 5, "no stampede");
+    // The first token, then one request for all four callers.
+    assert_eq!(server.token_requests(), 2, "no single flight");
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use common::*;
 use lwolf_auth::{Client, ClientAuth, Config, ConfigBuilder, Error, TokenFormat, CONFIG_KEYS};
 
@@ -35,14 +36,24 @@ fn defaults() {
     );
 }
 
+/// Every key of `CONFIG_KEYS`, and only those, set through `ConfigBuilder::set` and each
+/// seen to take effect: by a getter, or in the token request, or on disk, or (`ca_file`) by
+/// a TLS server that only its CA lets the client trust.
 #[test]
 fn every_key_can_be_set_from_a_string() {
-    let server = Server::tokens();
-    let ca = temp_path("ca.pem");
-    std::fs::write(&ca, TestPki::new().ca_pem).unwrap();
+    let tmp = TempDir::new("every-key");
+    let pki = TestPki::new();
+    let server = Server::new_tls(issue_tokens("every-key", 3600), pki.server_config.clone());
+    let ca = tmp.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let secret_file = tmp.join("secret");
+    std::fs::write(&secret_file, "from-the-file-s3cr3t\n").unwrap();
+    let cache = tmp.join("cache");
     let values: Vec<(&str, String)> = vec![
         ("client_id", "cid-from-set".into()),
+        // Set first, then replaced by the file (the last of the two wins).
         ("client_secret", SECRET.into()),
+        ("client_secret_file", secret_file.to_str().unwrap().into()),
         ("audience", "https://aud.example".into()),
         ("token_url", server.token_url()),
         ("api_base_url", format!("{}/bo", server.url())),
@@ -57,7 +68,14 @@ fn every_key_can_be_set_from_a_string() {
         ("ca_file", ca.to_str().unwrap().into()),
         ("user_agent", "agent/9".into()),
         ("max_response_bytes", "12345".into()),
+        ("cache_dir", cache.to_str().unwrap().into()),
     ];
+    let mut set: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+    let mut known: Vec<&str> = CONFIG_KEYS.to_vec();
+    set.sort_unstable();
+    known.sort_unstable();
+    assert_eq!(set, known, "this test and CONFIG_KEYS disagree");
+
     let mut b = Config::builder();
     for (key, value) in &values {
         b.set(key, value)
@@ -78,17 +96,24 @@ fn every_key_can_be_set_from_a_string() {
     assert_eq!(config.client_auth(), ClientAuth::Basic);
     assert_eq!(config.user_agent(), "agent/9");
     assert_eq!(config.max_response_bytes(), 12345);
+    assert_eq!(config.cache_dir(), Some(cache.as_path()));
 
-    // The keys that have no getter show in the request: secret, form, basic, tenant.
+    // The rest show in the exchange: the secret (from the file, as HTTP Basic), the form
+    // body, the tenant; the server's certificate is trusted through `ca_file` alone.
     let client = Client::new(config);
-    ok(client.token());
+    let token = ok(client.token());
     let req = server.request(0);
     assert_eq!(req.header("user-agent"), Some("agent/9"));
     assert_eq!(
         req.header("content-type"),
         Some("application/x-www-form-urlencoded")
     );
-    assert!(req.header("authorization").unwrap().starts_with("Basic "));
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode("cid-from-set:from-the-file-s3cr3t");
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Basic {basic}").as_str())
+    );
     let mut form = req.form();
     form.sort();
     assert_eq!(
@@ -99,33 +124,29 @@ fn every_key_can_be_set_from_a_string() {
             ("lwt_client_id".to_owned(), "tenant-9".to_owned()),
         ]
     );
-
-    // Every key of the contract (and max_response_bytes) was exercised here,
-    // client_secret_file included (below), and is listed in CONFIG_KEYS.
-    let mut tested: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
-    tested.push("client_secret_file");
-    for key in &tested {
-        assert!(CONFIG_KEYS.contains(key), "{key} missing from CONFIG_KEYS");
-    }
-    assert_eq!(tested.len(), 17);
-    let _ = std::fs::remove_file(ca);
+    // The shared cache file holds this token, under cache_dir.
+    let file = client.cache_file().expect("a cache file with cache_dir");
+    assert!(file.starts_with(&cache), "{}", file.display());
+    let saved = std::fs::read_to_string(file).unwrap();
+    assert!(saved.contains(token.secret()));
 }
 
 #[test]
 fn client_secret_file_via_set() {
+    let tmp = TempDir::new("client-secret-file-via-set");
     let server = Server::tokens();
-    let path = temp_path("secret");
+    let path = tmp.join("secret");
     std::fs::write(&path, format!("{SECRET}\n")).unwrap();
     let mut b = builder(&server);
     b.set("client_secret_file", path.to_str().unwrap()).unwrap();
     let client = Client::new(ok(b.build()));
     ok(client.token());
     assert_eq!(server.request(0).json()["client_secret"], SECRET);
-    let _ = std::fs::remove_file(path);
 }
 
 #[test]
 fn secret_file_drops_one_trailing_newline_only() {
+    let tmp = TempDir::new("secret-file-drops-one-trailing-newline-o");
     let server = Server::tokens();
     let cases = [
         (format!("{SECRET}\n"), SECRET.to_owned()),
@@ -135,7 +156,7 @@ fn secret_file_drops_one_trailing_newline_only() {
         (format!(" {SECRET} \n"), format!(" {SECRET} ")),
     ];
     for (i, (content, expected)) in cases.into_iter().enumerate() {
-        let path = temp_path("secret");
+        let path = tmp.join("secret");
         std::fs::write(&path, &content).unwrap();
         let client = Client::new(ok(builder(&server).client_secret_file(&path).build()));
         ok(client.token());
@@ -144,14 +165,14 @@ fn secret_file_drops_one_trailing_newline_only() {
             expected,
             "file content {content:?}"
         );
-        let _ = std::fs::remove_file(path);
     }
 }
 
 #[test]
 fn the_last_of_secret_and_secret_file_wins() {
+    let tmp = TempDir::new("the-last-of-secret-and-secret-file-wins");
     let server = Server::tokens();
-    let path = temp_path("secret");
+    let path = tmp.join("secret");
     std::fs::write(&path, "from-file-s3cr3t-DO-NOT-LEAK\n").unwrap();
     let client = Client::new(ok(builder(&server)
         .client_secret_file(&path)
@@ -168,13 +189,13 @@ fn the_last_of_secret_and_secret_file_wins() {
         server.request(1).json()["client_secret"],
         "from-file-s3cr3t-DO-NOT-LEAK"
     );
-    let _ = std::fs::remove_file(path);
 }
 
 #[test]
 fn an_empty_or_missing_secret_file_is_a_config_error_at_build() {
+    let tmp = TempDir::new("an-empty-or-missing-secret-file-is-a-con");
     let server = Server::tokens();
-    let missing = temp_path("no-such-secret");
+    let missing = tmp.join("no-such-secret");
     // Setting it is fine; building reads it.
     let mut b = builder(&server);
     b.set("client_secret_file", missing.to_str().unwrap())
@@ -183,11 +204,10 @@ fn an_empty_or_missing_secret_file_is_a_config_error_at_build() {
     assert!(matches!(e, Error::Config(_)), "{e:?}");
 
     for content in ["", "\n", "\r\n"] {
-        let path = temp_path("empty-secret");
+        let path = tmp.join("empty-secret");
         std::fs::write(&path, content).unwrap();
         let e = err(builder(&server).client_secret_file(&path).build());
         assert!(matches!(e, Error::Config(_)), "{content:?}: {e:?}");
-        let _ = std::fs::remove_file(path);
     }
 
     let e = err(builder(&server)
@@ -195,11 +215,10 @@ fn an_empty_or_missing_secret_file_is_a_config_error_at_build() {
         .build());
     assert!(matches!(e, Error::Config(_)), "a directory: {e:?}");
 
-    let path = temp_path("binary-secret");
+    let path = tmp.join("binary-secret");
     std::fs::write(&path, [0xff, 0xfe, 0x00, 0x80]).unwrap();
     let e = err(builder(&server).client_secret_file(&path).build());
     assert!(matches!(e, Error::Config(_)), "not UTF-8: {e:?}");
-    let _ = std::fs::remove_file(path);
     assert_eq!(server.connections(), 0);
 }
 

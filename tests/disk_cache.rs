@@ -2,8 +2,11 @@
 //! against the in-process sandbox on loopback.
 //!
 //! Several tests run copies of this test binary as worker processes: the binary runs itself
-//! with `--exact worker --nocapture` and `LWOLF_DISK_WORKER=<mode>`; without that variable
-//! the `worker` test returns at once.
+//! with `--exact worker --ignored` and `LWOLF_DISK_WORKER=<mode>`. `worker` is ignored in a
+//! plain run, and fails, saying why, when run by hand without its variable.
+//!
+//! The two tests of files owned by another user chown to uid 65534, which needs root: they
+//! fail, saying so, when run without it (CI runs as root).
 
 #![cfg(unix)]
 
@@ -158,17 +161,33 @@ fn warned(about: &str) -> bool {
         .any(|(level, m)| *level == log::Level::Warn && m.contains(about))
 }
 
+/// Fails the test unless it runs as root, which giving a file to another user needs.
+fn require_root() {
+    assert_eq!(
+        euid(),
+        0,
+        "this test chowns a file to uid 65534, which needs root: run the suite as root \
+         (CI does), or skip it with --skip another_user"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Worker processes
 
 /// This test binary, run as a worker in `mode`, with every inherited `LWOLF_*` removed.
 fn worker_command(mode: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "worker", "--nocapture", "--test-threads=1"])
-        .env(WORKER_MODE, mode)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--exact",
+        "worker",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(WORKER_MODE, mode)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("LWOLF_") {
             cmd.env_remove(name);
@@ -201,12 +220,13 @@ fn lock_holder(lock: &Path) -> Child {
     child
 }
 
-/// The worker side. Does nothing unless started by one of the tests below.
+/// The worker side, started by the tests below as a process of its own.
 #[test]
+#[ignore = "a helper process, run by the other tests of this file with LWOLF_DISK_WORKER set"]
 fn worker() {
-    let Ok(mode) = std::env::var(WORKER_MODE) else {
-        return;
-    };
+    let mode = std::env::var(WORKER_MODE).unwrap_or_else(|_| {
+        panic!("`worker` is a helper process: the tests of this file run it with {WORKER_MODE} set")
+    });
     match mode.as_str() {
         // Takes the lock and sleeps until killed.
         "hold" => {
@@ -548,10 +568,7 @@ fn a_file_readable_by_others_is_not_trusted() {
 
 #[test]
 fn a_file_of_another_user_is_not_trusted() {
-    if euid() != 0 {
-        eprintln!("skipped: chowning a file to another user needs root");
-        return;
-    }
+    require_root();
     replaced_after("owner", |f| {
         std::os::unix::fs::chown(f, Some(65534), Some(65534)).unwrap();
     });
@@ -603,10 +620,7 @@ fn a_directory_open_to_others_is_not_used() {
 
 #[test]
 fn a_directory_of_another_user_is_not_used() {
-    if euid() != 0 {
-        eprintln!("skipped: chowning a directory to another user needs root");
-        return;
-    }
+    require_root();
     capture_logs();
     let sandbox = sandbox();
     let tmp = TempDir::new("otherdir");

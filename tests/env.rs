@@ -18,6 +18,7 @@ fn clear_lwolf_vars() {
 
 #[test]
 fn configuration_from_the_environment() {
+    let tmp = TempDir::new("configuration-from-the-environment");
     clear_lwolf_vars();
     let server = Server::tokens();
 
@@ -97,7 +98,7 @@ fn configuration_from_the_environment() {
     assert_eq!(config.lwt_client_id(), None);
 
     // The secret from a file.
-    let path = temp_path("env-secret");
+    let path = tmp.join("env-secret");
     std::fs::write(&path, "file-s3cr3t-DO-NOT-LEAK\n").unwrap();
     std::env::remove_var("LWOLF_CLIENT_SECRET");
     std::env::set_var("LWOLF_CLIENT_SECRET_FILE", &path);
@@ -110,12 +111,11 @@ fn configuration_from_the_environment() {
     std::fs::write(&path, "").unwrap();
     let e = err(Config::from_env());
     assert!(matches!(e, Error::Config(_)), "empty secret file: {e:?}");
-    std::env::set_var("LWOLF_CLIENT_SECRET_FILE", temp_path("absent"));
+    std::env::set_var("LWOLF_CLIENT_SECRET_FILE", tmp.join("absent"));
     let e = err(Config::from_env());
     assert!(matches!(e, Error::Config(_)), "missing secret file: {e:?}");
     std::env::remove_var("LWOLF_CLIENT_SECRET_FILE");
     std::env::set_var("LWOLF_CLIENT_SECRET", SECRET);
-    let _ = std::fs::remove_file(&path);
 
     // An unparsable value is an invalid argument, from both entry points.
     std::env::set_var("LWOLF_TIMEOUT_MS", "soon");

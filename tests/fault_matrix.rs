@@ -662,7 +662,8 @@ struct Outcome {
 struct Endpoint {
     server: Option<Server>,
     base: String,
-    ca_file: Option<std::path::PathBuf>,
+    /// The CA of a TLS endpoint, in a directory removed with the endpoint.
+    ca_file: Option<(TempDir, std::path::PathBuf)>,
 }
 
 fn endpoint(row: &Row, is_faulty: bool, healthy: Action) -> Endpoint {
@@ -675,13 +676,14 @@ fn endpoint(row: &Row, is_faulty: bool, healthy: Action) -> Endpoint {
         };
     }
     let tls = |pki: TestPki| {
-        let ca = temp_path("fault-matrix-ca.pem");
+        let tmp = TempDir::new("fault-matrix-ca");
+        let ca = tmp.join("ca.pem");
         std::fs::write(&ca, &pki.ca_pem).unwrap();
         let server = Server::new_tls(healthy.clone(), pki.server_config.clone());
         Endpoint {
             base: server.url(),
             server: Some(server),
-            ca_file: Some(ca),
+            ca_file: Some((tmp, ca)),
         }
     };
     match &row.fault {
@@ -729,7 +731,7 @@ fn run_row(row: &Row) -> Outcome {
         .retry_base(ms(10))
         .retry_max(row.retry_max)
         .timeout(row.timeout);
-    if let Some(ca) = tokens.ca_file.as_ref().or(api.ca_file.as_ref()) {
+    if let Some((_, ca)) = tokens.ca_file.as_ref().or(api.ca_file.as_ref()) {
         builder = builder.ca_file(ca);
     }
     if let Some(n) = row.max_response_bytes {
@@ -812,9 +814,6 @@ fn run_row(row: &Row) -> Outcome {
     }
     if elapsed < row.at_least {
         problems.push(format!("took less than {:?}", row.at_least));
-    }
-    for ca in [&tokens.ca_file, &api.ca_file].into_iter().flatten() {
-        let _ = std::fs::remove_file(ca);
     }
     Outcome {
         got,

@@ -281,10 +281,12 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-fn write_ca(pem: &str) -> std::path::PathBuf {
-    let path = temp_path("leaks-ca.pem");
+/// `pem` in a file of a directory of its own, removed when the `TempDir` is dropped.
+fn write_ca(pem: &str) -> (TempDir, std::path::PathBuf) {
+    let tmp = TempDir::new("leaks-ca");
+    let path = tmp.join("ca.pem");
     std::fs::write(&path, pem).unwrap();
-    path
+    (tmp, path)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,6 +352,7 @@ fn c_get(client: *mut lwolf_client, path: &str) -> lwolf_status {
 
 #[test]
 fn everything_said_is_free_of_secrets() {
+    let tmp = TempDir::new("everything-said-is-free-of-secrets");
     capture_logs();
     let mut said = Said::new();
     let started = Instant::now();
@@ -390,7 +393,7 @@ fn everything_said_is_free_of_secrets() {
         );
         said.outcome("TokenResponse", &parsed);
 
-        let dir = temp_path("leaks-cache-dir");
+        let dir = tmp.join("leaks-cache-dir");
         let cached = Client::new(cfg(&tokens, &api).cache_dir(&dir).build().unwrap());
         said.debug("Config with cache_dir", cached.config());
         said.outcome("token via the disk cache", &cached.token());
@@ -398,7 +401,6 @@ fn everything_said_is_free_of_secrets() {
         said.outcome("token read from the disk cache", &again.token());
         again.invalidate();
         said.debug("Client with cache_dir", &again);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     // A failed refresh while the token is still in service (the warning is logged).
@@ -564,10 +566,9 @@ fn everything_said_is_free_of_secrets() {
     ] {
         let tokens = Server::new_tls(issue_tokens("t", 3600), pki.server_config.clone());
         let api = api_ok();
-        let ca = write_ca(&pki.ca_pem);
+        let (_ca_dir, ca) = write_ca(&pki.ca_pem);
         let client = Client::new(cfg(&tokens, &api).ca_file(&ca).build().unwrap());
         said.outcome(&format!("TLS {name}"), &client.token());
-        let _ = std::fs::remove_file(ca);
     }
     {
         let dead = TcpListener::bind("127.0.0.1:0")
@@ -656,7 +657,7 @@ fn everything_said_is_free_of_secrets() {
             "secret file missing",
             &Config::builder()
                 .client_id(CLIENT_ID)
-                .client_secret_file(temp_path("no-such-secret"))
+                .client_secret_file(tmp.join("no-such-secret"))
                 .build(),
         );
     }
@@ -920,7 +921,8 @@ fn failed_tls_handshakes_send_nothing() {
         ),
     ];
     for (name, pki, trust) in troubles {
-        let ca = trust.then(|| write_ca(&pki.ca_pem));
+        let ca_dir = trust.then(|| write_ca(&pki.ca_pem));
+        let ca = ca_dir.as_ref().map(|(_, path)| path);
         // At the token endpoint.
         let tls = Server::new_tls(issue_tokens("t", 3600), pki.server_config.clone());
         let api = api_ok();
@@ -951,9 +953,6 @@ fn failed_tls_handshakes_send_nothing() {
             0,
             "{name}: the API request went through"
         );
-        if let Some(ca) = ca {
-            let _ = std::fs::remove_file(ca);
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lwolf_auth::retry::{parse_rate_limit_reset, parse_retry_after, Backoff};
-use lwolf_auth::{parse_token_response, Config, Error};
+use lwolf_auth::{parse_token_response, Config, Error, CONFIG_KEYS};
 use proptest::prelude::*;
 
 fn any_json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -101,12 +101,21 @@ proptest! {
         prop_assert!(wait <= ceiling);
     }
 
+    /// Keys are mostly real ones (a random string almost never is), values of the shapes
+    /// that real keys take or refuse: numbers of every sign and size, the enum words, URLs,
+    /// and anything at all.
     #[test]
-    fn config_set_never_panics_and_a_rejection_changes_nothing(key in ".{0,24}", value in ".{0,48}") {
+    fn config_set_never_panics_and_a_rejection_changes_nothing(
+        (key, value) in (config_key(), config_value())
+    ) {
         let mut builder = Config::builder().client_id("id").client_secret("s");
         let before = format!("{builder:?}");
-        if builder.set(&key, &value).is_err() {
-            prop_assert_eq!(before, format!("{builder:?}"));
+        match builder.set(&key, &value) {
+            Ok(()) => prop_assert!(CONFIG_KEYS.contains(&key.as_str()), "accepted key {:?}", key),
+            Err(e) => {
+                prop_assert!(matches!(e, Error::InvalidArgument(_)), "{:?}", e);
+                prop_assert_eq!(before, format!("{:?}", builder));
+            }
         }
         let _ = builder.build();
     }
@@ -134,4 +143,43 @@ proptest! {
             prop_assert!(matches!(built, Err(Error::Config(_))));
         }
     }
+}
+
+/// A configuration key: one of `CONFIG_KEYS` four times in five, else any short string.
+fn config_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(CONFIG_KEYS).prop_map(str::to_owned),
+        1 => ".{0,24}",
+    ]
+}
+
+/// A value of the shapes the keys take or refuse.
+fn config_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "-?[0-9]{0,25}(\\.[0-9]{0,4})?",
+        proptest::sample::select(
+            &[
+                "json",
+                "form",
+                "body",
+                "basic",
+                "JSON",
+                "",
+                "0",
+                "1",
+                "0.0",
+                "1.0",
+                "0.5",
+                "inf",
+                "NaN",
+                "1e3",
+                "-0",
+                "18446744073709551616",
+                " 7",
+            ][..]
+        )
+        .prop_map(str::to_owned),
+        "(https?|ftp)://[a-z0-9.:]{0,16}(/[a-z]{0,8})?",
+        ".{0,48}",
+    ]
 }

@@ -65,10 +65,12 @@ fn defaults_are_the_vendors_https_urls() {
     assert_eq!(lwolf_auth::DEFAULT_AUDIENCE, config.audience());
 }
 
-fn write_ca(pki: &TestPki) -> std::path::PathBuf {
-    let path = temp_path("ca.pem");
+/// The CA in a file of a directory of its own, removed when the `TempDir` is dropped.
+fn write_ca(pki: &TestPki) -> (TempDir, std::path::PathBuf) {
+    let tmp = TempDir::new("transport-ca");
+    let path = tmp.join("ca.pem");
     std::fs::write(&path, &pki.ca_pem).unwrap();
-    path
+    (tmp, path)
 }
 
 #[test]
@@ -78,7 +80,7 @@ fn tls_with_ca_file_succeeds() {
         route(issue_tokens("tls", 3600), Action::json(200, "{}")),
         pki.server_config.clone(),
     );
-    let ca = write_ca(&pki);
+    let (_ca_dir, ca) = write_ca(&pki);
     let client = Client::new(ok(builder(&server).ca_file(&ca).build()));
     assert!(server.token_url().starts_with("https://127.0.0.1:"));
     let token = ok(client.token());
@@ -103,7 +105,6 @@ fn tls_with_ca_file_succeeds() {
         .ca_file(&ca)
         .build()));
     assert_eq!(ok(client.token()).secret(), issued("tls", 2));
-    let _ = std::fs::remove_file(ca);
 }
 
 #[test]
@@ -126,18 +127,18 @@ fn tls_without_the_ca_is_a_transport_error_not_retried() {
 
     // Another CA does not help either.
     let other = TestPki::new();
-    let ca = write_ca(&other);
+    let (_ca_dir, ca) = write_ca(&other);
     let client = Client::new(ok(builder(&server).ca_file(&ca).build()));
     let e = err(client.token());
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
     assert_eq!(server.request_count(), 0);
-    let _ = std::fs::remove_file(ca);
 }
 
 #[test]
 fn a_bad_ca_file_is_a_config_error_at_build() {
+    let tmp = TempDir::new("a-bad-ca-file-is-a-config-error-at-build");
     let server = Server::tokens();
-    let missing = temp_path("no-such-ca.pem");
+    let missing = tmp.join("no-such-ca.pem");
     let e = err(builder(&server).ca_file(&missing).build());
     assert!(matches!(e, Error::Config(_)), "{e:?}");
 
@@ -145,12 +146,12 @@ fn a_bad_ca_file_is_a_config_error_at_build() {
     let e = err(builder(&server).ca_file(&dir).build());
     assert!(matches!(e, Error::Config(_)), "{e:?}");
 
-    let garbage = temp_path("garbage.pem");
+    let garbage = tmp.join("garbage.pem");
     std::fs::write(&garbage, "this is not a certificate\n").unwrap();
     let e = err(builder(&server).ca_file(&garbage).build());
     assert!(matches!(e, Error::Config(_)), "{e:?}");
 
-    let broken = temp_path("broken.pem");
+    let broken = tmp.join("broken.pem");
     std::fs::write(
         &broken,
         "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n",
@@ -166,8 +167,6 @@ fn a_bad_ca_file_is_a_config_error_at_build() {
     assert!(matches!(e, Error::Config(_)), "{e:?}");
 
     assert_eq!(server.connections(), 0, "building does no network I/O");
-    let _ = std::fs::remove_file(garbage);
-    let _ = std::fs::remove_file(broken);
 }
 
 #[test]

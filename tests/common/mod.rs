@@ -27,6 +27,12 @@ pub const TOKEN_MARK: &str = "TKN-";
 pub const CLIENT_ID: &str = "test-client";
 pub const TOKEN_PATH: &str = "/oauth/token";
 
+#[path = "../temp_dir/mod.rs"]
+mod temp_dir;
+/// A directory for one test's files, removed on drop, even when the test fails.
+#[allow(unused_imports)]
+pub use temp_dir::TempDir;
+
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -960,13 +966,6 @@ pub fn sleep_until_wall(t: SystemTime) {
     } else {
         thread::sleep(ms(20));
     }
-}
-
-/// A unique temporary path for this test process.
-pub fn temp_path(name: &str) -> std::path::PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    std::env::temp_dir().join(format!("lwolf-auth-test-{}-{n}-{name}", std::process::id()))
 }
 
 // ---------------------------------------------------------------------------------------------
