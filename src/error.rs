@@ -1,4 +1,5 @@
-//! The one error type, and its mapping onto the C status codes.
+//! The one error type. Its mapping onto the C status codes lives with them, in
+//! `ffi/status.rs`: the Rust error can grow without touching the ABI.
 
 #![forbid(unsafe_code)]
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 /// What went wrong when no token or no response could be had.
 ///
-/// Each variant maps one-to-one onto a C status code (see [`Error::status_code`]).
+/// In C each variant is an `LWOLF_ERR_*` status (`lwolf_status::from(&error)`).
 /// Messages are short and lowercase, carry the HTTP status and the server's
 /// `error` / `error_description` (or the API's `message`) where there is one, and
 /// never contain the client secret or a token.
@@ -33,14 +34,11 @@ pub enum Error {
     /// DNS, connect, TLS, I/O or timeout: no response could be had.
     Transport(Box<TransportFailure>),
     /// The token response was malformed, oversized, or a redirect; or an API response was
-    /// larger than `max_response_bytes` or not the JSON [`Response::json`](crate::Response::json)
-    /// was asked for.
+    /// larger than `max_response_bytes`.
     InvalidResponse(Box<str>),
-    /// The caller's buffer is too small; `needed` bytes (including the NUL, in C) are required.
-    BufferTooSmall {
-        /// The length the caller needs to provide.
-        needed: usize,
-    },
+    /// An API response's body is not the JSON [`Response::json`](crate::Response::json) was
+    /// asked for (the response itself was had: see its status).
+    Json(Box<str>),
     /// A bug, or a panic caught at the C boundary.
     Internal(Box<str>),
 }
@@ -80,47 +78,7 @@ impl fmt::Debug for TransportFailure {
     }
 }
 
-/// The C names of the status codes (`lwolf_status`), indexed by code: `LWOLF_OK` is 0.
-pub const STATUS_NAMES: [&std::ffi::CStr; 12] = [
-    c"LWOLF_OK",
-    c"LWOLF_ERR_INVALID_ARGUMENT",
-    c"LWOLF_ERR_CONFIG",
-    c"LWOLF_ERR_INVALID_CREDENTIALS",
-    c"LWOLF_ERR_BAD_REQUEST",
-    c"LWOLF_ERR_FORBIDDEN",
-    c"LWOLF_ERR_RATE_LIMITED",
-    c"LWOLF_ERR_SERVER",
-    c"LWOLF_ERR_TRANSPORT",
-    c"LWOLF_ERR_INVALID_RESPONSE",
-    c"LWOLF_ERR_BUFFER_TOO_SMALL",
-    c"LWOLF_ERR_INTERNAL",
-];
-
 impl Error {
-    /// The C name of this error's status, e.g. `"LWOLF_ERR_TRANSPORT"`.
-    pub fn status_name(&self) -> &'static str {
-        STATUS_NAMES[self.status_code() as usize]
-            .to_str()
-            .unwrap_or("LWOLF_ERR_INTERNAL")
-    }
-
-    /// The C status code of this error (`LWOLF_ERR_*`): 1 to 11.
-    pub fn status_code(&self) -> u32 {
-        match self {
-            Error::InvalidArgument(_) => 1,
-            Error::Config(_) => 2,
-            Error::InvalidCredentials(_) => 3,
-            Error::BadRequest(_) => 4,
-            Error::Forbidden(_) => 5,
-            Error::RateLimited(_) => 6,
-            Error::Server(_) => 7,
-            Error::Transport(_) => 8,
-            Error::InvalidResponse(_) => 9,
-            Error::BufferTooSmall { .. } => 10,
-            Error::Internal(_) => 11,
-        }
-    }
-
     /// Whether trying again later could succeed: rate limits, server errors and
     /// transient transport failures. Credentials, configuration and arguments
     /// will fail the same way again.
@@ -221,9 +179,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::InvalidResponse(m) => write!(f, "invalid response: {m}"),
-            Error::BufferTooSmall { needed } => {
-                write!(f, "buffer too small: {needed} bytes needed")
-            }
+            Error::Json(m) => write!(f, "unexpected json: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -243,7 +199,7 @@ impl fmt::Debug for Error {
             Error::Server(_) => "Server",
             Error::Transport(_) => "Transport",
             Error::InvalidResponse(_) => "InvalidResponse",
-            Error::BufferTooSmall { .. } => "BufferTooSmall",
+            Error::Json(_) => "Json",
             Error::Internal(_) => "Internal",
         };
         write!(f, "{name}({self})")

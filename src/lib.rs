@@ -52,7 +52,7 @@ pub use config::{
     ClientAuth, Config, ConfigBuilder, TokenFormat, CONFIG_KEYS, DEFAULT_API_BASE_URL,
     DEFAULT_AUDIENCE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TOKEN_URL,
 };
-pub use error::{Error, HttpFailure, TransportFailure, STATUS_NAMES};
+pub use error::{Error, HttpFailure, TransportFailure};
 pub use response::Response;
 pub use secret::SecretString;
 pub use token::{parse_token_response, AccessToken, TokenResponse, MAX_TOKEN_RESPONSE_BYTES};

@@ -56,7 +56,7 @@ impl Response {
     /// The body parsed as JSON into `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(&self.raw.body).map_err(|e| {
-            Error::invalid_response(format!("response body is not the expected JSON: {e}"))
+            Error::Json(format!("response body is not the expected json: {e}").into_boxed_str())
         })
     }
 

@@ -6,6 +6,7 @@ mod common;
 use std::thread;
 
 use common::*;
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::{Client, Error};
 use serde_json::json;
 
@@ -108,7 +109,7 @@ fn a_bad_method_is_an_invalid_argument_and_nothing_is_sent() {
     for method in ["", "GE T", "GET\r\nX: y", "PÖST"] {
         let e = err(s.client.request(method, "/v1/x", None));
         assert!(matches!(e, Error::InvalidArgument(_)), "{method:?}: {e:?}");
-        assert_eq!(e.status_code(), 1);
+        assert_eq!(lwolf_status::from(&e) as u32, 1);
     }
     assert_eq!(s.api.connections(), 0);
 }
@@ -301,7 +302,7 @@ fn a_foreign_origin_is_refused_and_nothing_is_sent() {
     for url in [same_host_other_port, other_scheme, other_host] {
         let e = err(s.client.get(&url));
         assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e:?}");
-        assert_eq!(e.status_code(), 1);
+        assert_eq!(lwolf_status::from(&e) as u32, 1);
     }
     assert_eq!(other.connections(), 0);
     assert_eq!(s.api.connections(), 0);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::*;
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::{Client, ClientAuth, Config, ConfigBuilder, Error, TokenFormat, CONFIG_KEYS};
 
 #[test]
@@ -226,7 +227,7 @@ fn an_empty_or_missing_secret_file_is_a_config_error_at_build() {
 fn missing_credentials_are_config_errors() {
     let e = err(Config::builder().client_secret("pw").build());
     assert!(matches!(e, Error::Config(_)), "{e:?}");
-    assert_eq!(e.status_code(), 2);
+    assert_eq!(lwolf_status::from(&e) as u32, 2);
     let e = err(Config::builder().client_id("id").build());
     assert!(matches!(e, Error::Config(_)), "{e:?}");
     let e = err(Config::builder().client_id("").client_secret("pw").build());
@@ -273,7 +274,7 @@ fn unknown_keys_and_bad_values_are_invalid_arguments_and_change_nothing() {
             matches!(e, Error::InvalidArgument(_)),
             "{key}={value}: {e:?}"
         );
-        assert_eq!(e.status_code(), 1);
+        assert_eq!(lwolf_status::from(&e) as u32, 1);
         assert_eq!(
             format!("{b:?}"),
             before,

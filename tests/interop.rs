@@ -27,6 +27,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use common::*;
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::{AccessToken, Client, ConfigBuilder, Error};
 use serde_json::Value;
 
@@ -393,7 +394,7 @@ fn oidc_provider_wrong_secret_is_invalid_client() {
         );
         let e = err(client.token());
         assert!(matches!(e, Error::InvalidCredentials(_)), "{what}: {e:?}");
-        assert_eq!(e.status_code(), 3);
+        assert_eq!(lwolf_status::from(&e) as u32, 3);
         let failure = e.http_failure().unwrap();
         assert_eq!(failure.status, 401, "{what}");
         assert_eq!(failure.error.as_deref(), Some("invalid_client"), "{what}");
@@ -435,7 +436,7 @@ fn oidc_provider_refuses_json_bodies_with_invalid_request() {
     );
     let e = err(client.token());
     assert!(matches!(e, Error::BadRequest(_)), "{e:?}");
-    assert_eq!(e.status_code(), 4);
+    assert_eq!(lwolf_status::from(&e) as u32, 4);
     let failure = e.http_failure().unwrap();
     assert_eq!(failure.status, 400);
     assert_eq!(failure.error.as_deref(), Some("invalid_request"));

@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::{Client, Error};
 
 fn gap(server: &Server, a: usize, b: usize) -> Duration {
@@ -82,7 +83,7 @@ fn a_connection_refused_is_a_transport_error_after_retries() {
     );
     let e = err(client.token());
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
-    assert_eq!(e.status_code(), 8);
+    assert_eq!(lwolf_status::from(&e) as u32, 8);
     assert_eq!(e.attempts(), 3);
     assert!(e.is_retryable());
 }
@@ -160,7 +161,7 @@ fn exhausted_rate_limit_is_rate_limited() {
     let client = Client::new(builder(&server).max_retries(2).build().unwrap());
     let e = err(client.token());
     assert!(matches!(e, Error::RateLimited(_)), "{e:?}");
-    assert_eq!(e.status_code(), 6);
+    assert_eq!(lwolf_status::from(&e) as u32, 6);
     assert_eq!(e.attempts(), 3);
     assert_eq!(server.token_requests(), 3);
     assert_eq!(e.http_status(), Some(429));
@@ -175,7 +176,7 @@ fn exhausted_server_errors_are_server() {
         let client = Client::new(builder(&server).max_retries(max_retries).build().unwrap());
         let e = err(client.token());
         assert!(matches!(e, Error::Server(_)), "{status}: {e:?}");
-        assert_eq!(e.status_code(), 7);
+        assert_eq!(lwolf_status::from(&e) as u32, 7);
         assert_eq!(e.http_status(), Some(status));
         assert_eq!(e.attempts(), max_retries + 1, "{status}");
         assert_eq!(
@@ -228,7 +229,7 @@ fn timeout_is_bounded() {
     let e = err(client.token());
     let took = start.elapsed();
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
-    assert_eq!(e.status_code(), 8);
+    assert_eq!(lwolf_status::from(&e) as u32, 8);
     assert_eq!(e.attempts(), 2, "a timeout is retried");
     assert_eq!(server.token_requests(), 2);
     // Two attempts of 300 ms and a wait of at most 100 ms: far below this bound.

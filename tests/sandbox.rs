@@ -6,6 +6,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::sandbox::Sandbox;
 use lwolf_auth::{Client, ClientAuth, Error, TokenFormat};
 use serde_json::{json, Value};
@@ -506,7 +507,7 @@ fn wrong_secret_or_id_is_401_with_auth0_body() {
         .unwrap();
     let err = Client::new(config).token().unwrap_err();
     assert!(matches!(err, Error::InvalidCredentials(_)), "{err:?}");
-    assert_eq!(err.status_code(), 3);
+    assert_eq!(lwolf_status::from(&err) as u32, 3);
     let message = err.to_string();
     assert!(message.contains("401"), "{message}");
     assert!(!message.contains("wrong-secret-value"), "{message}");
@@ -586,7 +587,7 @@ fn another_audience_is_403_as_auth0_answers() {
         .unwrap();
     let err = Client::new(config).token().unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
-    assert_eq!(err.status_code(), 5);
+    assert_eq!(lwolf_status::from(&err) as u32, 5);
     assert!(err.to_string().contains("Service not enabled"), "{err}");
     assert_eq!(sandbox.tokens_issued(), 0);
 }
@@ -763,7 +764,7 @@ fn the_client_waits_out_the_rate_limit_or_reports_it() {
     let config = sandbox.config_builder().max_retries(0).build().unwrap();
     let err = Client::new(config).token().unwrap_err();
     assert!(matches!(err, Error::RateLimited(_)), "{err:?}");
-    assert_eq!(err.status_code(), 6);
+    assert_eq!(lwolf_status::from(&err) as u32, 6);
 
     // With retries, the client honours Retry-After: 1 and gets through.
     let config = sandbox

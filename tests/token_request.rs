@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use common::*;
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::{Client, ClientAuth, Error, TokenFormat};
 use serde_json::json;
 
@@ -212,7 +213,7 @@ fn client_errors_are_not_retried_and_carry_the_description() {
         ));
         let client = Client::new(builder(&server).max_retries(4).build().unwrap());
         let e = err(client.token());
-        assert_eq!(e.status_code(), code, "{status}: {e:?}");
+        assert_eq!(lwolf_status::from(&e) as u32, code, "{status}: {e:?}");
         assert_eq!(format!("{e:?}").split('(').next(), Some(name));
         match (status, &e) {
             (400, Error::BadRequest(f))
@@ -239,7 +240,7 @@ fn other_4xx_is_a_server_error_and_not_retried() {
     let server = Server::new(Action::json(404, r#"{"message":"no such endpoint"}"#));
     let e = err(client(&server).token());
     assert!(matches!(e, Error::Server(_)), "{e:?}");
-    assert_eq!(e.status_code(), 7);
+    assert_eq!(lwolf_status::from(&e) as u32, 7);
     assert!(e.to_string().contains("no such endpoint"), "{e}");
     assert_eq!(server.request_count(), 1);
 }
@@ -251,7 +252,7 @@ fn redirect_on_the_token_endpoint_is_not_followed() {
         let server = Server::new(Action::redirect(status, &elsewhere.token_url()));
         let e = err(client(&server).token());
         assert!(matches!(e, Error::InvalidResponse(_)), "{status}: {e:?}");
-        assert_eq!(e.status_code(), 9);
+        assert_eq!(lwolf_status::from(&e) as u32, 9);
         assert_eq!(server.request_count(), 1, "{status} is not retried either");
     }
     assert_eq!(
@@ -351,7 +352,7 @@ fn malformed_token_responses_are_invalid_responses() {
         let server = Server::new(action);
         let e = err(client(&server).token());
         assert!(matches!(e, Error::InvalidResponse(_)), "{what}: {e:?}");
-        assert_eq!(e.status_code(), 9, "{what}");
+        assert_eq!(lwolf_status::from(&e) as u32, 9, "{what}");
         assert_eq!(
             server.request_count(),
             1,

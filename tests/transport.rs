@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::{Client, Config, Error};
 
 fn base() -> lwolf_auth::ConfigBuilder {
@@ -30,7 +31,7 @@ fn http_is_only_allowed_to_loopback_hosts() {
     for url in refused {
         let e = err(base().token_url(url).build());
         assert!(matches!(e, Error::Config(_)), "token_url {url:?}: {e:?}");
-        assert_eq!(e.status_code(), 2);
+        assert_eq!(lwolf_status::from(&e) as u32, 2);
         let e = err(base().api_base_url(url).build());
         assert!(matches!(e, Error::Config(_)), "api_base_url {url:?}: {e:?}");
     }
@@ -114,7 +115,7 @@ fn tls_without_the_ca_is_a_transport_error_not_retried() {
     let client = Client::new(ok(builder(&server).max_retries(3).build()));
     let e = err(client.token());
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
-    assert_eq!(e.status_code(), 8);
+    assert_eq!(lwolf_status::from(&e) as u32, 8);
     assert_eq!(e.attempts(), 1, "a certificate error is not retried");
     assert!(!e.is_retryable());
     assert!(e.to_string().contains("tls"), "{e}");

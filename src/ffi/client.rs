@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::response::lwolf_response;
 use super::{
-    bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, lwolf_config, lwolf_status,
-    null_argument, str_arg, to_c_owned, write_out,
+    buffer_too_small, bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, lwolf_config,
+    lwolf_status, null_argument, str_arg, to_c_owned, write_out,
 };
 use crate::{Client, Error};
 
@@ -161,7 +161,7 @@ pub extern "C" fn lwolf_client_token(
         // SAFETY: checked non-NULL; the caller promises a writable size_t.
         unsafe { write_out(token_len, len, "token_len") }?;
         if buf_len <= len {
-            return Err(Error::BufferTooSmall { needed: len + 1 });
+            return Ok(buffer_too_small(len + 1));
         }
         Ok(lwolf_status::LWOLF_OK)
     })

@@ -68,7 +68,7 @@ pub(crate) trait FfiReturn {
 
 impl FfiReturn for lwolf_status {
     fn from_error(error: &Error) -> Self {
-        lwolf_status::from_code(error.status_code())
+        lwolf_status::from(error)
     }
 }
 
@@ -159,7 +159,7 @@ fn clear_last_error() {
 }
 
 /// Stores `error`'s message as this thread's last error.
-fn set_last_error(error: &Error) {
+fn set_last_error(error: &impl std::fmt::Display) {
     let _ = LAST_ERROR.try_with(|slot| {
         let mut msg = slot.borrow_mut();
         msg.clear();
@@ -168,6 +168,13 @@ fn set_last_error(error: &Error) {
         msg.retain(|&b| b != 0);
         msg.push(0);
     });
+}
+
+/// `LWOLF_ERR_BUFFER_TOO_SMALL`, with its message: a failure of the C ABI alone (Rust hands
+/// out owned values), so it has no `Error` variant.
+pub(crate) fn buffer_too_small(needed: usize) -> lwolf_status {
+    set_last_error(&format_args!("buffer too small: {needed} bytes needed"));
+    lwolf_status::LWOLF_ERR_BUFFER_TOO_SMALL
 }
 
 /// A pointer to this thread's last error, or to a static `""`.

@@ -3,6 +3,7 @@
 use std::ffi::{c_char, CStr};
 
 use super::{ffi_boundary_keep_last_error, last_error_ptr};
+use crate::Error;
 
 /// The result of an `lwolf_` function. The values are fixed and will not change.
 ///
@@ -40,30 +41,55 @@ pub enum lwolf_status {
     LWOLF_ERR_INTERNAL = 11,
 }
 
-impl lwolf_status {
-    /// The status for a code from [`crate::Error::status_code`]; an unknown code is internal.
-    pub(crate) fn from_code(code: u32) -> lwolf_status {
-        match code {
-            0 => lwolf_status::LWOLF_OK,
-            1 => lwolf_status::LWOLF_ERR_INVALID_ARGUMENT,
-            2 => lwolf_status::LWOLF_ERR_CONFIG,
-            3 => lwolf_status::LWOLF_ERR_INVALID_CREDENTIALS,
-            4 => lwolf_status::LWOLF_ERR_BAD_REQUEST,
-            5 => lwolf_status::LWOLF_ERR_FORBIDDEN,
-            6 => lwolf_status::LWOLF_ERR_RATE_LIMITED,
-            7 => lwolf_status::LWOLF_ERR_SERVER,
-            8 => lwolf_status::LWOLF_ERR_TRANSPORT,
-            9 => lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
-            10 => lwolf_status::LWOLF_ERR_BUFFER_TOO_SMALL,
-            _ => lwolf_status::LWOLF_ERR_INTERNAL,
+/// The constants' names, indexed by value: `LWOLF_OK` is 0.
+const NAMES: [&CStr; 12] = [
+    c"LWOLF_OK",
+    c"LWOLF_ERR_INVALID_ARGUMENT",
+    c"LWOLF_ERR_CONFIG",
+    c"LWOLF_ERR_INVALID_CREDENTIALS",
+    c"LWOLF_ERR_BAD_REQUEST",
+    c"LWOLF_ERR_FORBIDDEN",
+    c"LWOLF_ERR_RATE_LIMITED",
+    c"LWOLF_ERR_SERVER",
+    c"LWOLF_ERR_TRANSPORT",
+    c"LWOLF_ERR_INVALID_RESPONSE",
+    c"LWOLF_ERR_BUFFER_TOO_SMALL",
+    c"LWOLF_ERR_INTERNAL",
+];
+
+/// What C is told of a Rust error. Every variant is named, so that a new one cannot reach
+/// C without a decision here.
+impl From<&Error> for lwolf_status {
+    fn from(error: &Error) -> lwolf_status {
+        match error {
+            Error::InvalidArgument(_) => lwolf_status::LWOLF_ERR_INVALID_ARGUMENT,
+            Error::Config(_) => lwolf_status::LWOLF_ERR_CONFIG,
+            Error::InvalidCredentials(_) => lwolf_status::LWOLF_ERR_INVALID_CREDENTIALS,
+            Error::BadRequest(_) => lwolf_status::LWOLF_ERR_BAD_REQUEST,
+            Error::Forbidden(_) => lwolf_status::LWOLF_ERR_FORBIDDEN,
+            Error::RateLimited(_) => lwolf_status::LWOLF_ERR_RATE_LIMITED,
+            Error::Server(_) => lwolf_status::LWOLF_ERR_SERVER,
+            Error::Transport(_) => lwolf_status::LWOLF_ERR_TRANSPORT,
+            Error::InvalidResponse(_) | Error::Json(_) => lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
+            Error::Internal(_) => lwolf_status::LWOLF_ERR_INTERNAL,
         }
     }
+}
 
-    /// The constant's name, NUL-terminated.
-    fn name(code: u32) -> &'static CStr {
+impl lwolf_status {
+    /// The constant's name, `"LWOLF_ERR_CONFIG"` for example (the CLI prints it, and exits
+    /// with the value).
+    pub fn name(self) -> &'static str {
+        NAMES[self as usize]
+            .to_str()
+            .unwrap_or("LWOLF_UNKNOWN_STATUS")
+    }
+
+    /// The name of any value C may pass, NUL-terminated.
+    fn c_name(code: u32) -> &'static CStr {
         usize::try_from(code)
             .ok()
-            .and_then(|i| crate::error::STATUS_NAMES.get(i))
+            .and_then(|i| NAMES.get(i))
             .copied()
             .unwrap_or(c"LWOLF_UNKNOWN_STATUS")
     }
@@ -77,7 +103,7 @@ impl lwolf_status {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn lwolf_status_name(status: u32) -> *const c_char {
-    ffi_boundary_keep_last_error(|| Ok(lwolf_status::name(status).as_ptr()))
+    ffi_boundary_keep_last_error(|| Ok(lwolf_status::c_name(status).as_ptr()))
 }
 
 /// Returns the calling thread's last error message: a NUL-terminated UTF-8 string describing
@@ -117,26 +143,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_round_trip_and_match_the_contract() {
-        for code in 0..=11u32 {
-            let status = lwolf_status::from_code(code);
-            assert_eq!(status as u32, code);
+    fn names_match_the_constants() {
+        let all = [
+            lwolf_status::LWOLF_OK,
+            lwolf_status::LWOLF_ERR_INVALID_ARGUMENT,
+            lwolf_status::LWOLF_ERR_CONFIG,
+            lwolf_status::LWOLF_ERR_INVALID_CREDENTIALS,
+            lwolf_status::LWOLF_ERR_BAD_REQUEST,
+            lwolf_status::LWOLF_ERR_FORBIDDEN,
+            lwolf_status::LWOLF_ERR_RATE_LIMITED,
+            lwolf_status::LWOLF_ERR_SERVER,
+            lwolf_status::LWOLF_ERR_TRANSPORT,
+            lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
+            lwolf_status::LWOLF_ERR_BUFFER_TOO_SMALL,
+            lwolf_status::LWOLF_ERR_INTERNAL,
+        ];
+        for (code, status) in all.into_iter().enumerate() {
+            assert_eq!(status as usize, code);
+            assert_eq!(status.name(), format!("{status:?}"));
             // SAFETY: a static NUL-terminated string.
-            let name = unsafe { std::ffi::CStr::from_ptr(lwolf_status_name(code)) };
-            assert_eq!(name.to_str().unwrap(), format!("{status:?}"));
+            let name = unsafe { CStr::from_ptr(lwolf_status_name(code as u32)) };
+            assert_eq!(name.to_str().unwrap(), status.name());
         }
-        assert_eq!(
-            lwolf_status::from_code(12),
-            lwolf_status::LWOLF_ERR_INTERNAL
-        );
         // SAFETY: as above.
-        let unknown = unsafe { std::ffi::CStr::from_ptr(lwolf_status_name(u32::MAX)) };
+        let unknown = unsafe { CStr::from_ptr(lwolf_status_name(u32::MAX)) };
         assert_eq!(unknown.to_str().unwrap(), "LWOLF_UNKNOWN_STATUS");
     }
 
     #[test]
     fn every_error_maps_to_its_status() {
-        use crate::Error;
         let cases = [
             (
                 Error::InvalidArgument("x".into()),
@@ -148,8 +183,8 @@ mod tests {
                 lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
             ),
             (
-                Error::BufferTooSmall { needed: 3 },
-                lwolf_status::LWOLF_ERR_BUFFER_TOO_SMALL,
+                Error::Json("x".into()),
+                lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
             ),
             (
                 Error::Internal("x".into()),
@@ -157,7 +192,7 @@ mod tests {
             ),
         ];
         for (error, status) in cases {
-            assert_eq!(lwolf_status::from_code(error.status_code()), status);
+            assert_eq!(lwolf_status::from(&error), status);
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::Error;
 
 /// The API answered 4xx/5xx: curl's `--fail` code.
@@ -38,10 +39,11 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        let code = e.status_code();
+        // The exit code is the C status code, named in the message.
+        let status = lwolf_status::from(&e);
         Failure {
-            message: format!("{}: {e}", e.status_name()),
-            code: u8::try_from(code).unwrap_or(EXIT_INTERNAL),
+            message: format!("{}: {e}", status.name()),
+            code: status as u8,
         }
     }
 }
