@@ -134,7 +134,7 @@ lwolf_status lwolf_client_for_tenant(const lwolf_client *client,
                                      const char *lwt_client_id,
                                      lwolf_client **out);
 
-// Frees a client. NULL does nothing.
+// Frees a client. NULL does nothing. Does not change the last error.
 //
 // Call it once no other thread is using `client`; clients made from it with
 // `lwolf_client_for_tenant`, and responses it returned, stay valid. The client must not be
@@ -233,9 +233,9 @@ lwolf_status lwolf_config_set(lwolf_config *cfg, const char *key, const char *va
 
 // Frees a configuration made by `lwolf_config_new` or `lwolf_config_from_env`.
 //
-// NULL does nothing. Clients made from `cfg` are not affected: they keep their own copy of
-// the settings. The secret held in the configuration is zeroed. `cfg` must not be used
-// again, nor freed twice.
+// NULL does nothing; the last error is kept. Clients made from `cfg` are not affected: they
+// keep their own copy of the settings. The secret held in the configuration is zeroed.
+// `cfg` must not be used again, nor freed twice.
 void lwolf_config_free(lwolf_config *cfg);
 
 // Returns the HTTP status of `response` (200, 404…), or 0 when `response` is NULL.
@@ -280,7 +280,8 @@ lwolf_status lwolf_response_header_at(const lwolf_response *response,
                                       const char **value);
 
 // Frees a response and everything it owns: the body and header strings returned for it
-// become invalid. NULL does nothing. The response must not be used again, nor freed twice.
+// become invalid. NULL does nothing; the last error is kept. The response must not be used
+// again, nor freed twice.
 void lwolf_response_free(lwolf_response *response);
 
 // Returns the name of a status code (`"LWOLF_OK"`, `"LWOLF_ERR_CONFIG"`…) as a static
@@ -294,9 +295,9 @@ const char *lwolf_status_name(uint32_t status);
 // Returns the calling thread's last error message: a NUL-terminated UTF-8 string describing
 // the most recent failure of an `lwolf_` function called on this thread.
 //
-// Every `lwolf_` function except `lwolf_last_error_message`, `lwolf_version` and
-// `lwolf_status_name` clears the message when called, and sets it when it fails, so after a
-// success this returns `""`. It never returns NULL. The message never contains the client
+// Every `lwolf_` function except `lwolf_last_error_message`, `lwolf_version`,
+// `lwolf_status_name` and the `*_free` functions clears the message when called, and sets
+// it when it fails, so after a success this returns `""`. It never returns NULL. The message never contains the client
 // secret or a token.
 //
 // The string is owned by the library and stays valid until the next call of an `lwolf_`
