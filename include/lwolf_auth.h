@@ -156,19 +156,22 @@ void lwolf_client_free(lwolf_client *client);
 // NULL `client` or `token_len`, or NULL `buf` with a non-zero `buf_len`, is
 // `LWOLF_ERR_INVALID_ARGUMENT`. The token is a secret: do not log it (log the fingerprint
 // from `lwolf_client_token_info`). Thread-safe.
-lwolf_status lwolf_client_token(lwolf_client *client, char *buf, size_t buf_len, size_t *token_len);
+lwolf_status lwolf_client_token(const lwolf_client *client,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *token_len);
 
 // Fills `*out` with the metadata of a usable token (fingerprint, expiry, refresh time,
 // lifetime), fetching one exactly as `lwolf_client_token` does if none is cached.
 //
 // NULL `client` or `out` is `LWOLF_ERR_INVALID_ARGUMENT`; `*out` is written only on
 // success. Thread-safe.
-lwolf_status lwolf_client_token_info(lwolf_client *client, lwolf_token_info *out);
+lwolf_status lwolf_client_token_info(const lwolf_client *client, lwolf_token_info *out);
 
 // Drops the cached token, so that the next `lwolf_client_token` or request fetches a new
 // one (after the server revoked it, for example). No network I/O. NULL `client` is
 // `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
-lwolf_status lwolf_client_invalidate(lwolf_client *client);
+lwolf_status lwolf_client_invalidate(const lwolf_client *client);
 
 // Sends an API request and stores the response in `*out`.
 //
@@ -189,7 +192,7 @@ lwolf_status lwolf_client_invalidate(lwolf_client *client);
 // (token failure, transport failure, bad arguments); `*out` is written only on success,
 // and the caller owns it then and frees it with `lwolf_response_free`. Blocking.
 // Thread-safe.
-lwolf_status lwolf_client_request(lwolf_client *client,
+lwolf_status lwolf_client_request(const lwolf_client *client,
                                   const char *method,
                                   const char *path,
                                   const uint8_t *body,

@@ -65,7 +65,7 @@ fn allocations_on_this_thread() -> u64 {
 // Helpers
 
 fn last_error() -> String {
-    let ptr = lwolf_last_error_message();
+    let ptr = unsafe { lwolf_last_error_message() };
     assert!(!ptr.is_null(), "lwolf_last_error_message returned NULL");
     // SAFETY: NUL-terminated, valid until the next lwolf_ call on this thread.
     unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_owned()
@@ -73,27 +73,33 @@ fn last_error() -> String {
 
 fn set(cfg: *mut lwolf_config, key: &str, value: &str) {
     let (k, v) = (CString::new(key).unwrap(), CString::new(value).unwrap());
-    let status = lwolf_config_set(cfg, k.as_ptr(), v.as_ptr());
+    let status = unsafe { lwolf_config_set(cfg, k.as_ptr(), v.as_ptr()) };
     assert_eq!(status, lwolf_status::LWOLF_OK, "{key}: {}", last_error());
 }
 
 fn sandbox_client(sandbox: &Sandbox, secret: &str) -> *mut lwolf_client {
     let mut cfg = ptr::null_mut();
-    assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
+    assert_eq!(
+        unsafe { lwolf_config_new(&mut cfg) },
+        lwolf_status::LWOLF_OK
+    );
     set(cfg, "token_url", &sandbox.token_url());
     set(cfg, "api_base_url", &sandbox.api_base_url());
     set(cfg, "client_id", sandbox.client_id());
     set(cfg, "client_secret", secret);
     let mut client = ptr::null_mut();
-    assert_eq!(lwolf_client_new(cfg, &mut client), lwolf_status::LWOLF_OK);
-    lwolf_config_free(cfg);
+    assert_eq!(
+        unsafe { lwolf_client_new(cfg, &mut client) },
+        lwolf_status::LWOLF_OK
+    );
+    unsafe { lwolf_config_free(cfg) };
     client
 }
 
 fn token(client: *mut lwolf_client) -> Result<String, (lwolf_status, String)> {
     let mut buf = [0 as c_char; 4096];
     let mut len = 0usize;
-    match lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len) {
+    match unsafe { lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len) } {
         lwolf_status::LWOLF_OK => {
             // SAFETY: the library wrote a NUL-terminated token of `len` bytes.
             let s = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
@@ -222,9 +228,10 @@ fn matching(src: &str, open: usize) -> usize {
     panic!("unbalanced brackets");
 }
 
-/// The `pub extern "C" fn`s of one source file; an error for an `extern "C"` that is not a
-/// `#[no_mangle] pub extern "C" fn`, or for a `macro_rules!` (which could hide one from
-/// cbindgen and from this test).
+/// The `pub unsafe extern "C" fn`s of one source file; an error for an `extern "C"` that is
+/// not a `#[no_mangle] pub unsafe extern "C" fn` (a safe one would let safe Rust pass it a
+/// dangling pointer), or for a `macro_rules!` (which could hide one from cbindgen and from
+/// this test).
 fn parse_extern_fns(file: &str, raw: &str) -> Result<Vec<ExternFn>, String> {
     let src = blank_literals(raw);
     if src.contains("macro_rules!") {
@@ -248,8 +255,10 @@ fn parse_extern_fns(file: &str, raw: &str) -> Result<Vec<ExternFn>, String> {
         let close_brace = matching(&src, open_brace);
         // What stands between the previous item and this one: attributes and `pub`.
         let before = &src[..start];
-        if !before.trim_end().ends_with("pub") {
-            return Err(format!("{file}: {name} is not `pub extern \"C\" fn`"));
+        if !before.trim_end().ends_with("pub unsafe") {
+            return Err(format!(
+                "{file}: {name} is not `pub unsafe extern \"C\" fn`"
+            ));
         }
         let item_start = before.rfind(';').into_iter().chain(before.rfind('}')).max();
         if !before[item_start.map_or(0, |i| i + 1)..].contains("#[no_mangle]") {
@@ -364,7 +373,7 @@ fn the_boundary_checker_catches_violations() {
     let good = r#"
         /// Doc with a brace { and an `extern "C" fn` in it.
         #[no_mangle]
-        pub extern "C" fn lwolf_ok(p: *const u8) -> lwolf_status {
+        pub unsafe extern "C" fn lwolf_ok(p: *const u8) -> lwolf_status {
             ffi_boundary(|| {
                 let s = "}{ ) (";
                 let c = '}';
@@ -375,20 +384,22 @@ fn the_boundary_checker_catches_violations() {
     check(good).unwrap();
     let cases = [
         // Work before the boundary.
-        "#[no_mangle]\npub extern \"C\" fn lwolf_a(p: *const u8) -> u16 {\n\
+        "#[no_mangle]\npub unsafe extern \"C\" fn lwolf_a(p: *const u8) -> u16 {\n\
          let x = unsafe { *p }; ffi_boundary(|| Ok(x as u16)) }",
         // Work after it.
-        "#[no_mangle]\npub extern \"C\" fn lwolf_b() -> u16 {\n\
+        "#[no_mangle]\npub unsafe extern \"C\" fn lwolf_b() -> u16 {\n\
          let v = ffi_boundary(|| Ok(1)); v + 1 }",
         // No boundary at all.
-        "#[no_mangle]\npub extern \"C\" fn lwolf_c() -> u16 { 1 }",
+        "#[no_mangle]\npub unsafe extern \"C\" fn lwolf_c() -> u16 { 1 }",
         // A Rust enum read from C.
-        "#[no_mangle]\npub extern \"C\" fn lwolf_d(s: lwolf_status) -> u16 {\n\
+        "#[no_mangle]\npub unsafe extern \"C\" fn lwolf_d(s: lwolf_status) -> u16 {\n\
          ffi_boundary(|| Ok(s as u16)) }",
         // Not #[no_mangle].
-        "pub extern \"C\" fn lwolf_e() -> u16 { ffi_boundary(|| Ok(1)) }",
+        "pub unsafe extern \"C\" fn lwolf_e() -> u16 { ffi_boundary(|| Ok(1)) }",
         // Not pub.
-        "#[no_mangle]\nextern \"C\" fn lwolf_f() -> u16 { ffi_boundary(|| Ok(1)) }",
+        "#[no_mangle]\nunsafe extern \"C\" fn lwolf_f() -> u16 { ffi_boundary(|| Ok(1)) }",
+        // Safe: callable from safe Rust with any pointer.
+        "#[no_mangle]\npub extern \"C\" fn lwolf_g() -> u16 { ffi_boundary(|| Ok(1)) }",
     ];
     for bad in cases {
         assert!(check(bad).is_err(), "not caught:\n{bad}");
@@ -467,8 +478,11 @@ fn every_extern_fn_is_in_the_header() {
 #[test]
 fn a_panic_becomes_internal_with_a_message() {
     let mut cfg = ptr::null_mut();
-    assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
-    let status = lwolf_config_set(cfg, c"__lwolf_test_panic".as_ptr(), c"1".as_ptr());
+    assert_eq!(
+        unsafe { lwolf_config_new(&mut cfg) },
+        lwolf_status::LWOLF_OK
+    );
+    let status = unsafe { lwolf_config_set(cfg, c"__lwolf_test_panic".as_ptr(), c"1".as_ptr()) };
     assert_eq!(status, lwolf_status::LWOLF_ERR_INTERNAL);
     let message = last_error();
     assert!(message.starts_with("internal error: panic"), "{message}");
@@ -476,17 +490,20 @@ fn a_panic_becomes_internal_with_a_message() {
     // The library carries on.
     set(cfg, "client_id", "after-panic");
     assert_eq!(last_error(), "");
-    lwolf_config_free(cfg);
+    unsafe { lwolf_config_free(cfg) };
 }
 
 #[cfg(not(feature = "ffi-test-panic"))]
 #[test]
 fn the_test_panic_key_is_unknown_without_the_feature() {
     let mut cfg = ptr::null_mut();
-    assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
-    let status = lwolf_config_set(cfg, c"__lwolf_test_panic".as_ptr(), c"1".as_ptr());
+    assert_eq!(
+        unsafe { lwolf_config_new(&mut cfg) },
+        lwolf_status::LWOLF_OK
+    );
+    let status = unsafe { lwolf_config_set(cfg, c"__lwolf_test_panic".as_ptr(), c"1".as_ptr()) };
     assert_eq!(status, lwolf_status::LWOLF_ERR_INVALID_ARGUMENT);
-    lwolf_config_free(cfg);
+    unsafe { lwolf_config_free(cfg) };
 }
 
 #[test]
@@ -502,17 +519,17 @@ fn token_hot_path_does_not_allocate() {
 
     // Leave a failure behind first: clearing it on the next success must not allocate either.
     assert_eq!(
-        lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), ptr::null_mut()),
+        unsafe { lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), ptr::null_mut()) },
         lwolf_status::LWOLF_ERR_INVALID_ARGUMENT
     );
     assert!(!last_error().is_empty());
 
     let before = allocations_on_this_thread();
     for _ in 0..1000 {
-        let status = lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len);
+        let status = unsafe { lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len) };
         assert_eq!(status, lwolf_status::LWOLF_OK);
     }
-    let message = lwolf_last_error_message();
+    let message = unsafe { lwolf_last_error_message() };
     let allocated = allocations_on_this_thread() - before;
     assert_eq!(
         allocated, 0,
@@ -522,7 +539,7 @@ fn token_hot_path_does_not_allocate() {
     assert_eq!(unsafe { CStr::from_ptr(message) }.to_bytes(), b"");
     assert_eq!(len, first.len());
     assert_eq!(sandbox.token_requests(), 1);
-    lwolf_client_free(client);
+    unsafe { lwolf_client_free(client) };
 }
 
 #[test]
@@ -531,28 +548,30 @@ fn tenant_clients_outlive_their_parent() {
     let parent = sandbox_client(&sandbox, sandbox.client_secret());
     let mut tenant = ptr::null_mut();
     assert_eq!(
-        lwolf_client_for_tenant(parent, c"tenant-7".as_ptr(), &mut tenant),
+        unsafe { lwolf_client_for_tenant(parent, c"tenant-7".as_ptr(), &mut tenant) },
         lwolf_status::LWOLF_OK
     );
     let parent_token = token(parent).unwrap();
-    lwolf_client_free(parent);
+    unsafe { lwolf_client_free(parent) };
     let tenant_token = token(tenant).unwrap();
     assert_ne!(parent_token, tenant_token, "a tenant has its own token");
     let mut response = ptr::null_mut();
     assert_eq!(
-        lwolf_client_request(
-            tenant,
-            c"GET".as_ptr(),
-            c"/v1/offices".as_ptr(),
-            ptr::null(),
-            0,
-            &mut response
-        ),
+        unsafe {
+            lwolf_client_request(
+                tenant,
+                c"GET".as_ptr(),
+                c"/v1/offices".as_ptr(),
+                ptr::null(),
+                0,
+                &mut response,
+            )
+        },
         lwolf_status::LWOLF_OK
     );
-    assert_eq!(lwolf_response_status(response), 200);
-    lwolf_response_free(response);
-    lwolf_client_free(tenant);
+    assert_eq!(unsafe { lwolf_response_status(response) }, 200);
+    unsafe { lwolf_response_free(response) };
+    unsafe { lwolf_client_free(tenant) };
 }
 
 #[test]
@@ -572,8 +591,8 @@ fn messages_never_carry_the_secret_or_the_token() {
     for leaked in [wrong_secret, sandbox.client_secret(), the_token.as_str()] {
         assert!(!message.contains(leaked), "{message}");
     }
-    lwolf_client_free(bad);
-    lwolf_client_free(good);
+    unsafe { lwolf_client_free(bad) };
+    unsafe { lwolf_client_free(good) };
 }
 
 #[test]
@@ -581,12 +600,15 @@ fn out_parameters_are_untouched_on_failure() {
     let sentinel = 0x5a5a as *mut lwolf_client;
     let mut out = sentinel;
     let mut cfg = ptr::null_mut();
-    assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
     assert_eq!(
-        lwolf_client_new(cfg, &mut out),
+        unsafe { lwolf_config_new(&mut cfg) },
+        lwolf_status::LWOLF_OK
+    );
+    assert_eq!(
+        unsafe { lwolf_client_new(cfg, &mut out) },
         lwolf_status::LWOLF_ERR_CONFIG
     );
     assert_eq!(out, sentinel);
     assert!(last_error().contains("client_id"), "{}", last_error());
-    lwolf_config_free(cfg);
+    unsafe { lwolf_config_free(cfg) };
 }

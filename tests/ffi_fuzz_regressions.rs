@@ -67,7 +67,7 @@ fn last_error() -> String {
 
 fn set(cfg: *mut lwolf_config, key: &str, value: &str) {
     assert_eq!(
-        lwolf_config_set(cfg, c(key).as_ptr(), c(value).as_ptr()),
+        unsafe { lwolf_config_set(cfg, c(key).as_ptr(), c(value).as_ptr()) },
         lwolf_status::LWOLF_OK
     );
 }
@@ -80,7 +80,10 @@ fn dead_client() -> *mut lwolf_client {
         .unwrap()
         .port();
     let mut cfg = ptr::null_mut();
-    assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
+    assert_eq!(
+        unsafe { lwolf_config_new(&mut cfg) },
+        lwolf_status::LWOLF_OK
+    );
     set(cfg, "client_id", "fuzz");
     set(cfg, "client_secret", "fuzz-secret");
     set(
@@ -96,8 +99,11 @@ fn dead_client() -> *mut lwolf_client {
     set(cfg, "max_retries", "0");
     set(cfg, "timeout_ms", "200");
     let mut client = ptr::null_mut();
-    assert_eq!(lwolf_client_new(cfg, &mut client), lwolf_status::LWOLF_OK);
-    lwolf_config_free(cfg);
+    assert_eq!(
+        unsafe { lwolf_client_new(cfg, &mut client) },
+        lwolf_status::LWOLF_OK
+    );
+    unsafe { lwolf_config_free(cfg) };
     client
 }
 
@@ -121,37 +127,39 @@ fn replay(client: *mut lwolf_client, data: &[u8]) {
     let (a_ptr, b_ptr): (*const c_char, *const c_char) = (a.as_ptr(), b.as_ptr());
 
     let mut cfg = ptr::null_mut();
-    assert_eq!(lwolf_config_new(&mut cfg), LWOLF_OK);
-    let st = lwolf_config_set(cfg, a_ptr, b_ptr);
+    assert_eq!(unsafe { lwolf_config_new(&mut cfg) }, LWOLF_OK);
+    let st = unsafe { lwolf_config_set(cfg, a_ptr, b_ptr) };
     check(
         "config_set(a, b)",
         st,
         &[LWOLF_OK, LWOLF_ERR_INVALID_ARGUMENT],
     );
     let key = KEYS[data.len() % KEYS.len()];
-    let st = lwolf_config_set(cfg, c(key).as_ptr(), b_ptr);
+    let st = unsafe { lwolf_config_set(cfg, c(key).as_ptr(), b_ptr) };
     check(key, st, &[LWOLF_OK, LWOLF_ERR_INVALID_ARGUMENT]);
     let mut made = ptr::null_mut();
-    let st = lwolf_client_new(cfg, &mut made);
+    let st = unsafe { lwolf_client_new(cfg, &mut made) };
     check("client_new", st, &[LWOLF_OK, LWOLF_ERR_CONFIG]);
-    lwolf_client_free(made);
-    lwolf_config_free(cfg);
+    unsafe { lwolf_client_free(made) };
+    unsafe { lwolf_config_free(cfg) };
 
     let mut response = ptr::null_mut();
-    let st = lwolf_client_request(client, a_ptr, b_ptr, ptr::null(), 0, &mut response);
+    let st = unsafe { lwolf_client_request(client, a_ptr, b_ptr, ptr::null(), 0, &mut response) };
     check(
         "request(a, b)",
         st,
         &[LWOLF_ERR_INVALID_ARGUMENT, LWOLF_ERR_TRANSPORT],
     );
-    let st = lwolf_client_request(
-        client,
-        c("GET").as_ptr(),
-        a_ptr,
-        b"{}".as_ptr(),
-        2,
-        &mut response,
-    );
+    let st = unsafe {
+        lwolf_client_request(
+            client,
+            c("GET").as_ptr(),
+            a_ptr,
+            b"{}".as_ptr(),
+            2,
+            &mut response,
+        )
+    };
     check(
         "request(GET, a)",
         st,
@@ -159,9 +167,9 @@ fn replay(client: *mut lwolf_client, data: &[u8]) {
     );
     assert!(response.is_null());
     let mut tenant = ptr::null_mut();
-    let st = lwolf_client_for_tenant(client, a_ptr, &mut tenant);
+    let st = unsafe { lwolf_client_for_tenant(client, a_ptr, &mut tenant) };
     check("for_tenant(a)", st, &[LWOLF_OK, LWOLF_ERR_INVALID_ARGUMENT]);
-    lwolf_client_free(tenant);
+    unsafe { lwolf_client_free(tenant) };
 }
 
 /// This process's threads, from /proc.
@@ -182,14 +190,16 @@ fn fuzz_inputs_replay_and_the_resolver_threads_end() {
     let before = threads();
     for _ in 0..100 {
         let mut response = ptr::null_mut();
-        let st = lwolf_client_request(
-            client,
-            c("GET").as_ptr(),
-            c("/v1/x").as_ptr(),
-            ptr::null(),
-            0,
-            &mut response,
-        );
+        let st = unsafe {
+            lwolf_client_request(
+                client,
+                c("GET").as_ptr(),
+                c("/v1/x").as_ptr(),
+                ptr::null(),
+                0,
+                &mut response,
+            )
+        };
         assert_eq!(st, lwolf_status::LWOLF_ERR_TRANSPORT, "{}", last_error());
     }
     let start = Instant::now();
@@ -201,5 +211,5 @@ fn fuzz_inputs_replay_and_the_resolver_threads_end() {
         "{} threads left over after 100 requests (from {before})",
         threads()
     );
-    lwolf_client_free(client);
+    unsafe { lwolf_client_free(client) };
 }

@@ -41,7 +41,7 @@ fn header_names_follow_the_contract() {
         "void lwolf_config_free(lwolf_config *cfg);",
         "lwolf_status lwolf_client_new(const lwolf_config *cfg, lwolf_client **out);",
         "void lwolf_client_free(lwolf_client *client);",
-        "lwolf_status lwolf_client_invalidate(lwolf_client *client);",
+        "lwolf_status lwolf_client_invalidate(const lwolf_client *client);",
         "uint16_t lwolf_response_status(const lwolf_response *response);",
         "const uint8_t *lwolf_response_body(const lwolf_response *response, size_t *len);",
         "const char *lwolf_response_header(const lwolf_response *response, const char *name);",
@@ -60,10 +60,11 @@ fn header_names_follow_the_contract() {
     for name in [
         "lwolf_status lwolf_client_for_tenant(const lwolf_client *client, \
          const char *lwt_client_id, lwolf_client **out);",
-        "lwolf_status lwolf_client_token(lwolf_client *client, char *buf, size_t buf_len, \
+        "lwolf_status lwolf_client_token(const lwolf_client *client, char *buf, size_t buf_len, \
          size_t *token_len);",
-        "lwolf_status lwolf_client_request(lwolf_client *client, const char *method, \
+        "lwolf_status lwolf_client_request(const lwolf_client *client, const char *method, \
          const char *path, const uint8_t *body, size_t body_len, lwolf_response **out);",
+        "lwolf_status lwolf_client_token_info(const lwolf_client *client, lwolf_token_info *out);",
     ] {
         assert!(flat.contains(name), "the header lacks `{name}`");
     }

@@ -4,7 +4,7 @@
 //!    so ureq's and rustls's own logging is captured too) and runs successes and a slice of
 //!    the fault matrix (`tests/fault_matrix.rs`) against the token endpoint and the API, a
 //!    failing refresh, the disk cache, the sandbox, and the C ABI (calling the exported
-//!    `lwolf_*` functions directly and reading `lwolf_last_error_message()` after every
+//!    `lwolf_*` functions directly and reading `unsafe { lwolf_last_error_message() }` after every
 //!    failure). It collects every error's `Display`, `Debug` and source chain, every log
 //!    line, `Debug` of builders, configs, clients, tokens and responses, and every C
 //!    last-error message, and asserts that neither the secret (nor its Basic-auth encoding)
@@ -134,7 +134,7 @@ impl Said {
 
     fn c_message(&mut self, what: &str) {
         self.c_messages += 1;
-        let ptr = lwolf_last_error_message();
+        let ptr = unsafe { lwolf_last_error_message() };
         assert!(!ptr.is_null());
         // SAFETY: NUL-terminated, valid until this thread's next lwolf_ call.
         let msg = unsafe { CStr::from_ptr(ptr) }
@@ -294,11 +294,14 @@ fn write_ca(pem: &str) -> (TempDir, std::path::PathBuf) {
 
 fn c_config(settings: &[(&str, &str)]) -> *mut lwolf_config {
     let mut cfg = ptr::null_mut();
-    assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
+    assert_eq!(
+        unsafe { lwolf_config_new(&mut cfg) },
+        lwolf_status::LWOLF_OK
+    );
     for (k, v) in settings {
         let (k, v) = (CString::new(*k).unwrap(), CString::new(*v).unwrap());
         assert_eq!(
-            lwolf_config_set(cfg, k.as_ptr(), v.as_ptr()),
+            unsafe { lwolf_config_set(cfg, k.as_ptr(), v.as_ptr()) },
             lwolf_status::LWOLF_OK
         );
     }
@@ -308,15 +311,18 @@ fn c_config(settings: &[(&str, &str)]) -> *mut lwolf_config {
 fn c_client(settings: &[(&str, &str)]) -> *mut lwolf_client {
     let cfg = c_config(settings);
     let mut client = ptr::null_mut();
-    assert_eq!(lwolf_client_new(cfg, &mut client), lwolf_status::LWOLF_OK);
-    lwolf_config_free(cfg);
+    assert_eq!(
+        unsafe { lwolf_client_new(cfg, &mut client) },
+        lwolf_status::LWOLF_OK
+    );
+    unsafe { lwolf_config_free(cfg) };
     client
 }
 
 fn c_token(client: *mut lwolf_client) -> Result<String, lwolf_status> {
     let mut buf = [0 as c_char; 4096];
     let mut len = 0usize;
-    match lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len) {
+    match unsafe { lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len) } {
         lwolf_status::LWOLF_OK => {
             // SAFETY: the library wrote a NUL-terminated token.
             Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
@@ -333,16 +339,18 @@ fn c_token(client: *mut lwolf_client) -> Result<String, lwolf_status> {
 fn c_get(client: *mut lwolf_client, path: &str) -> lwolf_status {
     let (method, path) = (CString::new("GET").unwrap(), CString::new(path).unwrap());
     let mut resp = ptr::null_mut();
-    let status = lwolf_client_request(
-        client,
-        method.as_ptr(),
-        path.as_ptr(),
-        ptr::null(),
-        0,
-        &mut resp,
-    );
+    let status = unsafe {
+        lwolf_client_request(
+            client,
+            method.as_ptr(),
+            path.as_ptr(),
+            ptr::null(),
+            0,
+            &mut resp,
+        )
+    };
     if status == lwolf_status::LWOLF_OK {
-        lwolf_response_free(resp);
+        unsafe { lwolf_response_free(resp) };
     }
     status
 }
@@ -722,7 +730,7 @@ fn everything_said_is_free_of_secrets() {
         ] {
             let (k, v) = (CString::new(key).unwrap(), CString::new(value).unwrap());
             assert_ne!(
-                lwolf_config_set(cfg_ptr, k.as_ptr(), v.as_ptr()),
+                unsafe { lwolf_config_set(cfg_ptr, k.as_ptr(), v.as_ptr()) },
                 lwolf_status::LWOLF_OK
             );
             said.c_message(&format!("lwolf_config_set({key:?}, secret)"));
@@ -730,21 +738,24 @@ fn everything_said_is_free_of_secrets() {
         let non_utf8 = b"s3cr3t-\xff-DO-NOT-LEAK\0";
         let k = CString::new("client_secret").unwrap();
         assert_ne!(
-            lwolf_config_set(cfg_ptr, k.as_ptr(), non_utf8.as_ptr().cast()),
+            unsafe { lwolf_config_set(cfg_ptr, k.as_ptr(), non_utf8.as_ptr().cast()) },
             lwolf_status::LWOLF_OK
         );
         said.c_message("lwolf_config_set(client_secret, non-UTF-8)");
         let mut out = ptr::null_mut();
-        assert_ne!(lwolf_client_new(cfg_ptr, &mut out), lwolf_status::LWOLF_OK);
+        assert_ne!(
+            unsafe { lwolf_client_new(cfg_ptr, &mut out) },
+            lwolf_status::LWOLF_OK
+        );
         said.c_message("lwolf_client_new without client_id");
-        lwolf_config_free(cfg_ptr);
+        unsafe { lwolf_config_free(cfg_ptr) };
 
         // A good client: a short buffer, then success.
         let client = client_from(&with(&urls(&tokens, &api)));
         let mut small = [0 as c_char; 4];
         let mut len = 0usize;
         assert_eq!(
-            lwolf_client_token(client, small.as_mut_ptr(), small.len(), &mut len),
+            unsafe { lwolf_client_token(client, small.as_mut_ptr(), small.len(), &mut len) },
             lwolf_status::LWOLF_ERR_BUFFER_TOO_SMALL
         );
         said.c_message("lwolf_client_token with a short buffer");
@@ -756,7 +767,7 @@ fn everything_said_is_free_of_secrets() {
             lwolf_status::LWOLF_ERR_INVALID_ARGUMENT
         );
         said.c_message("lwolf_client_request to another origin");
-        lwolf_client_free(client);
+        unsafe { lwolf_client_free(client) };
 
         // Failures at the token endpoint and the API.
         let c_faults: Vec<(&str, Action, Action)> = vec![
@@ -797,7 +808,7 @@ fn everything_said_is_free_of_secrets() {
             if c_get(client, "/v1/x") != lwolf_status::LWOLF_OK {
                 said.c_message(&format!("lwolf_client_request: {name}"));
             }
-            lwolf_client_free(client);
+            unsafe { lwolf_client_free(client) };
         }
         // The sandbox with a wrong secret.
         let client = c_client(&[
@@ -811,7 +822,7 @@ fn everything_said_is_free_of_secrets() {
             Err(lwolf_status::LWOLF_ERR_INVALID_CREDENTIALS)
         );
         said.c_message("lwolf_client_token: sandbox, wrong secret");
-        lwolf_client_free(client);
+        unsafe { lwolf_client_free(client) };
     }
 
     let checked = said.check();
@@ -984,11 +995,11 @@ fn http_to_a_host_not_named_loopback_is_refused_even_if_it_reaches_loopback() {
             ]);
             let mut client = ptr::null_mut();
             assert_eq!(
-                lwolf_client_new(cfg, &mut client),
+                unsafe { lwolf_client_new(cfg, &mut client) },
                 lwolf_status::LWOLF_ERR_CONFIG,
                 "{url}"
             );
-            lwolf_config_free(cfg);
+            unsafe { lwolf_config_free(cfg) };
         }
     }
     thread::sleep(ms(50));
@@ -1127,7 +1138,7 @@ fn absolute_urls_to_other_origins_send_the_token_nowhere() {
             ),
         }
     }
-    lwolf_client_free(c);
+    unsafe { lwolf_client_free(c) };
     assert_eq!(rec.connections(), 0, "another origin received a request");
     for req in api.requests() {
         // Nothing odd reached the API either: every request carried our token to our path.
@@ -1214,7 +1225,7 @@ fn an_unknown_key_is_named_only_when_it_looks_like_one() {
         CString::new("client_secret").unwrap(),
     );
     assert_eq!(
-        lwolf_config_set(cfg, k.as_ptr(), v.as_ptr()),
+        unsafe { lwolf_config_set(cfg, k.as_ptr(), v.as_ptr()) },
         lwolf_status::LWOLF_ERR_INVALID_ARGUMENT
     );
     // SAFETY: NUL-terminated, valid until this thread's next lwolf_ call.
@@ -1222,5 +1233,5 @@ fn an_unknown_key_is_named_only_when_it_looks_like_one() {
         .to_string_lossy()
         .into_owned();
     assert!(!msg.contains(SECRET) && msg.contains("swapped"), "{msg}");
-    lwolf_config_free(cfg);
+    unsafe { lwolf_config_free(cfg) };
 }

@@ -54,7 +54,7 @@ fn c(s: &str) -> CString {
 
 fn set(cfg: *mut lwolf_config, key: &str, value: &str) {
     assert_eq!(
-        lwolf_config_set(cfg, c(key).as_ptr(), c(value).as_ptr()),
+        unsafe { lwolf_config_set(cfg, c(key).as_ptr(), c(value).as_ptr()) },
         lwolf_status::LWOLF_OK,
         "{key}"
     );
@@ -71,7 +71,7 @@ fn dead_client() -> *mut lwolf_client {
                 .unwrap()
                 .port();
             let mut cfg = ptr::null_mut();
-            assert_eq!(lwolf_config_new(&mut cfg), lwolf_status::LWOLF_OK);
+            assert_eq!(unsafe { lwolf_config_new(&mut cfg) }, lwolf_status::LWOLF_OK);
             set(cfg, "client_id", "fuzz");
             set(cfg, "client_secret", "fuzz-secret");
             set(cfg, "token_url", &format!("http://127.0.0.1:{port}/oauth/token"));
@@ -79,8 +79,8 @@ fn dead_client() -> *mut lwolf_client {
             set(cfg, "max_retries", "0");
             set(cfg, "timeout_ms", "200");
             let mut client = ptr::null_mut();
-            assert_eq!(lwolf_client_new(cfg, &mut client), lwolf_status::LWOLF_OK);
-            lwolf_config_free(cfg);
+            assert_eq!(unsafe { lwolf_client_new(cfg, &mut client) }, lwolf_status::LWOLF_OK);
+            unsafe { lwolf_config_free(cfg) };
             Shared(client)
         })
         .0
@@ -95,7 +95,7 @@ fn check(what: &str, status: lwolf_status, allowed: &[lwolf_status]) {
         allowed.contains(&status),
         "{what}: {status:?} is not one of {allowed:?}"
     );
-    let msg = lwolf_last_error_message();
+    let msg = unsafe { lwolf_last_error_message() };
     assert!(!msg.is_null(), "{what}: last error is NULL");
     // SAFETY: NUL-terminated, valid until this thread's next lwolf_ call.
     let msg = unsafe { CStr::from_ptr(msg) };
@@ -105,7 +105,7 @@ fn check(what: &str, status: lwolf_status, allowed: &[lwolf_status]) {
     } else {
         assert!(!msg.is_empty(), "{what}: no message after {status:?}");
     }
-    assert!(!lwolf_status_name(code).is_null());
+    assert!(!unsafe { lwolf_status_name(code) }.is_null());
 }
 
 /// The bytes with every NUL removed, NUL-terminated.
@@ -122,41 +122,41 @@ fuzz_target!(|data: &[u8]| {
 
     // Configuration.
     let mut cfg = ptr::null_mut();
-    check("config_new", lwolf_config_new(&mut cfg), &[LWOLF_OK]);
-    let status = lwolf_config_set(cfg, a_ptr, b_ptr);
+    check("config_new", unsafe { lwolf_config_new(&mut cfg) }, &[LWOLF_OK]);
+    let status = unsafe { lwolf_config_set(cfg, a_ptr, b_ptr) };
     check("config_set(a, b)", status, &[LWOLF_OK, LWOLF_ERR_INVALID_ARGUMENT]);
     let key = KEYS[data.len() % KEYS.len()];
-    let status = lwolf_config_set(cfg, c(key).as_ptr(), b_ptr);
+    let status = unsafe { lwolf_config_set(cfg, c(key).as_ptr(), b_ptr) };
     check(key, status, &[LWOLF_OK, LWOLF_ERR_INVALID_ARGUMENT]);
     let a_is_a_path_key = PATH_KEYS.iter().any(|k| k.as_bytes() == a.as_bytes());
     if !a_is_a_path_key {
         let mut client = ptr::null_mut();
-        let status = lwolf_client_new(cfg, &mut client);
+        let status = unsafe { lwolf_client_new(cfg, &mut client) };
         check("client_new", status, &[LWOLF_OK, LWOLF_ERR_CONFIG]);
         assert_eq!(client.is_null(), status != LWOLF_OK);
         // A client made from fuzzed URLs is never used: it might point anywhere.
-        lwolf_client_free(client);
+        unsafe { lwolf_client_free(client) };
     }
-    lwolf_config_free(cfg);
+    unsafe { lwolf_config_free(cfg) };
 
     // Requests and tenants on the client that reaches nothing.
     let client = dead_client();
     let mut response = ptr::null_mut();
-    let status = lwolf_client_request(client, a_ptr, b_ptr, ptr::null(), 0, &mut response);
+    let status = unsafe { lwolf_client_request(client, a_ptr, b_ptr, ptr::null(), 0, &mut response) };
     check(
         "request(a, b)",
         status,
         &[LWOLF_ERR_INVALID_ARGUMENT, LWOLF_ERR_TRANSPORT],
     );
     assert!(response.is_null(), "a response with no server");
-    let status = lwolf_client_request(client, c("GET").as_ptr(), a_ptr, b"{}".as_ptr(), 2, &mut response);
+    let status = unsafe { lwolf_client_request(client, c("GET").as_ptr(), a_ptr, b"{}".as_ptr(), 2, &mut response) };
     check(
         "request(GET, a)",
         status,
         &[LWOLF_ERR_INVALID_ARGUMENT, LWOLF_ERR_TRANSPORT],
     );
     let mut tenant = ptr::null_mut();
-    let status = lwolf_client_for_tenant(client, a_ptr, &mut tenant);
+    let status = unsafe { lwolf_client_for_tenant(client, a_ptr, &mut tenant) };
     check("for_tenant(a)", status, &[LWOLF_OK, LWOLF_ERR_INVALID_ARGUMENT]);
-    lwolf_client_free(tenant);
+    unsafe { lwolf_client_free(tenant) };
 });

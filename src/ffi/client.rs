@@ -48,7 +48,7 @@ pub struct lwolf_token_info {
 /// `LWOLF_ERR_INVALID_ARGUMENT`. On success the caller owns `*out` and frees it with
 /// `lwolf_client_free`; on failure `*out` is not written.
 #[no_mangle]
-pub extern "C" fn lwolf_client_new(
+pub unsafe extern "C" fn lwolf_client_new(
     cfg: *const lwolf_config,
     out: *mut *mut lwolf_client,
 ) -> lwolf_status {
@@ -76,13 +76,14 @@ pub extern "C" fn lwolf_client_new(
 /// outlive the other. An empty `lwt_client_id` is `LWOLF_ERR_INVALID_ARGUMENT`, as is any
 /// NULL argument. On failure `*out` is not written. Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_client_for_tenant(
+pub unsafe extern "C" fn lwolf_client_for_tenant(
     client: *const lwolf_client,
     lwt_client_id: *const c_char,
     out: *mut *mut lwolf_client,
 ) -> lwolf_status {
     ffi_boundary(|| {
-        let client = client_ref(client)?;
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
         // SAFETY: the caller promises a NUL-terminated string that lives through this call.
         let lwt_client_id = unsafe { str_arg(lwt_client_id, "lwt_client_id") }?;
         if out.is_null() {
@@ -101,7 +102,7 @@ pub extern "C" fn lwolf_client_for_tenant(
 /// `lwolf_client_for_tenant`, and responses it returned, stay valid. The client must not be
 /// used again, nor freed twice.
 #[no_mangle]
-pub extern "C" fn lwolf_client_free(client: *mut lwolf_client) {
+pub unsafe extern "C" fn lwolf_client_free(client: *mut lwolf_client) {
     ffi_boundary_keep_last_error(|| {
         if !client.is_null() {
             // SAFETY: non-NULL, made by Box::into_raw in lwolf_client_new/for_tenant, and the
@@ -128,14 +129,15 @@ pub extern "C" fn lwolf_client_free(client: *mut lwolf_client) {
 /// `LWOLF_ERR_INVALID_ARGUMENT`. The token is a secret: do not log it (log the fingerprint
 /// from `lwolf_client_token_info`). Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_client_token(
-    client: *mut lwolf_client,
+pub unsafe extern "C" fn lwolf_client_token(
+    client: *const lwolf_client,
     buf: *mut c_char,
     buf_len: usize,
     token_len: *mut usize,
 ) -> lwolf_status {
     ffi_boundary(|| {
-        let client = client_ref(client)?;
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
         if token_len.is_null() {
             return Err(null_argument("token_len"));
         }
@@ -173,12 +175,13 @@ pub extern "C" fn lwolf_client_token(
 /// NULL `client` or `out` is `LWOLF_ERR_INVALID_ARGUMENT`; `*out` is written only on
 /// success. Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_client_token_info(
-    client: *mut lwolf_client,
+pub unsafe extern "C" fn lwolf_client_token_info(
+    client: *const lwolf_client,
     out: *mut lwolf_token_info,
 ) -> lwolf_status {
     ffi_boundary(|| {
-        let client = client_ref(client)?;
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
         if out.is_null() {
             return Err(null_argument("out"));
         }
@@ -207,9 +210,10 @@ pub extern "C" fn lwolf_client_token_info(
 /// one (after the server revoked it, for example). No network I/O. NULL `client` is
 /// `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_client_invalidate(client: *mut lwolf_client) -> lwolf_status {
+pub unsafe extern "C" fn lwolf_client_invalidate(client: *const lwolf_client) -> lwolf_status {
     ffi_boundary(|| {
-        client_ref(client)?.client.invalidate();
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        unsafe { client_ref(client) }?.client.invalidate();
         Ok(lwolf_status::LWOLF_OK)
     })
 }
@@ -234,8 +238,8 @@ pub extern "C" fn lwolf_client_invalidate(client: *mut lwolf_client) -> lwolf_st
 /// and the caller owns it then and frees it with `lwolf_response_free`. Blocking.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_client_request(
-    client: *mut lwolf_client,
+pub unsafe extern "C" fn lwolf_client_request(
+    client: *const lwolf_client,
     method: *const c_char,
     path: *const c_char,
     body: *const u8,
@@ -243,7 +247,8 @@ pub extern "C" fn lwolf_client_request(
     out: *mut *mut lwolf_response,
 ) -> lwolf_status {
     ffi_boundary(|| {
-        let client = client_ref(client)?;
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
         // SAFETY: the caller promises NUL-terminated strings that live through this call.
         let method = unsafe { str_arg(method, "method") }?;
         // SAFETY: as above.
@@ -262,7 +267,12 @@ pub extern "C" fn lwolf_client_request(
 }
 
 /// Borrows the client behind a handle.
-fn client_ref<'a>(client: *const lwolf_client) -> Result<&'a lwolf_client, Error> {
+///
+/// # Safety
+///
+/// `client` must be NULL or a live handle from `lwolf_client_new`/`lwolf_client_for_tenant`
+/// that is not freed for `'a`.
+unsafe fn client_ref<'a>(client: *const lwolf_client) -> Result<&'a lwolf_client, Error> {
     if client.is_null() {
         return Err(null_argument("client"));
     }

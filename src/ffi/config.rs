@@ -23,7 +23,7 @@ pub struct lwolf_config {
 /// `out` must not be NULL (`LWOLF_ERR_INVALID_ARGUMENT`). On success the caller owns
 /// `*out` and frees it with `lwolf_config_free`; on failure `*out` is not written.
 #[no_mangle]
-pub extern "C" fn lwolf_config_new(out: *mut *mut lwolf_config) -> lwolf_status {
+pub unsafe extern "C" fn lwolf_config_new(out: *mut *mut lwolf_config) -> lwolf_status {
     ffi_boundary(|| {
         if out.is_null() {
             return Err(null_argument("out"));
@@ -49,7 +49,7 @@ pub extern "C" fn lwolf_config_new(out: *mut *mut lwolf_config) -> lwolf_status 
 ///
 /// Reads the process environment: do not call it while another thread changes it.
 #[no_mangle]
-pub extern "C" fn lwolf_config_from_env(out: *mut *mut lwolf_config) -> lwolf_status {
+pub unsafe extern "C" fn lwolf_config_from_env(out: *mut *mut lwolf_config) -> lwolf_status {
     ffi_boundary(|| {
         if out.is_null() {
             return Err(null_argument("out"));
@@ -76,7 +76,7 @@ pub extern "C" fn lwolf_config_from_env(out: *mut *mut lwolf_config) -> lwolf_st
 /// configuration is complete and allowed (URLs, files) is checked by `lwolf_client_new`.
 /// Not thread-safe for one `cfg`.
 #[no_mangle]
-pub extern "C" fn lwolf_config_set(
+pub unsafe extern "C" fn lwolf_config_set(
     cfg: *mut lwolf_config,
     key: *const c_char,
     value: *const c_char,
@@ -103,7 +103,7 @@ pub extern "C" fn lwolf_config_set(
 /// keep their own copy of the settings. The secret held in the configuration is zeroed.
 /// `cfg` must not be used again, nor freed twice.
 #[no_mangle]
-pub extern "C" fn lwolf_config_free(cfg: *mut lwolf_config) {
+pub unsafe extern "C" fn lwolf_config_free(cfg: *mut lwolf_config) {
     ffi_boundary_keep_last_error(|| {
         if !cfg.is_null() {
             // SAFETY: non-NULL, made by Box::into_raw in lwolf_config_new/from_env, and the

@@ -48,8 +48,9 @@ impl lwolf_response {
 /// Returns the HTTP status of `response` (200, 404…), or 0 when `response` is NULL.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_response_status(response: *const lwolf_response) -> u16 {
-    ffi_boundary(|| Ok(response_ref(response)?.status))
+pub unsafe extern "C" fn lwolf_response_status(response: *const lwolf_response) -> u16 {
+    // SAFETY: the caller promises a live response (or NULL, which is checked).
+    ffi_boundary(|| Ok(unsafe { response_ref(response) }?.status))
 }
 
 /// Returns the body of `response` and stores its length in bytes in `*len`.
@@ -62,12 +63,12 @@ pub extern "C" fn lwolf_response_status(response: *const lwolf_response) -> u16 
 /// NULL `response` or NULL `len` returns NULL, leaves `*len` unwritten and sets the last
 /// error. Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_response_body(
+pub unsafe extern "C" fn lwolf_response_body(
     response: *const lwolf_response,
     len: *mut usize,
 ) -> *const u8 {
     ffi_boundary(|| {
-        let response = response_ref(response)?;
+        let response = unsafe { response_ref(response) }?;
         // The stored body always ends with the NUL we added.
         let body_len = response.body.len().saturating_sub(1);
         // SAFETY: write_out checks for NULL; the caller promises a writable size_t.
@@ -84,12 +85,12 @@ pub extern "C" fn lwolf_response_body(
 /// returns NULL: then `lwolf_last_error_message` is not empty, whereas after an absent
 /// header it is `""`. Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_response_header(
+pub unsafe extern "C" fn lwolf_response_header(
     response: *const lwolf_response,
     name: *const c_char,
 ) -> *const c_char {
     ffi_boundary(|| {
-        let response = response_ref(response)?;
+        let response = unsafe { response_ref(response) }?;
         // SAFETY: the caller promises a NUL-terminated string that lives through this call.
         let name = unsafe { str_arg(name, "name") }?;
         Ok(response
@@ -104,8 +105,9 @@ pub extern "C" fn lwolf_response_header(
 /// or 0 when `response` is NULL. Use with `lwolf_response_header_at` to list them.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_response_header_count(response: *const lwolf_response) -> usize {
-    ffi_boundary(|| Ok(response_ref(response)?.headers.len()))
+pub unsafe extern "C" fn lwolf_response_header_count(response: *const lwolf_response) -> usize {
+    // SAFETY: the caller promises a live response (or NULL, which is checked).
+    ffi_boundary(|| Ok(unsafe { response_ref(response) }?.headers.len()))
 }
 
 /// Stores the name (in lower case) and value of header number `index` (from 0, in the order
@@ -116,14 +118,14 @@ pub extern "C" fn lwolf_response_header_count(response: *const lwolf_response) -
 /// argument is `LWOLF_ERR_INVALID_ARGUMENT`, and then neither out-parameter is written.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_response_header_at(
+pub unsafe extern "C" fn lwolf_response_header_at(
     response: *const lwolf_response,
     index: usize,
     name: *mut *const c_char,
     value: *mut *const c_char,
 ) -> lwolf_status {
     ffi_boundary(|| {
-        let response = response_ref(response)?;
+        let response = unsafe { response_ref(response) }?;
         if name.is_null() {
             return Err(null_argument("name"));
         }
@@ -152,7 +154,7 @@ pub extern "C" fn lwolf_response_header_at(
 /// become invalid. NULL does nothing; the last error is kept. The response must not be used
 /// again, nor freed twice.
 #[no_mangle]
-pub extern "C" fn lwolf_response_free(response: *mut lwolf_response) {
+pub unsafe extern "C" fn lwolf_response_free(response: *mut lwolf_response) {
     ffi_boundary_keep_last_error(|| {
         if !response.is_null() {
             // SAFETY: non-NULL, made by Box::into_raw in lwolf_client_request, and the caller
@@ -164,7 +166,12 @@ pub extern "C" fn lwolf_response_free(response: *mut lwolf_response) {
 }
 
 /// Borrows the response behind a handle.
-fn response_ref<'a>(response: *const lwolf_response) -> Result<&'a lwolf_response, Error> {
+///
+/// # Safety
+///
+/// `response` must be NULL or a live handle from `lwolf_client_request` that is not freed
+/// for `'a`.
+unsafe fn response_ref<'a>(response: *const lwolf_response) -> Result<&'a lwolf_response, Error> {
     if response.is_null() {
         return Err(null_argument("response"));
     }

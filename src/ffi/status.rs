@@ -102,7 +102,7 @@ impl lwolf_status {
 /// long as the library is loaded; do not free it. Does not change the last error.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_status_name(status: u32) -> *const c_char {
+pub unsafe extern "C" fn lwolf_status_name(status: u32) -> *const c_char {
     ffi_boundary_keep_last_error(|| Ok(lwolf_status::c_name(status).as_ptr()))
 }
 
@@ -119,7 +119,7 @@ pub extern "C" fn lwolf_status_name(status: u32) -> *const c_char {
 ///
 /// Thread-safe: each thread has its own message.
 #[no_mangle]
-pub extern "C" fn lwolf_last_error_message() -> *const c_char {
+pub unsafe extern "C" fn lwolf_last_error_message() -> *const c_char {
     ffi_boundary_keep_last_error(|| Ok(last_error_ptr()))
 }
 
@@ -127,7 +127,7 @@ pub extern "C" fn lwolf_last_error_message() -> *const c_char {
 ///
 /// The string lives as long as the library is loaded; do not free it. Thread-safe.
 #[no_mangle]
-pub extern "C" fn lwolf_version() -> *const c_char {
+pub unsafe extern "C" fn lwolf_version() -> *const c_char {
     ffi_boundary_keep_last_error(|| Ok(VERSION.as_ptr()))
 }
 

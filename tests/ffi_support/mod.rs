@@ -167,9 +167,11 @@ fn wait_with_limit(child: &mut Child, limit: Duration, what: &str) -> Output {
 }
 
 /// A command with no inherited `LWOLF_*` variable, so the developer's own settings cannot
-/// leak into a test.
+/// leak into a test, and without the `LD_LIBRARY_PATH` cargo gives test binaries (it names
+/// `target/debug`, whose `liblwolf_auth.so.0` would win over a program's own run path).
 pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
+    cmd.env_remove("LD_LIBRARY_PATH");
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("LWOLF_") {
             cmd.env_remove(name);
