@@ -17,6 +17,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-env-changed=LWOLF_UPDATE_HEADER");
 
     let manifest_dir =
@@ -29,8 +30,18 @@ fn main() {
         link_soname(&out_dir, &major);
     }
 
-    let config = cbindgen::Config::from_file(manifest_dir.join("cbindgen.toml"))
+    let mut config = cbindgen::Config::from_file(manifest_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is not a valid cbindgen configuration");
+    // The version as macros, for `#if` in C: cbindgen cannot evaluate `env!` in a const.
+    let part = |name: &str| env::var(format!("CARGO_PKG_VERSION_{name}")).expect("version");
+    config.after_includes = Some(format!(
+        "\n/* This header's version, as lwolf_version() reports it at run time. */\n\
+         #define LWOLF_VERSION_MAJOR {}\n#define LWOLF_VERSION_MINOR {}\n\
+         #define LWOLF_VERSION_PATCH {}",
+        part("MAJOR"),
+        part("MINOR"),
+        part("PATCH")
+    ));
     // Parse src/ffi alone (following its `mod` items): the header depends on nothing else,
     // which is what makes `rerun-if-changed=src/ffi` exact.
     let header = out_dir.join("lwolf_auth.h");

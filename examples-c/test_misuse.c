@@ -68,7 +68,12 @@ static int error_clear(void) {
 
 static void test_static_strings(void) {
     const char *v = lwolf_version();
+    char from_macros[64];
     CHECK(v != NULL && strlen(v) > 0);
+    /* The header's version macros are the library's version. */
+    snprintf(from_macros, sizeof from_macros, "%d.%d.%d", LWOLF_VERSION_MAJOR,
+             LWOLF_VERSION_MINOR, LWOLF_VERSION_PATCH);
+    CHECK(strcmp(v, from_macros) == 0);
     CHECK(strcmp(lwolf_status_name(LWOLF_OK), "LWOLF_OK") == 0);
     CHECK(strcmp(lwolf_status_name(LWOLF_ERR_INVALID_CREDENTIALS),
                  "LWOLF_ERR_INVALID_CREDENTIALS") == 0);

@@ -23,6 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* This header's version, as lwolf_version() reports it at run time. */
+#define LWOLF_VERSION_MAJOR 0
+#define LWOLF_VERSION_MINOR 1
+#define LWOLF_VERSION_PATCH 0
+
 // The result of an `lwolf_` function. The values are fixed and will not change.
 //
 // In C this is a `uint32_t`: compare it with the `LWOLF_*` constants, and treat any value
