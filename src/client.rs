@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::fetch::fetch_token;
 use crate::http::{is_idempotent, parse_method, Failure, Http, RawResponse};
 use crate::response::Response;
-use crate::retry::{is_retryable_status, server_wait};
+use crate::retry::{self, is_retryable_status, Attempt};
 use crate::token::AccessToken;
 use crate::url::{api_url, resolve_location, Origin};
 
@@ -261,40 +261,35 @@ impl Client {
         body: Option<&[u8]>,
     ) -> Result<RawResponse, Error> {
         let config = &self.inner.shared.config;
-        let backoff = config.backoff();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
+        let max_retries = if is_idempotent(method) {
+            config.max_retries
+        } else {
+            0
+        };
+        let too_large = || {
+            format!(
+                "response body larger than max_response_bytes ({})",
+                config.max_response_bytes
+            )
+        };
+        let what = RequestName(method);
+        retry::run(&what, config.backoff(), max_retries, |attempts| {
             if attempts > 1 && !token.is_usable_now() {
-                *token = self.token()?;
+                match self.token() {
+                    Ok(fresh) => *token = fresh,
+                    Err(e) => return Attempt::Done(Err(e)),
+                }
             }
-            let can_retry = is_idempotent(method) && attempts <= config.max_retries;
-            let outcome = self.send_once(method, url, token, body);
-            let (reason, asked) = match outcome {
-                Ok(resp) if can_retry && is_retryable_status(resp.status) => {
-                    (format!("http status {}", resp.status), server_wait(&resp))
-                }
-                Ok(resp) => return Ok(resp),
-                Err(Failure::TooLarge) => {
-                    return Err(Error::invalid_response(format!(
-                        "response body larger than max_response_bytes ({})",
-                        config.max_response_bytes
-                    )))
-                }
-                Err(Failure::Transport(t)) if can_retry && t.retryable => (t.message, None),
-                Err(Failure::Transport(mut t)) => {
-                    t.attempts = attempts;
-                    return Err(Error::Transport(Box::new(t)));
-                }
-            };
-            let wait = backoff.delay(attempts - 1, asked);
-            log::warn!(
-                "lwolf-auth: {method} request failed ({reason}); retry {attempts} of {} in {} ms",
-                config.max_retries,
-                wait.as_millis()
-            );
-            std::thread::sleep(wait);
-        }
+            match self.send_once(method, url, token, body) {
+                Ok(resp) if is_retryable_status(resp.status) => Attempt::Again {
+                    reason: format!("http status {}", resp.status),
+                    asked: resp.server_wait(),
+                    last: Ok(resp),
+                },
+                Ok(resp) => Attempt::Done(Ok(resp)),
+                Err(failure) => failure.into_attempt(attempts, too_large),
+            }
+        })
     }
 
     /// One attempt: `Authorization: Bearer`, `Accept`, and the body as JSON.
@@ -335,6 +330,15 @@ impl Client {
                 None
             }
         }
+    }
+}
+
+/// `GET request`, as the retry log names an API request.
+struct RequestName<'a>(&'a Method);
+
+impl fmt::Display for RequestName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} request", self.0)
     }
 }
 

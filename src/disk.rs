@@ -335,7 +335,7 @@ impl DiskCache {
             Duration::from_secs_f64(entry.lifetime),
             UNIX_EPOCH + Duration::from_secs_f64(entry.obtained_at),
             self.refresh_ratio,
-            crate::retry::random_fraction(),
+            crate::jitter::fraction(),
         ))
     }
 
@@ -367,7 +367,7 @@ impl DiskCache {
             &self.identity[..32],
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
-            (crate::retry::random_fraction() * (1u64 << 32) as f64) as u64
+            crate::jitter::u32()
         ));
         let written = (|| {
             let mut file = sys::create_private_file(&tmp)?;
@@ -424,7 +424,7 @@ impl DiskCache {
                 return None;
             }
             // A little jitter, so that waiters do not poll in step.
-            let jittered = pause.mul_f64(0.5 + crate::retry::random_fraction());
+            let jittered = pause.mul_f64(0.5 + crate::jitter::fraction());
             std::thread::sleep(jittered.min(deadline - now));
             pause = (pause * 2).min(MAX_LOCK_PAUSE);
         }
@@ -514,7 +514,7 @@ mod sys {
         let probe = dir.join(format!(
             ".probe-{}-{:x}",
             std::process::id(),
-            (crate::retry::random_fraction() * (1u64 << 32) as f64) as u64
+            crate::jitter::u32()
         ));
         let file = create_private_file(&probe).ok()?;
         let uid = file.metadata().ok().map(|m| m.uid());

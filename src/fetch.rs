@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::error::{Error, HttpFailure};
-use crate::http::{Failure, Http};
-use crate::retry::{is_retryable_status, server_wait};
+use crate::http::{Http, RawResponse};
+use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::scrub;
 use crate::token::{
     error_fields_of, parse_token_response, AccessToken, Timing, MAX_TOKEN_RESPONSE_BYTES,
@@ -36,7 +36,6 @@ pub(crate) fn fetch_token(
     if let Some(value) = &basic {
         headers.push(("authorization", value.as_str()));
     }
-    let backoff = config.backoff();
     // What a server echoing the request back could give the secret away in: the secret
     // itself, as the form body carries it, and HTTP Basic's base64 credentials.
     let secret = config.client_secret.expose();
@@ -50,73 +49,75 @@ pub(crate) fn fetch_token(
             .flatten()
             .fold(text.to_owned(), |text, echo| scrub(&text, echo))
     };
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let can_retry = attempts <= config.max_retries;
-        let timing = Timing {
-            sent: Mono::now(),
-            sent_wall: SystemTime::now(),
-            refresh_ratio: config.refresh_ratio,
-            jitter: crate::retry::random_fraction(),
-        };
-        let outcome = http.send(
-            &Method::POST,
-            &config.token_url,
-            &headers,
-            Some(&body),
-            MAX_TOKEN_RESPONSE_BYTES,
-        );
-        let (reason, wait) = match outcome {
-            Ok(resp) if (200..300).contains(&resp.status) => {
-                let parsed = parse_token_response(&resp.body, timing.sent_wall)
-                    .map_err(|e| scrub_error(e, clean))?;
-                let token = AccessToken::new(parsed.access_token, parsed.lifetime, &timing);
-                log::info!(
-                    "lwolf-auth: token {} fetched, lifetime {}s",
-                    token.fingerprint(),
-                    token.lifetime().as_secs()
-                );
-                return Ok(token);
+    retry::run(
+        &"token request",
+        config.backoff(),
+        config.max_retries,
+        |attempts| {
+            let timing = Timing {
+                sent: Mono::now(),
+                sent_wall: SystemTime::now(),
+                refresh_ratio: config.refresh_ratio,
+                jitter: crate::jitter::fraction(),
+            };
+            let outcome = http.send(
+                &Method::POST,
+                &config.token_url,
+                &headers,
+                Some(&body),
+                MAX_TOKEN_RESPONSE_BYTES,
+            );
+            let resp = match outcome {
+                Ok(resp) => resp,
+                Err(failure) => {
+                    return failure
+                        .into_attempt(attempts, || "token response larger than 64 KiB".into())
+                }
+            };
+            if (200..300).contains(&resp.status) {
+                return Attempt::Done(accept(&resp, &timing, clean));
             }
-            Ok(resp) if (300..400).contains(&resp.status) => {
-                return Err(Error::invalid_response(format!(
+            if (300..400).contains(&resp.status) {
+                return Attempt::Done(Err(Error::invalid_response(format!(
                     "token endpoint answered with a redirect (http status {}); not followed",
                     resp.status
-                )));
+                ))));
             }
-            Ok(resp) => {
-                let (error, description) = error_fields_of(&resp.body);
-                let failure = HttpFailure {
-                    status: resp.status,
-                    error: error.map(|e| clean(&e)),
-                    description: description.map(|d| clean(&d)),
-                    attempts,
-                };
-                if !(can_retry && is_retryable_status(resp.status)) {
-                    return Err(Error::from_token_status(failure));
-                }
-                (format!("http status {}", resp.status), server_wait(&resp))
+            let (error, description) = error_fields_of(&resp.body);
+            let last = Err(Error::from_token_status(HttpFailure {
+                status: resp.status,
+                error: error.map(|e| clean(&e)),
+                description: description.map(|d| clean(&d)),
+                attempts,
+            }));
+            if !is_retryable_status(resp.status) {
+                return Attempt::Done(last);
             }
-            Err(Failure::TooLarge) => {
-                return Err(Error::invalid_response("token response larger than 64 KiB"))
+            Attempt::Again {
+                reason: format!("http status {}", resp.status),
+                asked: resp.server_wait(),
+                last,
             }
-            Err(Failure::Transport(mut t)) => {
-                t.attempts = attempts;
-                if !(can_retry && t.retryable) {
-                    return Err(Error::Transport(Box::new(t)));
-                }
-                (t.message, None)
-            }
-        };
-        let wait = backoff.delay(attempts - 1, wait);
-        log::warn!(
-            "lwolf-auth: token request failed ({reason}); retry {attempts} of {} in {} ms",
-            config.max_retries,
-            wait.as_millis()
-        );
-        std::thread::sleep(wait);
-    }
+        },
+    )
+}
+
+/// The token of a 2xx answer, placed by `timing`; `clean` scrubs echoes of the secret out
+/// of a parse error.
+fn accept(
+    resp: &RawResponse,
+    timing: &Timing,
+    clean: impl Fn(&str) -> String,
+) -> Result<AccessToken, Error> {
+    let parsed =
+        parse_token_response(&resp.body, timing.sent_wall).map_err(|e| scrub_error(e, clean))?;
+    let token = AccessToken::new(parsed.access_token, parsed.lifetime, timing);
+    log::info!(
+        "lwolf-auth: token {} fetched, lifetime {}s",
+        token.fingerprint(),
+        token.lifetime().as_secs()
+    );
+    Ok(token)
 }
 
 fn scrub_error(e: Error, clean: impl Fn(&str) -> String) -> Error {

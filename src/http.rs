@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use ureq::http::{HeaderValue, Method, Request, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -13,6 +14,7 @@ use ureq::{Agent, Proxy};
 use crate::config::Config;
 use crate::error::{Error, TransportFailure};
 use crate::resolve::CachingResolver;
+use crate::retry::{self, Attempt};
 use crate::url::is_loopback_host;
 
 /// A response read whole, headers lower-cased by ureq.
@@ -31,6 +33,23 @@ impl RawResponse {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The wait a 408/429/5xx response asked for, if any: `Retry-After`, or on a 429
+    /// `X-RateLimit-Reset`.
+    pub fn server_wait(&self) -> Option<Duration> {
+        let now = SystemTime::now();
+        if let Some(wait) = self
+            .header("retry-after")
+            .and_then(|v| retry::parse_retry_after(v, now))
+        {
+            return Some(wait);
+        }
+        if self.status != 429 {
+            return None;
+        }
+        self.header("x-ratelimit-reset")
+            .and_then(|v| retry::parse_rate_limit_reset(v, now))
+    }
 }
 
 /// Why an exchange gave no response.
@@ -40,6 +59,35 @@ pub(crate) enum Failure {
     TooLarge,
     /// DNS, connect, TLS, I/O, timeout.
     Transport(TransportFailure),
+}
+
+impl Failure {
+    /// What an attempt that got no response comes to: another attempt where one could
+    /// succeed; the error, with the attempts counted, either way.
+    /// `too_large` says what was too large.
+    pub(crate) fn into_attempt<T>(
+        self,
+        attempts: u32,
+        too_large: impl FnOnce() -> String,
+    ) -> Attempt<T, Error> {
+        match self {
+            Failure::TooLarge => Attempt::Done(Err(Error::invalid_response(too_large()))),
+            Failure::Transport(mut t) => {
+                t.attempts = attempts;
+                let (retryable, reason) = (t.retryable, t.message.clone());
+                let last = Err(Error::Transport(Box::new(t)));
+                if retryable {
+                    Attempt::Again {
+                        reason,
+                        asked: None,
+                        last,
+                    }
+                } else {
+                    Attempt::Done(last)
+                }
+            }
+        }
+    }
 }
 
 /// The HTTP agents of one client and its tenant clones (the connection pool is shared).

@@ -36,6 +36,7 @@ mod fetch;
 /// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.
 pub mod ffi;
 mod http;
+mod jitter;
 mod resolve;
 mod response;
 pub mod retry;

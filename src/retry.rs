@@ -1,15 +1,9 @@
-//! Backoff with full jitter, and the server's own word on when to come back.
+//! Backoff with full jitter, the server's own word on when to come back, and the one
+//! retry loop of the token and API requests.
 
 #![forbid(unsafe_code)]
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use once_cell::sync::Lazy;
-
-use crate::http::RawResponse;
 
 /// Statuses worth another attempt: timeouts, rate limits and transient server failures.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -36,7 +30,7 @@ impl Backoff {
     /// A wait drawn uniformly from `[0, ceiling(retry)]`, so that clients that failed
     /// together do not come back together.
     pub fn wait(&self, retry: u32) -> Duration {
-        self.ceiling(retry).mul_f64(random_fraction())
+        self.ceiling(retry).mul_f64(crate::jitter::fraction())
     }
 
     /// The wait before retry number `retry`: what the server `asked` for, else
@@ -80,32 +74,43 @@ pub fn parse_rate_limit_reset(value: &str, now: SystemTime) -> Option<Duration> 
     Some(Duration::from_secs_f64((secs - now_secs).clamp(0.0, 1e9)))
 }
 
-/// The wait a 408/429/5xx response asked for, if any: `Retry-After`, or on a 429
-/// `X-RateLimit-Reset`.
-pub(crate) fn server_wait(resp: &RawResponse) -> Option<Duration> {
-    let now = SystemTime::now();
-    if let Some(wait) = resp
-        .header("retry-after")
-        .and_then(|v| parse_retry_after(v, now))
-    {
-        return Some(wait);
-    }
-    if resp.status == 429 {
-        return resp
-            .header("x-ratelimit-reset")
-            .and_then(|v| parse_rate_limit_reset(v, now));
-    }
-    None
+/// What one attempt came to, for [`run`].
+pub(crate) enum Attempt<T, E> {
+    /// The outcome: no other attempt is worth making.
+    Done(Result<T, E>),
+    /// Worth another attempt, if the budget allows: why (for the log), the wait the server
+    /// asked for, and the outcome to hand back if no attempt is left.
+    Again {
+        reason: String,
+        asked: Option<Duration>,
+        last: Result<T, E>,
+    },
 }
 
-/// A uniformly distributed number in `[0, 1)`. Not cryptographic: for jitter only.
-pub(crate) fn random_fraction() -> f64 {
-    static KEYS: Lazy<RandomState> = Lazy::new(RandomState::new);
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = KEYS.build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    // 53 random bits make every f64 in [0, 1) at that spacing equally likely.
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+/// Makes attempts until one is [`Attempt::Done`] or `max_retries` retries have been made,
+/// waiting `backoff` (or what the server asked, capped) between them. `attempt` gets the
+/// attempt's number, from 1. `what` names the request in the log (`"token request"`).
+pub(crate) fn run<T, E>(
+    what: &dyn std::fmt::Display,
+    backoff: Backoff,
+    max_retries: u32,
+    mut attempt: impl FnMut(u32) -> Attempt<T, E>,
+) -> Result<T, E> {
+    let mut number = 0;
+    loop {
+        number += 1;
+        let (reason, asked) = match attempt(number) {
+            Attempt::Done(outcome) => return outcome,
+            Attempt::Again { last, .. } if number > max_retries => return last,
+            Attempt::Again { reason, asked, .. } => (reason, asked),
+        };
+        let wait = backoff.delay(number - 1, asked);
+        log::warn!(
+            "lwolf-auth: {what} failed ({reason}); retry {number} of {max_retries} in {} ms",
+            wait.as_millis()
+        );
+        std::thread::sleep(wait);
+    }
 }
 
 #[cfg(test)]
@@ -159,9 +164,29 @@ mod tests {
     }
 
     #[test]
-    fn fractions_stay_in_range_and_vary() {
-        let draws: Vec<f64> = (0..1000).map(|_| random_fraction()).collect();
-        assert!(draws.iter().all(|f| (0.0..1.0).contains(f)));
-        assert!(draws.iter().any(|f| *f < 0.1) && draws.iter().any(|f| *f > 0.9));
+    fn run_stops_at_done_or_when_the_retries_run_out() {
+        let backoff = Backoff {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        };
+        let mut seen = Vec::new();
+        let out: Result<u32, u32> = run(&"test", backoff, 3, |n| {
+            seen.push(n);
+            Attempt::Again {
+                reason: "again".into(),
+                asked: None,
+                last: Err(n),
+            }
+        });
+        assert_eq!((out, seen), (Err(4), vec![1, 2, 3, 4]));
+        let out: Result<u32, u32> = run(&"test", backoff, 3, |n| match n {
+            2 => Attempt::Done(Ok(n)),
+            _ => Attempt::Again {
+                reason: "again".into(),
+                asked: None,
+                last: Err(n),
+            },
+        });
+        assert_eq!(out, Ok(2));
     }
 }
