@@ -1,5 +1,5 @@
-//! Cheap randomness for spreading things out: retry waits, refresh times, temp file names.
-//! Not cryptographic.
+//! Cheap randomness for spreading things out: retry waits, refresh times, temp file names,
+//! the sandbox's made-up tokens and ids. Not cryptographic.
 
 #![forbid(unsafe_code)]
 
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use once_cell::sync::Lazy;
 
 /// 64 random bits: a counter hashed with keys the standard library draws from the OS once.
-fn bits() -> u64 {
+pub(crate) fn u64() -> u64 {
     static KEYS: Lazy<RandomState> = Lazy::new(RandomState::new);
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = KEYS.build_hasher();
@@ -21,12 +21,12 @@ fn bits() -> u64 {
 /// A uniformly distributed number in `[0, 1)`.
 pub(crate) fn fraction() -> f64 {
     // 53 random bits make every f64 in [0, 1) at that spacing equally likely.
-    (bits() >> 11) as f64 / (1u64 << 53) as f64
+    (u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// 32 random bits, for names that must not collide between processes.
 pub(crate) fn u32() -> u32 {
-    (bits() >> 32) as u32
+    (u64() >> 32) as u32
 }
 
 #[cfg(test)]

@@ -357,7 +357,13 @@ pub(crate) fn error_fields_of(body: &[u8]) -> (Option<String>, Option<String>) {
 
 /// At most 200 printable characters: server text goes into error messages and logs.
 pub(crate) fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(200).collect()
+    sanitize_to(s, 200)
+}
+
+/// At most `max` characters, control characters dropped: untrusted text made fit for a
+/// message or a log line.
+pub(crate) fn sanitize_to(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 fn sniff(body: &[u8]) -> &'static str {
