@@ -20,6 +20,18 @@ pub const DEFAULT_AUDIENCE: &str = "https://api.lwolf.com";
 pub const DEFAULT_API_BASE_URL: &str = "https://api.lwolf.com/backoffice";
 /// The largest API response body read by default (16 MiB).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// The fraction of a token's lifetime after which it is refreshed by default.
+pub const DEFAULT_REFRESH_RATIO: f64 = 0.9;
+/// The default limit for one HTTP attempt, connect to last byte (30 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
+/// Retries after the first attempt, by default.
+pub const DEFAULT_MAX_RETRIES: u32 = 4;
+/// The default first backoff (500 ms).
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(500);
+/// The default largest single wait between attempts (30 s).
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_millis(30_000);
+/// The default User-Agent: `lwolf-auth/<version>`.
+pub const DEFAULT_USER_AGENT: &str = concat!("lwolf-auth/", env!("CARGO_PKG_VERSION"));
 
 /// Every configuration key, as accepted by [`ConfigBuilder::set`], `lwolf_config_set` and,
 /// upper-cased with an `LWOLF_` prefix, the environment.
@@ -113,7 +125,7 @@ impl Config {
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
-    /// The token audience.
+    /// The token audience. Default: [`DEFAULT_AUDIENCE`], `https://api.lwolf.com`.
     pub fn audience(&self) -> &str {
         &self.audience
     }
@@ -137,15 +149,16 @@ impl Config {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
-    /// Retries after the first attempt.
+    /// Retries after the first attempt. Default: [`DEFAULT_MAX_RETRIES`], 4.
     pub fn max_retries(&self) -> u32 {
         self.max_retries
     }
-    /// The first backoff.
+    /// The first backoff; later ones double. Default: [`DEFAULT_RETRY_BASE`], 500 ms.
     pub fn retry_base(&self) -> Duration {
         self.retry_base
     }
-    /// The largest single wait.
+    /// The largest single wait between attempts, a server's `Retry-After` included.
+    /// Default: [`DEFAULT_RETRY_MAX`], 30 s.
     pub fn retry_max(&self) -> Duration {
         self.retry_max
     }
@@ -164,7 +177,7 @@ impl Config {
     pub fn client_auth(&self) -> ClientAuth {
         self.client_auth
     }
-    /// The User-Agent header.
+    /// The User-Agent header. Default: [`DEFAULT_USER_AGENT`], `lwolf-auth/<version>`.
     pub fn user_agent(&self) -> &str {
         &self.user_agent
     }
@@ -243,15 +256,15 @@ impl Default for ConfigBuilder {
             token_url: DEFAULT_TOKEN_URL.into(),
             api_base_url: DEFAULT_API_BASE_URL.into(),
             lwt_client_id: None,
-            refresh_ratio: 0.9,
-            timeout: Duration::from_millis(30_000),
-            max_retries: 4,
-            retry_base: Duration::from_millis(500),
-            retry_max: Duration::from_millis(30_000),
-            token_format: TokenFormat::Json,
-            client_auth: ClientAuth::Body,
+            refresh_ratio: DEFAULT_REFRESH_RATIO,
+            timeout: DEFAULT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_base: DEFAULT_RETRY_BASE,
+            retry_max: DEFAULT_RETRY_MAX,
+            token_format: TokenFormat::default(),
+            client_auth: ClientAuth::default(),
             ca_file: None,
-            user_agent: concat!("lwolf-auth/", env!("CARGO_PKG_VERSION")).into(),
+            user_agent: DEFAULT_USER_AGENT.into(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             cache_dir: None,
         }
@@ -259,94 +272,105 @@ impl Default for ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// The client id from the vendor (required).
+    /// The client id from the vendor. Required: no default.
     pub fn client_id(mut self, v: impl Into<String>) -> Self {
         self.client_id = Some(v.into());
         self
     }
-    /// The client secret from the vendor (required, unless a secret file is set).
+    /// The client secret from the vendor. Required, unless a secret file is set; the last of
+    /// the two set wins.
     pub fn client_secret(mut self, v: impl Into<SecretString>) -> Self {
         self.secret = Some(SecretSource::Value(v.into()));
         self
     }
-    /// Read the secret from this file at [`build`](Self::build) (one trailing newline dropped).
+    /// Read the secret from this file at [`build`](Self::build) (one trailing newline
+    /// dropped), as mounted secrets are. Unset by default.
     pub fn client_secret_file(mut self, v: impl Into<PathBuf>) -> Self {
         self.secret = Some(SecretSource::File(v.into()));
         self
     }
-    /// The token audience.
+    /// The token audience. Default: [`DEFAULT_AUDIENCE`], `https://api.lwolf.com`.
     pub fn audience(mut self, v: impl Into<String>) -> Self {
         self.audience = v.into();
         self
     }
-    /// The token endpoint: `https://`, or `http://` to a loopback host.
+    /// The token endpoint: `https://`, or `http://` to a loopback host. Default:
+    /// [`DEFAULT_TOKEN_URL`], `https://gateway.lwolf.com/oauth/token`.
     pub fn token_url(mut self, v: impl Into<String>) -> Self {
         self.token_url = v.into();
         self
     }
-    /// The base of API requests; its path is kept.
+    /// The base of API requests; its path is kept. Default: [`DEFAULT_API_BASE_URL`],
+    /// `https://api.lwolf.com/backoffice`.
     pub fn api_base_url(mut self, v: impl Into<String>) -> Self {
         self.api_base_url = v.into();
         self
     }
-    /// The customer instance for multi-tenant applications.
+    /// The customer instance for multi-tenant applications. Unset by default.
     pub fn lwt_client_id(mut self, v: impl Into<String>) -> Self {
         self.lwt_client_id = Some(v.into());
         self
     }
-    /// The fraction of the lifetime after which to refresh, 0 < r < 1.
+    /// The fraction of the lifetime after which to refresh, 0 < r < 1. Default:
+    /// [`DEFAULT_REFRESH_RATIO`], 0.9.
     pub fn refresh_ratio(mut self, v: f64) -> Self {
         self.refresh_ratio = v;
         self
     }
-    /// The limit for one HTTP attempt, connect to last byte.
+    /// The limit for one HTTP attempt, connect to last byte. Default: [`DEFAULT_TIMEOUT`],
+    /// 30 s.
     pub fn timeout(mut self, v: Duration) -> Self {
         self.timeout = v;
         self
     }
-    /// Retries after the first attempt.
+    /// Retries after the first attempt. Default: [`DEFAULT_MAX_RETRIES`], 4.
     pub fn max_retries(mut self, v: u32) -> Self {
         self.max_retries = v;
         self
     }
-    /// The first backoff.
+    /// The first backoff; later ones double. Default: [`DEFAULT_RETRY_BASE`], 500 ms.
     pub fn retry_base(mut self, v: Duration) -> Self {
         self.retry_base = v;
         self
     }
-    /// The largest single wait.
+    /// The largest single wait between attempts, a server's `Retry-After` included.
+    /// Default: [`DEFAULT_RETRY_MAX`], 30 s.
     pub fn retry_max(mut self, v: Duration) -> Self {
         self.retry_max = v;
         self
     }
-    /// JSON (the vendor's form) or form-encoded (RFC 6749) token requests.
+    /// JSON (the vendor's form) or form-encoded (RFC 6749) token requests. Default:
+    /// [`TokenFormat::Json`].
     pub fn token_format(mut self, v: TokenFormat) -> Self {
         self.token_format = v;
         self
     }
-    /// Credentials in the body, or HTTP Basic.
+    /// Credentials in the body, or HTTP Basic. Default: [`ClientAuth::Body`].
     pub fn client_auth(mut self, v: ClientAuth) -> Self {
         self.client_auth = v;
         self
     }
-    /// A PEM file of extra trusted roots, added to the bundled ones.
+    /// A PEM file of extra trusted roots, added to the bundled ones. Unset by default: the
+    /// bundled web roots alone.
     pub fn ca_file(mut self, v: impl Into<PathBuf>) -> Self {
         self.ca_file = Some(v.into());
         self
     }
-    /// The User-Agent header.
+    /// The User-Agent header. Default: [`DEFAULT_USER_AGENT`], `lwolf-auth/<version>`.
     pub fn user_agent(mut self, v: impl Into<String>) -> Self {
         self.user_agent = v.into();
         self
     }
-    /// The largest API response body that is read; a larger one is [`Error::InvalidResponse`].
+    /// The largest API response body that is read; a larger one is
+    /// [`Error::InvalidResponse`]. Default: [`DEFAULT_MAX_RESPONSE_BYTES`], 16 MiB.
     pub fn max_response_bytes(mut self, v: usize) -> Self {
         self.max_response_bytes = v;
         self
     }
 
     /// Share tokens with other processes through files in this directory (created `0700`
-    /// if missing). Unset, tokens live in memory only. See the README's "Many processes".
+    /// if missing). Unset by default (and when set to an empty path): tokens live in memory
+    /// only. See the README's "Many processes".
     pub fn cache_dir(mut self, v: impl Into<PathBuf>) -> Self {
         let v = v.into();
         self.cache_dir = (!v.as_os_str().is_empty()).then_some(v);

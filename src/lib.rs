@@ -51,7 +51,8 @@ pub use client::Client;
 pub use clock::rfc3339;
 pub use config::{
     ClientAuth, Config, ConfigBuilder, TokenFormat, CONFIG_KEYS, DEFAULT_API_BASE_URL,
-    DEFAULT_AUDIENCE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TOKEN_URL,
+    DEFAULT_AUDIENCE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_REFRESH_RATIO,
+    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
 };
 pub use error::{Error, HttpFailure, TransportFailure};
 pub use response::Response;
