@@ -13,7 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use lwolf_auth::sandbox::Sandbox;
 
+mod ffi_support;
 mod temp_dir;
+use ffi_support::clean_command;
 use temp_dir::TempDir;
 
 /// A secret that is easy to spot in any output.
@@ -57,18 +59,13 @@ impl Setup {
 
 /// `lwolf` with no `LWOLF_*`, no XDG_CACHE_HOME, and HOME in `home`.
 fn bare_command(args: &[&str], home: &TempDir) -> Command {
-    let mut cmd = Command::new(LWOLF);
+    let mut cmd = clean_command(LWOLF);
     cmd.args(args)
         .env("HOME", home.path())
         .env_remove("XDG_CACHE_HOME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("LWOLF_") {
-            cmd.env_remove(name);
-        }
-    }
     cmd
 }
 

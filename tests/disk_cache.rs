@@ -21,7 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lwolf_auth::sandbox::Sandbox;
 use lwolf_auth::{AccessToken, Client, ConfigBuilder};
 
+mod ffi_support;
 mod temp_dir;
+use ffi_support::clean_command;
 use temp_dir::TempDir;
 
 /// A secret that is easy to spot if it ever leaks into a file or a log.
@@ -176,7 +178,7 @@ fn require_root() {
 
 /// This test binary, run as a worker in `mode`, with every inherited `LWOLF_*` removed.
 fn worker_command(mode: &str) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    let mut cmd = clean_command(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
         "worker",
@@ -188,11 +190,6 @@ fn worker_command(mode: &str) -> Command {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("LWOLF_") {
-            cmd.env_remove(name);
-        }
-    }
     cmd
 }
 

@@ -7,12 +7,15 @@
 //! - the token hot path (a cached token) allocates nothing, even right after a failure;
 //! - tenant clients outlive their parent; messages never carry the secret or the token.
 
+mod c_calls;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::path::Path;
 use std::ptr;
 
+use c_calls::{client, last_error, set, token};
 use lwolf_auth::ffi::*;
 use lwolf_auth::sandbox::Sandbox;
 
@@ -64,50 +67,13 @@ fn allocations_on_this_thread() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn last_error() -> String {
-    let ptr = unsafe { lwolf_last_error_message() };
-    assert!(!ptr.is_null(), "lwolf_last_error_message returned NULL");
-    // SAFETY: NUL-terminated, valid until the next lwolf_ call on this thread.
-    unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_owned()
-}
-
-fn set(cfg: *mut lwolf_config, key: &str, value: &str) {
-    let (k, v) = (CString::new(key).unwrap(), CString::new(value).unwrap());
-    let status = unsafe { lwolf_config_set(cfg, k.as_ptr(), v.as_ptr()) };
-    assert_eq!(status, lwolf_status::LWOLF_OK, "{key}: {}", last_error());
-}
-
 fn sandbox_client(sandbox: &Sandbox, secret: &str) -> *mut lwolf_client {
-    let mut cfg = ptr::null_mut();
-    assert_eq!(
-        unsafe { lwolf_config_new(&mut cfg) },
-        lwolf_status::LWOLF_OK
-    );
-    set(cfg, "token_url", &sandbox.token_url());
-    set(cfg, "api_base_url", &sandbox.api_base_url());
-    set(cfg, "client_id", sandbox.client_id());
-    set(cfg, "client_secret", secret);
-    let mut client = ptr::null_mut();
-    assert_eq!(
-        unsafe { lwolf_client_new(cfg, &mut client) },
-        lwolf_status::LWOLF_OK
-    );
-    unsafe { lwolf_config_free(cfg) };
-    client
-}
-
-fn token(client: *mut lwolf_client) -> Result<String, (lwolf_status, String)> {
-    let mut buf = [0 as c_char; 4096];
-    let mut len = 0usize;
-    match unsafe { lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len) } {
-        lwolf_status::LWOLF_OK => {
-            // SAFETY: the library wrote a NUL-terminated token of `len` bytes.
-            let s = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
-            assert_eq!(s.len(), len);
-            Ok(s.to_owned())
-        }
-        status => Err((status, last_error())),
-    }
+    client(&[
+        ("token_url", &sandbox.token_url()),
+        ("api_base_url", &sandbox.api_base_url()),
+        ("client_id", sandbox.client_id()),
+        ("client_secret", secret),
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,7 +427,7 @@ fn every_extern_fn_is_in_the_header() {
     }
     let declared = header
         .lines()
-        .filter(|l| !l.starts_with("//") && !l.starts_with(' ') && !l.starts_with('#'))
+        .filter(|l| !l.starts_with('/') && !l.starts_with(' ') && !l.starts_with('#'))
         .filter(|l| l.contains("lwolf_") && l.contains('('))
         .count();
     assert_eq!(

@@ -18,6 +18,7 @@
 //! foreign origins (`tests/api.rs`), the untrusted-CA case (`tests/transport.rs`), and
 //! C messages after a wrong secret (`tests/ffi_boundary.rs`).
 
+mod c_calls;
 mod common;
 
 use std::ffi::{c_char, CStr, CString};
@@ -291,48 +292,6 @@ fn write_ca(pem: &str) -> (TempDir, std::path::PathBuf) {
 
 // ---------------------------------------------------------------------------------------------
 // C ABI helpers
-
-fn c_config(settings: &[(&str, &str)]) -> *mut lwolf_config {
-    let mut cfg = ptr::null_mut();
-    assert_eq!(
-        unsafe { lwolf_config_new(&mut cfg) },
-        lwolf_status::LWOLF_OK
-    );
-    for (k, v) in settings {
-        let (k, v) = (CString::new(*k).unwrap(), CString::new(*v).unwrap());
-        assert_eq!(
-            unsafe { lwolf_config_set(cfg, k.as_ptr(), v.as_ptr()) },
-            lwolf_status::LWOLF_OK
-        );
-    }
-    cfg
-}
-
-fn c_client(settings: &[(&str, &str)]) -> *mut lwolf_client {
-    let cfg = c_config(settings);
-    let mut client = ptr::null_mut();
-    assert_eq!(
-        unsafe { lwolf_client_new(cfg, &mut client) },
-        lwolf_status::LWOLF_OK
-    );
-    unsafe { lwolf_config_free(cfg) };
-    client
-}
-
-fn c_token(client: *mut lwolf_client) -> Result<String, lwolf_status> {
-    let mut buf = [0 as c_char; 4096];
-    let mut len = 0usize;
-    match unsafe { lwolf_client_token(client, buf.as_mut_ptr(), buf.len(), &mut len) } {
-        lwolf_status::LWOLF_OK => {
-            // SAFETY: the library wrote a NUL-terminated token.
-            Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
-                .to_str()
-                .unwrap()
-                .to_owned())
-        }
-        status => Err(status),
-    }
-}
 
 /// `GET path` through the C ABI; on failure the last-error message is left in place (the
 /// response, if any, is freed first: any `lwolf_` call resets the message).
@@ -712,7 +671,7 @@ fn everything_said_is_free_of_secrets() {
         };
         let client_from = |s: &[(String, String)]| {
             let refs: Vec<(&str, &str)> = s.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            c_client(&refs)
+            c_calls::client(&refs)
         };
         let urls = |t: &Server, a: &Server| {
             vec![
@@ -722,7 +681,7 @@ fn everything_said_is_free_of_secrets() {
         };
 
         // Config errors with the secret as the value.
-        let cfg_ptr = c_config(&[]);
+        let cfg_ptr = c_calls::config(&[]);
         for (key, value) in [
             ("timeout_ms", SECRET),
             ("token_format", SECRET),
@@ -759,7 +718,9 @@ fn everything_said_is_free_of_secrets() {
             lwolf_status::LWOLF_ERR_BUFFER_TOO_SMALL
         );
         said.c_message("lwolf_client_token with a short buffer");
-        let t = c_token(client).unwrap();
+        let t = c_calls::token(client)
+            .map_err(|(status, _)| status)
+            .unwrap();
         assert!(t.starts_with(TOKEN_MARK));
         let foreign = format!("http://127.0.0.1:{}/x", tokens.port());
         assert_eq!(
@@ -802,7 +763,10 @@ fn everything_said_is_free_of_secrets() {
             let tokens = Server::new(token_action);
             let api = Server::new(api_action);
             let client = client_from(&with(&urls(&tokens, &api)));
-            if c_token(client).is_err() {
+            if c_calls::token(client)
+                .map_err(|(status, _)| status)
+                .is_err()
+            {
                 said.c_message(&format!("lwolf_client_token: {name}"));
             }
             if c_get(client, "/v1/x") != lwolf_status::LWOLF_OK {
@@ -811,14 +775,14 @@ fn everything_said_is_free_of_secrets() {
             unsafe { lwolf_client_free(client) };
         }
         // The sandbox with a wrong secret.
-        let client = c_client(&[
+        let client = c_calls::client(&[
             ("client_id", sandbox.client_id()),
             ("client_secret", wrong_secret),
             ("token_url", &sandbox.token_url()),
             ("api_base_url", &sandbox.api_base_url()),
         ]);
         assert_eq!(
-            c_token(client),
+            c_calls::token(client).map_err(|(status, _)| status),
             Err(lwolf_status::LWOLF_ERR_INVALID_CREDENTIALS)
         );
         said.c_message("lwolf_client_token: sandbox, wrong secret");
@@ -988,7 +952,7 @@ fn http_to_a_host_not_named_loopback_is_refused_even_if_it_reaches_loopback() {
             let e = err(b.build());
             assert!(matches!(e, Error::Config(_)), "{key} {url}: {e:?}");
             // And through the C ABI.
-            let cfg = c_config(&[
+            let cfg = c_calls::config(&[
                 ("client_id", CLIENT_ID),
                 ("client_secret", SECRET),
                 (key, &url),
@@ -1114,7 +1078,7 @@ fn absolute_urls_to_other_origins_send_the_token_nowhere() {
         format!(" http://127.0.0.1:{r}/x"),
     ];
     let client = Client::new(builder_for(&tokens, &api).build().unwrap());
-    let c = c_client(&[
+    let c = c_calls::client(&[
         ("client_id", CLIENT_ID),
         ("client_secret", SECRET),
         ("token_url", &tokens.token_url()),
@@ -1219,7 +1183,7 @@ fn an_unknown_key_is_named_only_when_it_looks_like_one() {
         }
     }
     // And through the C ABI.
-    let cfg = c_config(&[]);
+    let cfg = c_calls::config(&[]);
     let (k, v) = (
         CString::new(SECRET).unwrap(),
         CString::new("client_secret").unwrap(),

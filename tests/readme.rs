@@ -21,7 +21,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ffi_support::{clean_command, repo_root, require_tool, run};
+use ffi_support::{clean_command, expect_success, repo_root, require_tool, run};
 use temp_dir::TempDir;
 
 /// Long enough for the first run's release builds on two cores.
@@ -210,22 +210,11 @@ fn run_script(home: &Path, script: &str) -> Output {
     run(user_shell(home).arg(&path), LIMIT)
 }
 
-fn expect_ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// `readelf -d` of a program: what it needs at run time, and its run path.
 fn dynamic_section(program: &Path) -> String {
     let readelf = require_tool("readelf", "binutils");
     let out = run(Command::new(readelf).arg("-d").arg(program), LIMIT);
-    expect_ok(&out, "readelf -d")
+    expect_success(&out, "readelf -d")
 }
 
 #[test]
@@ -243,7 +232,7 @@ fn c_example_three_ways() {
     let c = block("README.md", "c", 0);
     std::fs::write(dir.join("prog.c"), &c.text).unwrap();
     let commands = block("README.md", "sh", 1);
-    let stdout = expect_ok(
+    let stdout = expect_success(
         &run_script(home.path(), &commands.text),
         "README.md's C block",
     );
@@ -288,7 +277,7 @@ fn examples_c_commands() {
     }
     let home = TempDir::new("readme-examples-c");
     let commands = block("examples-c/README.md", "sh", 0);
-    let stdout = expect_ok(
+    let stdout = expect_success(
         &run_script(home.path(), &commands.text),
         "examples-c/README.md's commands",
     );
@@ -322,7 +311,7 @@ fn check_session(home: &Path, prologue: &str, session: &Block) {
     // status matters); the session as a whole only has to get to its end.
     script.push_str("exit 0\n");
     let out = run_script(home, &script);
-    let stdout = expect_ok(&out, "the session");
+    let stdout = expect_success(&out, "the session");
     let mut got = stdout.split(MARK).skip(1);
     for (i, (command, expected)) in steps.iter().enumerate() {
         let printed = got.next().unwrap_or_default();
@@ -418,7 +407,7 @@ fn top_commands() {
     );
     // The main job, on a machine with no credentials: the quickstart against the sandbox.
     let home = TempDir::new("readme-top");
-    let stdout = expect_ok(&run_script(home.path(), commands[0]), commands[0]);
+    let stdout = expect_success(&run_script(home.path(), commands[0]), commands[0]);
     let first = stdout.lines().next().unwrap_or_default();
     assert!(first.contains("using a local sandbox"), "{stdout}");
     assert!(stdout.contains("200"), "{stdout}");
