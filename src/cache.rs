@@ -3,9 +3,13 @@
 //! A caller that finds a usable token never waits on the network: if the token is due,
 //! the first such caller refreshes it inline while everyone else keeps getting the current
 //! one. Callers with no usable token wait for the one request in flight and share its
-//! outcome. The lock is never held across I/O.
+//! outcome; after a failure, until the shared backoff has passed, they get that failure at
+//! once (a loop of callers must not hammer a failing gateway). The lock is never held
+//! across I/O.
 
 #![forbid(unsafe_code)]
+
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -13,6 +17,19 @@ use crate::clock::{self, Mono};
 use crate::error::Error;
 use crate::retry::Backoff;
 use crate::token::AccessToken;
+
+/// At most one renewal forced by a 401/403 per identity in this long.
+pub(crate) const RENEWAL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What a 401/403 may do about the token it was sent with.
+pub(crate) enum Renewal {
+    /// Drop it and fetch another: this identity's renewal for the interval.
+    Claimed,
+    /// One was forced less than [`RENEWAL_INTERVAL`] ago: hand the answer back.
+    Refused,
+    /// It is no longer the cached token: send the one in service, no fetch needed.
+    Newer,
+}
 
 pub(crate) struct TokenCache {
     state: Mutex<State>,
@@ -32,6 +49,8 @@ struct State {
     /// Failed refreshes in a row, and when the next refresh may be tried.
     failures: u32,
     retry_not_before: Option<Mono>,
+    /// When a 401/403 last forced a renewal.
+    last_forced_renewal: Option<Mono>,
 }
 
 impl TokenCache {
@@ -84,6 +103,11 @@ impl TokenCache {
                 };
             }
         }
+        if !state.in_flight && state.retry_not_before.is_some_and(|t| now < t) {
+            if let Some(Err(failure)) = &state.last_outcome {
+                return Err(failure.clone());
+            }
+        }
         if state.in_flight {
             let generation = state.generation;
             while state.generation == generation {
@@ -116,11 +140,28 @@ impl TokenCache {
         guard.outcome.clone()
     }
 
-    /// Drops the cached token, whatever it is.
+    /// Drops the cached token, whatever it is. A failure's backoff keeps running: dropping
+    /// a token does not make the gateway any better.
     pub(crate) fn invalidate(&self) {
+        self.state.lock().current = None;
+    }
+
+    /// After an API answered 401/403 to `used`: whether a renewal may be forced (and then
+    /// this is it, for the interval), or a newer token is in service already.
+    pub(crate) fn claim_renewal(&self, used: &AccessToken) -> Renewal {
+        let now = Mono::now();
         let mut state = self.state.lock();
-        state.current = None;
-        state.retry_not_before = None;
+        if !state.current.as_ref().is_some_and(|t| t.same_as(used)) {
+            return Renewal::Newer;
+        }
+        if state
+            .last_forced_renewal
+            .is_some_and(|t| now.saturating_since(t) < RENEWAL_INTERVAL)
+        {
+            return Renewal::Refused;
+        }
+        state.last_forced_renewal = Some(now);
+        Renewal::Claimed
     }
 
     /// Drops `used` if it is still the cached token (a newer one is kept).
@@ -128,7 +169,6 @@ impl TokenCache {
         let mut state = self.state.lock();
         if state.current.as_ref().is_some_and(|t| t.same_as(used)) {
             state.current = None;
-            state.retry_not_before = None;
             return true;
         }
         false

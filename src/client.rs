@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ureq::http::Method;
 use zeroize::Zeroizing;
 
-use crate::cache::TokenCache;
+use crate::cache::{Renewal, TokenCache, RENEWAL_INTERVAL};
 use crate::config::Config;
 use crate::disk::DiskCache;
 use crate::error::Error;
@@ -170,7 +170,8 @@ impl Client {
     ///
     /// `path` may also be an absolute URL on the same origin as `api_base_url`; another
     /// origin is [`Error::InvalidArgument`]. A body is sent as `application/json`.
-    /// On a 401 or 403 the token is renewed and the request sent once more; 408, 429 and
+    /// On a 401 or 403 the token is renewed and the request sent once more, at most once per
+    /// 30 s for this identity (past that the 401/403 is handed back at once); 408, 429 and
     /// 5xx are retried for GET, HEAD, PUT, DELETE and OPTIONS. Every HTTP status is a
     /// [`Response`]; errors mean no response could be had.
     pub fn request(
@@ -190,16 +191,36 @@ impl Client {
             let resp = self.send_with_retries(&method, &url, &mut token, body)?;
             if matches!(resp.status, 401 | 403) && !renewed {
                 renewed = true;
-                log::info!(
-                    "lwolf-auth: api answered {} with token {}; renewing it",
-                    resp.status,
-                    token.fingerprint()
-                );
-                // The file first: a thread of ours reading it in between must not get it back.
-                if let Some(disk) = &self.inner.disk {
-                    disk.forget(Some(&token));
+                // A 401/403 is not proof that the token is bad (a missing subscription key
+                // or permission gets one too): renewing on each would cost an issued token
+                // per call, so renewals are bounded, and past the bound the answer stands.
+                match self.inner.cache.claim_renewal(&token) {
+                    Renewal::Refused => {
+                        log::debug!(
+                            "lwolf-auth: api answered {} with token {}; renewed less than \
+                             {} s ago, so handing the answer back",
+                            resp.status,
+                            token.fingerprint(),
+                            RENEWAL_INTERVAL.as_secs()
+                        );
+                        return Ok(Response { raw: resp, url });
+                    }
+                    Renewal::Claimed => {
+                        log::info!(
+                            "lwolf-auth: api answered {} with token {}; renewing it",
+                            resp.status,
+                            token.fingerprint()
+                        );
+                        // The file first: a thread of ours reading it in between must not
+                        // get it back.
+                        if let Some(disk) = &self.inner.disk {
+                            disk.forget(Some(&token));
+                        }
+                        self.inner.cache.invalidate_if_current(&token);
+                    }
+                    // Another caller renewed it already: send the newer token.
+                    Renewal::Newer => {}
                 }
-                self.inner.cache.invalidate_if_current(&token);
                 token = self.token()?;
                 continue;
             }

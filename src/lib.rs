@@ -57,7 +57,9 @@ pub use config::{
 pub use error::{Error, HttpFailure, TransportFailure};
 pub use response::Response;
 pub use secret::SecretString;
-pub use token::{parse_token_response, AccessToken, TokenResponse, MAX_TOKEN_RESPONSE_BYTES};
+pub use token::{
+    parse_token_response, AccessToken, TokenResponse, MAX_TOKEN_RESPONSE_BYTES, MIN_LIFETIME,
+};
 
 // The README's Rust examples compile as doc-tests (its shell and C blocks are run by
 // tests/readme.rs).

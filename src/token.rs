@@ -21,6 +21,10 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// the monotonic clock's headroom before boot (`clock::HEADROOM`).
 pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 const _: () = assert!(MAX_LIFETIME.as_secs() < clock::HEADROOM.as_secs());
+/// The shortest lifetime accepted: anything shorter is refused, not refetched in a loop.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
+/// The least safety margin before expiry: more than a tick of any clock read here.
+const MIN_MARGIN: Duration = Duration::from_millis(10);
 /// The jitter may move the refresh this fraction of the lifetime earlier.
 pub(crate) const MAX_JITTER_RATIO: f64 = 0.05;
 
@@ -55,8 +59,12 @@ impl AccessToken {
     pub(crate) fn new(value: SecretString, lifetime: Duration, t: &Timing) -> AccessToken {
         let lifetime = lifetime.min(MAX_LIFETIME);
         // Served until a safety margin before expiry; refreshed at the ratio, a little
-        // earlier by jitter, and never after the margin.
-        let margin = Duration::from_secs(60).min(lifetime.mul_f64(0.05));
+        // earlier by jitter, and never after the margin. The margin outlasts a tick of the
+        // coarse clocks, or a token could be handed out in the tick it expires in.
+        let margin = Duration::from_secs(60)
+            .min(lifetime.mul_f64(0.05))
+            .max(MIN_MARGIN)
+            .min(lifetime);
         let usable_for = lifetime - margin;
         let refresh_after = lifetime
             .mul_f64(t.refresh_ratio - MAX_JITTER_RATIO * t.jitter.clamp(0.0, 1.0))
@@ -214,7 +222,7 @@ impl fmt::Debug for TokenResponse {
 
 /// Reads a 2xx token response body by the contract's rules: a JSON object with a non-empty
 /// string `access_token`, `token_type` `bearer` in any case (or absent), and `expires_in` a
-/// positive number or numeric string (or absent: then the JWT `exp`, else 3600 s).
+/// number or numeric string of at least 1 s (or absent: then the JWT `exp`, else 3600 s).
 /// Anything else is [`Error::InvalidResponse`]. `now` is the wall clock, for JWT `exp`.
 ///
 /// ```
@@ -279,6 +287,11 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
                 if left <= 0.0 {
                     return Err(Error::invalid_response("the JWT exp claim is in the past"));
                 }
+                if left < MIN_LIFETIME.as_secs_f64() {
+                    return Err(Error::invalid_response(
+                        "the JWT exp claim is less than 1 s away",
+                    ));
+                }
                 Duration::from_secs_f64(left.min(MAX_LIFETIME.as_secs_f64()))
             }
             None => DEFAULT_LIFETIME,
@@ -295,9 +308,12 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
 
 fn positive_secs(secs: Option<f64>) -> Result<Duration, Error> {
     match secs {
-        Some(s) if s.is_finite() && s > 0.0 => {
+        Some(s) if s.is_finite() && s >= MIN_LIFETIME.as_secs_f64() => {
             Ok(Duration::from_secs_f64(s.min(MAX_LIFETIME.as_secs_f64())))
         }
+        Some(s) if s.is_finite() && s > 0.0 => Err(Error::invalid_response(
+            "expires_in is under 1 s: too short to serve",
+        )),
         Some(_) => Err(Error::invalid_response("expires_in is not positive")),
         None => Err(Error::invalid_response("expires_in is not a number")),
     }
@@ -410,6 +426,18 @@ mod tests {
         };
         let tok = AccessToken::new("x".into(), Duration::from_secs(100), &t);
         assert_eq!(tok.0.refresh_at, tok.0.usable_until);
+    }
+
+    #[test]
+    fn the_margin_outlasts_a_clock_tick() {
+        // 5% of 100 ms would be 5 ms, less than a coarse tick: the margin is 10 ms.
+        let t = timing(0.0);
+        let tok = AccessToken::new("x".into(), Duration::from_millis(100), &t);
+        assert_eq!(tok.0.usable_until - t.sent, Duration::from_millis(90));
+        assert!(tok.0.refresh_at <= tok.0.usable_until);
+        // At a second, 5% (50 ms) is above the floor and stands.
+        let tok = AccessToken::new("x".into(), Duration::from_secs(1), &t);
+        assert_eq!(tok.0.usable_until - t.sent, Duration::from_millis(950));
     }
 
     #[test]

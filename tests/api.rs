@@ -161,6 +161,50 @@ fn a_persistent_401_or_403_is_handed_back() {
     }
 }
 
+/// A 401/403 that is not about the token (a missing subscription key, a missing permission)
+/// must not cost an issued token per call: one renewal per 30 s, then the answer stands.
+#[test]
+fn renewals_forced_by_401_or_403_are_bounded() {
+    for status in [401u16, 403] {
+        let tokens = Server::tokens();
+        let api = Server::new(Action::json(status, r#"{"message":"subscription key"}"#));
+        let client = Client::new(builder_for(&tokens, &api).build().unwrap());
+        for _ in 0..200 {
+            assert_eq!(ok(client.get("/v1/x")).status(), status);
+        }
+        assert_eq!(
+            tokens.token_requests(),
+            2,
+            "{status}: the first token, one renewal"
+        );
+        // The first call sent twice (the renewal), every other call once.
+        assert_eq!(api.request_count(), 201, "{status}");
+        // Every request after the renewal carried the renewed token.
+        assert!(api.requests()[1..]
+            .iter()
+            .all(|r| r.header("authorization") == Some(bearer(2).as_str())));
+    }
+}
+
+/// A token the server revoked is still renewed (the bound is not in the way of the first).
+#[test]
+fn a_revoked_token_is_renewed_then_the_bound_holds_for_its_identity_only() {
+    let s = setup();
+    s.api.push(Action::status(401));
+    assert_eq!(ok(s.client.get("/v1/x")).status(), 200);
+    assert_eq!(s.tokens.token_requests(), 2);
+    // Revoked again within 30 s: handed back, no third token.
+    s.api.push(Action::status(401));
+    assert_eq!(ok(s.client.get("/v1/x")).status(), 401);
+    assert_eq!(s.tokens.token_requests(), 2);
+    // Another customer instance is another identity, with a bound of its own.
+    let tenant = ok(s.client.for_tenant("tenant-2"));
+    ok(tenant.token());
+    s.api.push(Action::status(401));
+    assert_eq!(ok(tenant.get("/v1/x")).status(), 200);
+    assert_eq!(s.tokens.token_requests(), 4);
+}
+
 #[test]
 fn a_token_renewed_meanwhile_is_not_dropped() {
     // The API answers the first request 401, but only after another caller has already

@@ -426,3 +426,41 @@ fn secrets_stay_out_of_debug_output() {
     ok(tenant.token());
     assert_no_secret(&format!("{tenant:?}"));
 }
+
+/// After a failed token request, callers with no usable token get that failure at once until
+/// the shared backoff has passed: 64 callers in a loop cannot hammer a failing gateway, even
+/// with no retries of their own.
+#[test]
+fn a_failing_gateway_is_not_hammered_by_callers_without_a_token() {
+    let server = Server::new(Action::status(503));
+    let client = Client::new(
+        builder(&server)
+            .max_retries(0)
+            .retry_base(ms(500))
+            .retry_max(ms(30_000))
+            .build()
+            .unwrap(),
+    );
+    let start = Arc::new(Barrier::new(64));
+    let deadline = Instant::now() + ms(650);
+    let callers: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, start) = (client.clone(), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let mut calls = 0u64;
+                while Instant::now() < deadline {
+                    let e = err(client.token());
+                    assert!(matches!(e, Error::Server(_)), "{e:?}");
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    let calls: u64 = callers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(calls > 1000, "only {calls} calls: the test did not loop");
+    // The first request, and at most one after its 500 ms backoff (the next one is 1 s).
+    let requests = server.token_requests();
+    assert!((1..=2).contains(&requests), "{requests} token requests");
+}

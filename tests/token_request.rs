@@ -307,6 +307,29 @@ fn malformed_token_responses_are_invalid_responses() {
                 r#"{"access_token":"TKN-zero","token_type":"Bearer","expires_in":0}"#,
             ),
         ),
+        // Sub-second lifetimes: 1e-9 was once handed out after it had expired, and 1e-6
+        // made 1251 token requests in 5 s. Refused, and not fetched again in a loop.
+        (
+            "expires_in 1e-9",
+            Action::json(200, r#"{"access_token":"TKN-ns","expires_in":1e-9}"#),
+        ),
+        (
+            "expires_in 0.000001",
+            Action::json(200, r#"{"access_token":"TKN-us","expires_in":0.000001}"#),
+        ),
+        (
+            "expires_in \"0.999\"",
+            Action::json(200, r#"{"access_token":"TKN-ms","expires_in":"0.999"}"#),
+        ),
+        (
+            "JWT exp under 1 s away",
+            Action::dynamic(|_| {
+                let exp = unix_now() + 0.5;
+                let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(format!(r#"{{"exp":{exp}}}"#));
+                Action::json(200, format!(r#"{{"access_token":"e30.{payload}.sig"}}"#))
+            }),
+        ),
         (
             "word expires_in",
             Action::json(
