@@ -229,9 +229,11 @@ lwolf_status lwolf_config_from_env(lwolf_config **out);
 // The keys are those of the contract: `client_id`, `client_secret`, `client_secret_file`,
 // `audience`, `token_url`, `api_base_url`, `lwt_client_id`, `refresh_ratio`, `timeout_ms`,
 // `max_retries`, `retry_base_ms`, `retry_max_ms`, `token_format` (`json` or `form`),
-// `client_auth` (`body` or `basic`), `ca_file`, `user_agent`; and this library's
-// `max_response_bytes` (largest API response body read) and `cache_dir` (a directory for
-// the token cache shared by the processes of one user; empty or unset: memory only).
+// `client_auth` (`body` or `basic`), `ca_file`, `user_agent`, `max_response_bytes` (largest
+// API response body read), `cache_dir` (a directory for the token cache shared by the
+// processes of one user; empty or unset: memory only), `subscription_key` (sent as
+// `lw-subscription-key` on every API request, never to the token endpoint; a secret like
+// `client_secret`) and `subscription_key_file`.
 //
 // A NULL argument, a string that is not UTF-8, an unknown key or an unparsable value is
 // `LWOLF_ERR_INVALID_ARGUMENT`, and leaves the configuration as it was. Whether the whole

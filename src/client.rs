@@ -313,7 +313,8 @@ impl Client {
         })
     }
 
-    /// One attempt: `Authorization: Bearer`, `Accept`, and the body as JSON.
+    /// One attempt: `Authorization: Bearer`, `Accept`, `lw-subscription-key` when one is set,
+    /// and the body as JSON.
     fn send_once(
         &self,
         method: &Method,
@@ -324,14 +325,17 @@ impl Client {
         let mut authorization = Zeroizing::new(String::with_capacity(7 + token.secret().len()));
         authorization.push_str("Bearer ");
         authorization.push_str(token.secret());
+        let config = &self.inner.shared.config;
         let mut headers = vec![
             ("authorization", authorization.as_str()),
             ("accept", "application/json"),
         ];
+        if let Some(key) = &config.subscription_key {
+            headers.push(("lw-subscription-key", key.expose()));
+        }
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        let config = &self.inner.shared.config;
         self.inner
             .shared
             .http

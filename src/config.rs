@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::secret::SecretString;
+use crate::secret::{SecretSource, SecretString};
 use crate::url::Origin;
 
 /// The vendor's token endpoint.
@@ -54,6 +54,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "user_agent",
     "max_response_bytes",
     "cache_dir",
+    "subscription_key",
+    "subscription_key_file",
 ];
 
 /// How the token request body is encoded.
@@ -81,6 +83,8 @@ pub enum ClientAuth {
 pub struct Config {
     pub(crate) client_id: String,
     pub(crate) client_secret: SecretString,
+    /// Sent as `lw-subscription-key` on every API request, never to the token endpoint.
+    pub(crate) subscription_key: Option<SecretString>,
     pub(crate) audience: String,
     pub(crate) token_url: String,
     pub(crate) api_base_url: String,
@@ -196,6 +200,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
+            .field("subscription_key", &self.subscription_key)
             .field("audience", &self.audience)
             .field("token_url", &self.token_url)
             .field("api_base_url", &self.api_base_url)
@@ -215,13 +220,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Where the secret comes from; whichever was set last wins.
-#[derive(Clone, Debug)]
-enum SecretSource {
-    Value(SecretString),
-    File(PathBuf),
-}
-
 /// Builds a [`Config`]. Setters never fail; [`ConfigBuilder::build`] validates.
 ///
 /// [`ConfigBuilder::set`] takes the contract's string keys and rejects unknown keys and
@@ -230,6 +228,7 @@ enum SecretSource {
 pub struct ConfigBuilder {
     client_id: Option<String>,
     secret: Option<SecretSource>,
+    subscription_key: Option<SecretSource>,
     audience: String,
     token_url: String,
     api_base_url: String,
@@ -252,6 +251,7 @@ impl Default for ConfigBuilder {
         ConfigBuilder {
             client_id: None,
             secret: None,
+            subscription_key: None,
             audience: DEFAULT_AUDIENCE.into(),
             token_url: DEFAULT_TOKEN_URL.into(),
             api_base_url: DEFAULT_API_BASE_URL.into(),
@@ -287,6 +287,20 @@ impl ConfigBuilder {
     /// dropped), as mounted secrets are. Unset by default.
     pub fn client_secret_file(mut self, v: impl Into<PathBuf>) -> Self {
         self.secret = Some(SecretSource::File(v.into()));
+        self
+    }
+    /// The subscription key the Transact API requires, sent as `lw-subscription-key` on every
+    /// API request (never to the token endpoint). A secret like the client secret: never
+    /// shown, zeroed when dropped. Unset by default; empty unsets it.
+    pub fn subscription_key(mut self, v: impl Into<SecretString>) -> Self {
+        self.subscription_key = Some(SecretSource::Value(v.into()));
+        self
+    }
+    /// Read the subscription key from this file at [`build`](Self::build), as
+    /// [`client_secret_file`](Self::client_secret_file) does. Unset by default; the last of
+    /// the two set wins.
+    pub fn subscription_key_file(mut self, v: impl Into<PathBuf>) -> Self {
+        self.subscription_key = Some(SecretSource::File(v.into()));
         self
     }
     /// The token audience. Default: [`DEFAULT_AUDIENCE`], `https://api.lwolf.com`.
@@ -394,6 +408,8 @@ impl ConfigBuilder {
             "client_id" => this.client_id(value),
             "client_secret" => this.client_secret(value),
             "client_secret_file" => this.client_secret_file(value),
+            "subscription_key" => this.subscription_key(value),
+            "subscription_key_file" => this.subscription_key_file(value),
             "audience" => this.audience(value),
             "token_url" => this.token_url(value),
             "api_base_url" => this.api_base_url(value),
@@ -463,14 +479,22 @@ impl ConfigBuilder {
             _ => return Err(Error::config("client_id is required")),
         };
         let client_secret = match &self.secret {
-            Some(SecretSource::Value(s)) if !s.is_empty() => s.clone(),
-            Some(SecretSource::File(path)) => read_secret_file(path)?,
-            _ => {
-                return Err(Error::config(
-                    "client_secret (or client_secret_file) is required",
-                ))
-            }
+            Some(source) => source.load("client_secret")?,
+            None => None,
+        }
+        .ok_or_else(|| Error::config("client_secret (or client_secret_file) is required"))?;
+        let subscription_key = match &self.subscription_key {
+            Some(source) => source.load("subscription_key")?,
+            None => None,
         };
+        if subscription_key
+            .as_ref()
+            .is_some_and(|k| ureq::http::HeaderValue::from_str(k.expose()).is_err())
+        {
+            return Err(Error::config(
+                "subscription_key holds characters not allowed in a header",
+            ));
+        }
         if self.audience.is_empty() {
             return Err(Error::config("audience must not be empty"));
         }
@@ -496,6 +520,7 @@ impl ConfigBuilder {
         Ok(Config {
             client_id,
             client_secret,
+            subscription_key,
             audience: self.audience.clone(),
             token_url: self.token_url.clone(),
             api_base_url: self.api_base_url.trim_end_matches('/').to_owned(),
@@ -556,35 +581,6 @@ fn unknown_key(key: &str) -> Error {
     Error::invalid_argument(format!(
         "unknown config key (not shown: it is not a key name){hint}"
     ))
-}
-
-fn read_secret_file(path: &std::path::Path) -> Result<SecretString, Error> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read client_secret_file {}: {}",
-            path.display(),
-            e.kind()
-        ))
-    })?;
-    let mut text = String::from_utf8(bytes).map_err(|e| {
-        zeroize::Zeroize::zeroize(&mut e.into_bytes());
-        Error::config("client_secret_file is not valid UTF-8")
-    })?;
-    // Mounted secrets and `echo` leave one trailing newline; the secret itself has none.
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
-    }
-    let secret = SecretString::new(text);
-    if secret.is_empty() {
-        return Err(Error::config(format!(
-            "client_secret_file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(secret)
 }
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {

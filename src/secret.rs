@@ -1,8 +1,12 @@
-//! Strings that must never be printed: the client secret and bearer tokens.
+//! Strings that must never be printed: the client secret, the subscription key and bearer
+//! tokens; and where a secret may come from.
 
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
 
 use zeroize::Zeroizing;
 
@@ -49,6 +53,57 @@ impl fmt::Display for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// Where a secret comes from: given, or read from a file at `build` (as mounted secrets
+/// are). Whichever was set last wins.
+#[derive(Clone, Debug)]
+pub(crate) enum SecretSource {
+    Value(SecretString),
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// The secret, read now if it is in a file; `key` names the setting in messages
+    /// (`client_secret`, whose file key is `client_secret_file`). `None` for an empty value.
+    pub(crate) fn load(&self, key: &str) -> Result<Option<SecretString>, Error> {
+        match self {
+            SecretSource::Value(s) if s.is_empty() => Ok(None),
+            SecretSource::Value(s) => Ok(Some(s.clone())),
+            SecretSource::File(path) => read_secret_file(path, key).map(Some),
+        }
+    }
+}
+
+/// A secret file's content, one trailing newline dropped. Unreadable, not UTF-8 or empty is
+/// [`Error::Config`], naming the file, never its content.
+fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, Error> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read {key}_file {}: {}",
+            path.display(),
+            e.kind()
+        ))
+    })?;
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        zeroize::Zeroize::zeroize(&mut e.into_bytes());
+        Error::config(format!("{key}_file is not valid UTF-8"))
+    })?;
+    // Mounted secrets and `echo` leave one trailing newline; the secret itself has none.
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    let secret = SecretString::new(text);
+    if secret.is_empty() {
+        return Err(Error::config(format!(
+            "{key}_file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(secret)
 }
 
 /// Replaces every occurrence of `secret` in `text`, so a server that echoes what it was

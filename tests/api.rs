@@ -161,6 +161,44 @@ fn a_persistent_401_or_403_is_handed_back() {
     }
 }
 
+/// The Transact API wants `lw-subscription-key` on every call: every API request carries it
+/// (a renewal's resend included), the token endpoint never sees it, and nothing prints it.
+#[test]
+fn the_subscription_key_goes_on_every_api_request_and_nowhere_else() {
+    let key = "transact-subscription-K3Y";
+    let tokens = Server::tokens();
+    let api = Server::new(Action::json(200, "{}"));
+    api.push(Action::status(401));
+    let client = Client::new(
+        builder_for(&tokens, &api)
+            .subscription_key(key)
+            .build()
+            .unwrap(),
+    );
+    for path in ["/v1/a", "/v1/b"] {
+        assert_eq!(ok(client.get(path)).status(), 200);
+    }
+    ok(client.post("/v1/c", b"{}"));
+    let sent = api.requests();
+    assert_eq!(sent.len(), 4, "the 401, its resend, and two more");
+    for r in &sent {
+        assert_eq!(r.header("lw-subscription-key"), Some(key), "{}", r.path);
+    }
+    assert_eq!(tokens.token_requests(), 2);
+    for r in tokens.requests() {
+        assert!(!r.text().contains(key), "the token request carried the key");
+        assert!(r.headers.iter().all(|(_, v)| !v.contains(key)));
+    }
+    assert!(!format!("{client:?} {:?}", client.config()).contains(key));
+
+    // A key that would break the header is refused, and not shown.
+    let e = err(builder_for(&tokens, &api)
+        .subscription_key("abc\r\nX-Evil: 1")
+        .build());
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert!(!e.to_string().contains("Evil"), "{e}");
+}
+
 /// A 401/403 that is not about the token (a missing subscription key, a missing permission)
 /// must not cost an issued token per call: one renewal per 30 s, then the answer stands.
 #[test]

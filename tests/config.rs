@@ -50,6 +50,8 @@ fn every_key_can_be_set_from_a_string() {
     let secret_file = tmp.join("secret");
     std::fs::write(&secret_file, "from-the-file-s3cr3t\n").unwrap();
     let cache = tmp.join("cache");
+    let key_file = tmp.join("subscription-key");
+    std::fs::write(&key_file, "sub-key-from-the-file\n").unwrap();
     let values: Vec<(&str, String)> = vec![
         ("client_id", "cid-from-set".into()),
         // Set first, then replaced by the file (the last of the two wins).
@@ -70,6 +72,9 @@ fn every_key_can_be_set_from_a_string() {
         ("user_agent", "agent/9".into()),
         ("max_response_bytes", "12345".into()),
         ("cache_dir", cache.to_str().unwrap().into()),
+        // Set, then replaced by the file.
+        ("subscription_key", "sub-key-given".into()),
+        ("subscription_key_file", key_file.to_str().unwrap().into()),
     ];
     let mut set: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
     let mut known: Vec<&str> = CONFIG_KEYS.to_vec();
@@ -125,6 +130,12 @@ fn every_key_can_be_set_from_a_string() {
             ("lwt_client_id".to_owned(), "tenant-9".to_owned()),
         ]
     );
+    // The subscription key goes to the API, from the file, and never to the token endpoint.
+    assert_eq!(req.header("lw-subscription-key"), None);
+    ok(client.get("/v1/anything"));
+    let api = server.requests().pop().unwrap();
+    assert_eq!(api.path, "/bo/v1/anything");
+    assert_eq!(api.header("lw-subscription-key"), Some("sub-key-from-the-file"));
     // The shared cache file holds this token, under cache_dir.
     let file = client.cache_file().expect("a cache file with cache_dir");
     assert!(file.starts_with(&cache), "{}", file.display());

@@ -86,6 +86,7 @@ impl Said {
     fn new() -> Said {
         let mut said = Said::default();
         said.forbid(SECRET);
+        said.forbid(SUBSCRIPTION_KEY);
         // Every token the tests/common servers issue carries the mark.
         said.forbid(TOKEN_MARK);
         // The secret as HTTP Basic sends it (base64 of "id:secret").
@@ -202,8 +203,13 @@ fn wire_dump() -> String {
 // ---------------------------------------------------------------------------------------------
 // Servers
 
+/// Every client of the capture also carries a subscription key: a secret like the client's.
+const SUBSCRIPTION_KEY: &str = "lw-subscription-K3Y-never-shown";
+
 fn cfg(tokens: &Server, api: &Server) -> ConfigBuilder {
-    builder_for(tokens, api).timeout(ms(400))
+    builder_for(tokens, api)
+        .timeout(ms(400))
+        .subscription_key(SUBSCRIPTION_KEY)
 }
 
 fn api_ok() -> Server {
@@ -657,6 +663,7 @@ fn everything_said_is_free_of_secrets() {
         let base = [
             ("client_id", CLIENT_ID),
             ("client_secret", SECRET),
+            ("subscription_key", SUBSCRIPTION_KEY),
             ("max_retries", "1"),
             ("retry_base_ms", "5"),
             ("timeout_ms", "600"),
@@ -955,6 +962,7 @@ fn http_to_a_host_not_named_loopback_is_refused_even_if_it_reaches_loopback() {
             let cfg = c_calls::config(&[
                 ("client_id", CLIENT_ID),
                 ("client_secret", SECRET),
+                ("subscription_key", SUBSCRIPTION_KEY),
                 (key, &url),
             ]);
             let mut client = ptr::null_mut();
@@ -1081,6 +1089,7 @@ fn absolute_urls_to_other_origins_send_the_token_nowhere() {
     let c = c_calls::client(&[
         ("client_id", CLIENT_ID),
         ("client_secret", SECRET),
+        ("subscription_key", SUBSCRIPTION_KEY),
         ("token_url", &tokens.token_url()),
         ("api_base_url", &format!("{}/backoffice", api.url())),
     ]);
