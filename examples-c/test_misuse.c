@@ -78,7 +78,8 @@ static void test_static_strings(void) {
     CHECK(strcmp(lwolf_status_name(LWOLF_ERR_INVALID_CREDENTIALS),
                  "LWOLF_ERR_INVALID_CREDENTIALS") == 0);
     CHECK(strcmp(lwolf_status_name(LWOLF_ERR_INTERNAL), "LWOLF_ERR_INTERNAL") == 0);
-    CHECK(strcmp(lwolf_status_name(12), "LWOLF_UNKNOWN_STATUS") == 0);
+    CHECK(strcmp(lwolf_status_name(12), "LWOLF_ERR_ABORTED") == 0);
+    CHECK(strcmp(lwolf_status_name(13), "LWOLF_UNKNOWN_STATUS") == 0);
     CHECK(strcmp(lwolf_status_name(0xffffffffu), "LWOLF_UNKNOWN_STATUS") == 0);
     /* The fixed values of the contract. */
     CHECK(LWOLF_OK == 0 && LWOLF_ERR_INVALID_ARGUMENT == 1 && LWOLF_ERR_CONFIG == 2);
@@ -86,6 +87,7 @@ static void test_static_strings(void) {
     CHECK(LWOLF_ERR_FORBIDDEN == 5 && LWOLF_ERR_RATE_LIMITED == 6 && LWOLF_ERR_SERVER == 7);
     CHECK(LWOLF_ERR_TRANSPORT == 8 && LWOLF_ERR_INVALID_RESPONSE == 9);
     CHECK(LWOLF_ERR_BUFFER_TOO_SMALL == 10 && LWOLF_ERR_INTERNAL == 11);
+    CHECK(LWOLF_ERR_ABORTED == 12);
     CHECK(sizeof(lwolf_status) == 4);
 }
 

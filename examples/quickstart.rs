@@ -83,7 +83,7 @@ fn run() -> Result<(), Box<dyn Error>> {
 
     // 3. An API request carries the token.
     let started = Instant::now();
-    let response = client.get("/v1/transactions")?;
+    let response = client.get("/v1/transactions").send()?;
     let took = started.elapsed();
     println!(
         "GET /v1/transactions -> {} {} in {}",

@@ -64,6 +64,8 @@ enum lwolf_status
     LWOLF_ERR_BUFFER_TOO_SMALL = 10,
     // A bug: a panic caught at the C boundary, or a state that should not happen.
     LWOLF_ERR_INTERNAL = 11,
+    // The caller's write callback stopped a streamed response (`lwolf_client_send_to`).
+    LWOLF_ERR_ABORTED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

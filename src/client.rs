@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,9 +15,10 @@ use crate::config::Config;
 use crate::disk::DiskCache;
 use crate::error::Error;
 use crate::fetch::fetch_token;
-use crate::http::{is_idempotent, parse_method, Failure, Http, RawResponse};
+use crate::http::{is_idempotent, Exchange, Failure, Http, RawResponse, Read};
+use crate::request::{Request, RequestBuilder};
 use crate::response::Response;
-use crate::retry::{self, is_retryable_status, Attempt};
+use crate::retry::{self, is_retryable_status};
 use crate::token::AccessToken;
 use crate::url::{api_url, resolve_location, Origin};
 
@@ -35,7 +37,7 @@ const MAX_REDIRECTS: u32 = 5;
 ///         .client_secret("my-secret")
 ///         .build()?,
 /// );
-/// let response = client.get("/v1/transactions")?;
+/// let response = client.get("/v1/transactions").send()?;
 /// println!("{} {}", response.status(), response.text());
 /// # Ok::<(), lwolf_auth::Error>(())
 /// ```
@@ -166,30 +168,98 @@ impl Client {
         self.inner.cache.invalidate();
     }
 
-    /// Sends `method` to `api_base_url` + `path` with the bearer token.
+    /// A request of `method` to `path`, to build and send: `path` is appended to
+    /// `api_base_url` (its path kept), or is an absolute URL on its origin (another origin is
+    /// [`Error::InvalidArgument`]: the token goes nowhere else), and may carry a query.
+    pub fn request(&self, method: &str, path: &str) -> RequestBuilder<'_> {
+        RequestBuilder::new(self, method, path)
+    }
+
+    /// A `GET` request to build and send: `client.get("/v1/offices").send()?`.
+    pub fn get(&self, path: &str) -> RequestBuilder<'_> {
+        self.request("GET", path)
+    }
+
+    /// A `HEAD` request.
+    pub fn head(&self, path: &str) -> RequestBuilder<'_> {
+        self.request("HEAD", path)
+    }
+
+    /// A `POST` request (not retried after a 5xx or a lost connection).
+    pub fn post(&self, path: &str) -> RequestBuilder<'_> {
+        self.request("POST", path)
+    }
+
+    /// A `PUT` request.
+    pub fn put(&self, path: &str) -> RequestBuilder<'_> {
+        self.request("PUT", path)
+    }
+
+    /// A `PATCH` request (not retried after a 5xx or a lost connection), as the Back Office
+    /// API updates its records.
+    pub fn patch(&self, path: &str) -> RequestBuilder<'_> {
+        self.request("PATCH", path)
+    }
+
+    /// A `DELETE` request.
+    pub fn delete(&self, path: &str) -> RequestBuilder<'_> {
+        self.request("DELETE", path)
+    }
+
+    /// An `OPTIONS` request.
+    pub fn options(&self, path: &str) -> RequestBuilder<'_> {
+        self.request("OPTIONS", path)
+    }
+
+    /// Sends `request` with the bearer token and reads the response whole (at most
+    /// `max_response_bytes`).
     ///
-    /// `path` may also be an absolute URL on the same origin as `api_base_url`; another
-    /// origin is [`Error::InvalidArgument`]. A body is sent as `application/json`.
-    /// On a 401 or 403 the token is renewed and the request sent once more, at most once per
-    /// 30 s for this identity (past that the 401/403 is handed back at once); 408, 429 and
-    /// 5xx are retried for GET, HEAD, PUT, DELETE and OPTIONS. Every HTTP status is a
+    /// It carries `Authorization: Bearer <token>`, `Accept: application/json` (unless the
+    /// request has its own), `lw-subscription-key` when one is configured, and its body with
+    /// its content type. On a 401 or 403 the token is renewed and the request sent once more,
+    /// at most once per 30 s for this identity (past that the 401/403 is handed back at
+    /// once); 408, 429, 5xx and lost connections are retried for GET, HEAD, PUT, DELETE and
+    /// OPTIONS. Redirects within the origin are followed (at most 5). Every HTTP status is a
     /// [`Response`]; errors mean no response could be had.
-    pub fn request(
+    pub fn send(&self, request: &Request) -> Result<Response, Error> {
+        self.exchange(request, None)
+    }
+
+    /// [`send`](Self::send), with the body of the response it hands back written to `out` as
+    /// it arrives, never held whole (`max_response_bytes` does not apply); the returned
+    /// response has the status and headers and an empty body. Responses the client consumes
+    /// itself (a 401/403 it renews on, a 5xx it retries, a redirect it follows) do not reach
+    /// `out`; once `out` has been written to, the exchange is final (never retried). A write
+    /// error stops the transfer: [`Error::Aborted`].
+    pub fn send_to(&self, request: &Request, out: &mut dyn Write) -> Result<Response, Error> {
+        self.exchange(request, Some(out))
+    }
+
+    fn exchange<'w>(
         &self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
+        request: &Request,
+        mut out: Option<&mut (dyn Write + 'w)>,
     ) -> Result<Response, Error> {
-        let mut method = parse_method(method)?;
         let shared = &*self.inner.shared;
-        let mut url = api_url(&shared.config.api_base_url, &shared.config.api_origin, path)?;
-        let mut body = body;
+        let mut url = api_url(
+            &shared.config.api_base_url,
+            &shared.config.api_origin,
+            &request.path_and_query(),
+        )?;
+        let mut method = request.method.clone();
+        let mut body = request.body.as_ref();
         let mut token = self.token()?;
         let mut renewed = false;
         let mut redirects = 0;
         loop {
-            let resp = self.send_with_retries(&method, &url, &mut token, body)?;
-            if matches!(resp.status, 401 | 403) && !renewed {
+            let attempt = Attempt {
+                method: &method,
+                url: &url,
+                request,
+                body,
+            };
+            let resp = self.send_with_retries(&attempt, &mut token, out.as_deref_mut())?;
+            if matches!(resp.status, 401 | 403) && !renewed && !resp.streamed {
                 renewed = true;
                 // A 401/403 is not proof that the token is bad (a missing subscription key
                 // or permission gets one too): renewing on each would cost an issued token
@@ -203,7 +273,7 @@ impl Client {
                             token.fingerprint(),
                             RENEWAL_INTERVAL.as_secs()
                         );
-                        return Ok(Response { raw: resp, url });
+                        return hand_back(resp, url, out);
                     }
                     Renewal::Claimed => {
                         log::info!(
@@ -236,53 +306,21 @@ impl Client {
                 url = next;
                 continue;
             }
-            return Ok(Response { raw: resp, url });
+            return hand_back(resp, url, out);
         }
-    }
-
-    /// `GET path`.
-    pub fn get(&self, path: &str) -> Result<Response, Error> {
-        self.request("GET", path, None)
-    }
-
-    /// `DELETE path`.
-    pub fn delete(&self, path: &str) -> Result<Response, Error> {
-        self.request("DELETE", path, None)
-    }
-
-    /// `POST path` with a JSON body.
-    pub fn post(&self, path: &str, json_body: &[u8]) -> Result<Response, Error> {
-        self.request("POST", path, Some(json_body))
-    }
-
-    /// `PUT path` with a JSON body.
-    pub fn put(&self, path: &str, json_body: &[u8]) -> Result<Response, Error> {
-        self.request("PUT", path, Some(json_body))
-    }
-
-    /// `POST path` with `value` serialized as JSON.
-    pub fn post_json<T: serde::Serialize + ?Sized>(
-        &self,
-        path: &str,
-        value: &T,
-    ) -> Result<Response, Error> {
-        let body = serde_json::to_vec(value)
-            .map_err(|e| Error::invalid_argument(format!("body does not serialize: {e}")))?;
-        self.post(path, &body)
     }
 
     /// One API exchange, retried on 408/429/5xx and lost connections for idempotent methods.
     /// A retry whose wait outlived `token` sends the token in service instead (fetching one
     /// if need be), so an expired token is never sent; `token` is then the one last sent.
-    fn send_with_retries(
+    fn send_with_retries<'w>(
         &self,
-        method: &Method,
-        url: &str,
+        attempt: &Attempt<'_>,
         token: &mut AccessToken,
-        body: Option<&[u8]>,
+        mut out: Option<&mut (dyn Write + 'w)>,
     ) -> Result<RawResponse, Error> {
         let config = &self.inner.shared.config;
-        let max_retries = if is_idempotent(method) {
+        let max_retries = if is_idempotent(attempt.method) {
             config.max_retries
         } else {
             0
@@ -293,53 +331,79 @@ impl Client {
                 config.max_response_bytes
             )
         };
-        let what = RequestName(method);
+        let what = RequestName(attempt.method);
         retry::run(&what, config.backoff(), max_retries, |attempts| {
             if attempts > 1 && !token.is_usable_now() {
                 match self.token() {
                     Ok(fresh) => *token = fresh,
-                    Err(e) => return Attempt::Done(Err(e)),
+                    Err(e) => return retry::Attempt::Done(Err(e)),
                 }
             }
-            match self.send_once(method, url, token, body) {
-                Ok(resp) if is_retryable_status(resp.status) => Attempt::Again {
-                    reason: format!("http status {}", resp.status),
-                    asked: resp.server_wait(),
-                    last: Ok(resp),
-                },
-                Ok(resp) => Attempt::Done(Ok(resp)),
+            match self.send_once(attempt, token, out.as_deref_mut()) {
+                Ok(resp) if !resp.streamed && is_retryable_status(resp.status) => {
+                    retry::Attempt::Again {
+                        reason: format!("http status {}", resp.status),
+                        asked: resp.server_wait(),
+                        last: Ok(resp),
+                    }
+                }
+                Ok(resp) => retry::Attempt::Done(Ok(resp)),
                 Err(failure) => failure.into_attempt(attempts, too_large),
             }
         })
     }
 
     /// One attempt: `Authorization: Bearer`, `Accept`, `lw-subscription-key` when one is set,
-    /// and the body as JSON.
-    fn send_once(
+    /// the request's own headers, and its body with its content type.
+    fn send_once<'w>(
         &self,
-        method: &Method,
-        url: &str,
+        attempt: &Attempt<'_>,
         token: &AccessToken,
-        body: Option<&[u8]>,
+        out: Option<&mut (dyn Write + 'w)>,
     ) -> Result<RawResponse, Failure> {
         let mut authorization = Zeroizing::new(String::with_capacity(7 + token.secret().len()));
         authorization.push_str("Bearer ");
         authorization.push_str(token.secret());
         let config = &self.inner.shared.config;
-        let mut headers = vec![
-            ("authorization", authorization.as_str()),
-            ("accept", "application/json"),
-        ];
+        let request = attempt.request;
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if request.header("accept").is_none() {
+            headers.push(("accept", "application/json"));
+        }
         if let Some(key) = &config.subscription_key {
             headers.push(("lw-subscription-key", key.expose()));
         }
-        if body.is_some() {
-            headers.push(("content-type", "application/json"));
+        if let Some((_, content_type)) = attempt.body {
+            if request.header("content-type").is_none() {
+                headers.push(("content-type", content_type.as_str()));
+            }
         }
-        self.inner
-            .shared
-            .http
-            .send(method, url, &headers, body, config.max_response_bytes)
+        headers.extend(
+            request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let exchange = Exchange {
+            method: attempt.method,
+            url: attempt.url,
+            headers: &headers,
+            body: attempt.body.map(|(bytes, _)| bytes.as_slice()),
+            timeout: request.timeout,
+        };
+        let read = match out {
+            None => Read::Whole(config.max_response_bytes),
+            // What the client acts on itself is read, not streamed: renewals, retries,
+            // redirects. If it is handed back after all, `hand_back` writes it out.
+            Some(out) => Read::Stream {
+                keep: &|status| {
+                    matches!(status, 401 | 403 | 300..=399) || is_retryable_status(status)
+                },
+                limit: config.max_response_bytes,
+                out,
+            },
+        };
+        self.inner.shared.http.send(&exchange, read)
     }
 
     /// Where a 3xx points, if it may be followed: within the API's origin and the limit.
@@ -356,6 +420,34 @@ impl Client {
             }
         }
     }
+}
+
+/// One exchange of a request: where it goes now (a redirect may have changed the method and
+/// dropped the body).
+struct Attempt<'a> {
+    method: &'a Method,
+    url: &'a str,
+    request: &'a Request,
+    body: Option<&'a (Vec<u8>, String)>,
+}
+
+/// The response to give the caller; with a writer, a body that was read rather than
+/// streamed (a 401/403 or 5xx handed back) is written out now, so `out` always has it.
+fn hand_back(
+    mut resp: RawResponse,
+    url: String,
+    out: Option<&mut (dyn Write + '_)>,
+) -> Result<Response, Error> {
+    if let Some(out) = out {
+        if !resp.streamed {
+            out.write_all(&resp.body)
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::aborted(e.kind()))?;
+            resp.body = Vec::new();
+            resp.streamed = true;
+        }
+    }
+    Ok(Response { raw: resp, url })
 }
 
 /// `GET request`, as the retry log names an API request.

@@ -39,6 +39,8 @@ pub enum Error {
     /// An API response's body is not the JSON [`Response::json`](crate::Response::json) was
     /// asked for (the response itself was had: see its status).
     Json(Box<str>),
+    /// The writer of a streamed response body stopped the transfer.
+    Aborted(Box<str>),
     /// A bug, or a panic caught at the C boundary.
     Internal(Box<str>),
 }
@@ -128,6 +130,10 @@ impl Error {
         Error::InvalidResponse(msg.into().into_boxed_str())
     }
 
+    pub(crate) fn aborted(kind: std::io::ErrorKind) -> Error {
+        Error::Aborted(format!("the writer stopped the transfer ({kind})").into_boxed_str())
+    }
+
     pub(crate) fn internal(msg: impl Into<String>) -> Error {
         Error::Internal(msg.into().into_boxed_str())
     }
@@ -180,6 +186,7 @@ impl fmt::Display for Error {
             }
             Error::InvalidResponse(m) => write!(f, "invalid response: {m}"),
             Error::Json(m) => write!(f, "unexpected json: {m}"),
+            Error::Aborted(m) => write!(f, "aborted: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -200,6 +207,7 @@ impl fmt::Debug for Error {
             Error::Transport(_) => "Transport",
             Error::InvalidResponse(_) => "InvalidResponse",
             Error::Json(_) => "Json",
+            Error::Aborted(_) => "Aborted",
             Error::Internal(_) => "Internal",
         };
         write!(f, "{name}({self})")

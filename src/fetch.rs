@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::error::{Error, HttpFailure};
-use crate::http::{Http, RawResponse};
+use crate::http::{Exchange, Http, RawResponse, Read};
 use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::scrub;
 use crate::token::{
@@ -60,13 +60,14 @@ pub(crate) fn fetch_token(
                 refresh_ratio: config.refresh_ratio,
                 jitter: crate::jitter::fraction(),
             };
-            let outcome = http.send(
-                &Method::POST,
-                &config.token_url,
-                &headers,
-                Some(&body),
-                MAX_TOKEN_RESPONSE_BYTES,
-            );
+            let exchange = Exchange {
+                method: &Method::POST,
+                url: &config.token_url,
+                headers: &headers,
+                body: Some(&body),
+                timeout: None,
+            };
+            let outcome = http.send(&exchange, Read::Whole(MAX_TOKEN_RESPONSE_BYTES));
             let resp = match outcome {
                 Ok(resp) => resp,
                 Err(failure) => {

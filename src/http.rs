@@ -17,12 +17,38 @@ use crate::resolve::CachingResolver;
 use crate::retry::{self, Attempt};
 use crate::url::is_loopback_host;
 
-/// A response read whole, headers lower-cased by ureq.
+/// A response, headers lower-cased by ureq: its body read whole, or (`streamed`) written
+/// out as it arrived and not kept.
 #[derive(Clone, Debug)]
 pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    pub streamed: bool,
+}
+
+/// One HTTP exchange to make.
+pub(crate) struct Exchange<'a> {
+    pub method: &'a Method,
+    pub url: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: Option<&'a [u8]>,
+    /// This attempt's bound, instead of the client's `timeout_ms`.
+    pub timeout: Option<Duration>,
+}
+
+/// What to do with a response body.
+pub(crate) enum Read<'a> {
+    /// Read it whole, at most this many bytes.
+    Whole(usize),
+    /// Write it to `out` as it arrives, unless `keep(status)` says the library consumes this
+    /// response itself (a 401 to renew on, a 5xx to retry): that one is read whole, at most
+    /// `limit` bytes.
+    Stream {
+        keep: &'a dyn Fn(u16) -> bool,
+        limit: usize,
+        out: &'a mut (dyn std::io::Write + 'a),
+    },
 }
 
 impl RawResponse {
@@ -59,6 +85,8 @@ pub(crate) enum Failure {
     TooLarge,
     /// DNS, connect, TLS, I/O, timeout.
     Transport(TransportFailure),
+    /// The writer of a streamed body refused more: the transfer was stopped.
+    Aborted(std::io::ErrorKind),
 }
 
 impl Failure {
@@ -72,6 +100,7 @@ impl Failure {
     ) -> Attempt<T, Error> {
         match self {
             Failure::TooLarge => Attempt::Done(Err(Error::invalid_response(too_large()))),
+            Failure::Aborted(kind) => Attempt::Done(Err(Error::aborted(kind))),
             Failure::Transport(mut t) => {
                 t.attempts = attempts;
                 let (retryable, reason) = (t.retryable, t.message.clone());
@@ -201,18 +230,10 @@ impl Http {
         }
     }
 
-    /// Sends one request and reads the response body, at most `limit` bytes.
-    pub(crate) fn send(
-        &self,
-        method: &Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<RawResponse, Failure> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| Failure::Transport(transport("invalid URL", false, None)))?;
+    /// Makes one exchange and reads the response body as `read` says.
+    pub(crate) fn send(&self, x: &Exchange<'_>, read: Read<'_>) -> Result<RawResponse, Failure> {
+        let invalid = |what| Failure::Transport(transport(what, false, None));
+        let uri: Uri = x.url.parse().map_err(|_| invalid("invalid URL"))?;
         // Loopback never goes through a proxy: local development and tests stay local.
         let agent = match (&self.proxied, uri.host()) {
             (Some((proxied, no_proxy)), Some(host))
@@ -222,26 +243,20 @@ impl Http {
             }
             _ => &self.direct,
         };
-        let mut builder = Request::builder().method(method.clone()).uri(uri);
-        for (name, value) in headers {
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| Failure::Transport(transport("invalid header value", false, None)))?;
+        let mut builder = Request::builder().method(x.method.clone()).uri(uri);
+        for (name, value) in x.headers {
+            let value =
+                HeaderValue::from_str(value).map_err(|_| invalid("invalid header value"))?;
             builder = builder.header(*name, value);
         }
-        let result = match body {
-            Some(bytes) => builder.body(bytes).map(|r| agent.run(r)),
-            None => builder.body(()).map(|r| agent.run(r)),
+        let result = match x.body {
+            Some(bytes) => builder.body(bytes).map(|r| run(agent, x.timeout, r)),
+            None => builder.body(()).map(|r| run(agent, x.timeout, r)),
         };
         let mut response = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(Failure::Transport(from_ureq(e))),
-            Err(_) => {
-                return Err(Failure::Transport(transport(
-                    "invalid request",
-                    false,
-                    None,
-                )))
-            }
+            Err(_) => return Err(invalid("invalid request")),
         };
         let status = response.status().as_u16();
         let headers = response
@@ -254,21 +269,74 @@ impl Http {
                 )
             })
             .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(limit as u64)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => Failure::TooLarge,
-                e => Failure::Transport(from_ureq(e)),
-            })?;
+        let read_whole = |response: &mut ureq::http::Response<ureq::Body>, limit: usize| {
+            response
+                .body_mut()
+                .with_config()
+                .limit(limit as u64)
+                .read_to_vec()
+                .map_err(|e| match e {
+                    ureq::Error::BodyExceedsLimit(_) => Failure::TooLarge,
+                    e => Failure::Transport(from_ureq(e)),
+                })
+        };
+        let (body, streamed) = match read {
+            Read::Whole(limit) => (read_whole(&mut response, limit)?, false),
+            Read::Stream { keep, limit, .. } if keep(status) => {
+                (read_whole(&mut response, limit)?, false)
+            }
+            Read::Stream { out, .. } => {
+                stream(&mut response.body_mut().as_reader(), out)?;
+                (Vec::new(), true)
+            }
+        };
         Ok(RawResponse {
             status,
             headers,
             body,
+            streamed,
         })
     }
+}
+
+/// Runs `request` on `agent`, bounded by `timeout` instead of the agent's own when given.
+fn run<B: ureq::AsSendBody>(
+    agent: &Agent,
+    timeout: Option<Duration>,
+    request: Request<B>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    match timeout {
+        Some(t) => agent.run(
+            agent
+                .configure_request(request)
+                .timeout_global(Some(t))
+                .build(),
+        ),
+        None => agent.run(request),
+    }
+}
+
+/// Copies a body to `out` in pieces. Once anything was written the exchange is final: a
+/// failure after that is not worth a retry (the caller has half a body).
+fn stream(body: &mut dyn std::io::Read, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut written = false;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let mut t = transport(&format!("i/o error: {}", e.kind()), !written, None);
+                t.source = Some(Arc::new(e));
+                return Err(Failure::Transport(t));
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| Failure::Aborted(e.kind()))?;
+        written = true;
+    }
+    out.flush().map_err(|e| Failure::Aborted(e.kind()))
 }
 
 fn transport(

@@ -15,7 +15,7 @@
 //! println!("token {} expires at {:?}", token.fingerprint(), token.expires_at());
 //!
 //! // API requests carry `Authorization: Bearer <token>`.
-//! let transactions = client.get("/v1/transactions")?;
+//! let transactions = client.get("/v1/transactions").send()?;
 //! println!("{}", transactions.status());
 //! # Ok::<(), lwolf_auth::Error>(())
 //! ```
@@ -37,6 +37,7 @@ mod fetch;
 pub mod ffi;
 mod http;
 mod jitter;
+mod request;
 mod resolve;
 mod response;
 pub mod retry;
@@ -55,6 +56,7 @@ pub use config::{
     DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
 };
 pub use error::{Error, HttpFailure, TransportFailure};
+pub use request::{Request, RequestBuilder, DEFAULT_CONTENT_TYPE};
 pub use response::Response;
 pub use secret::SecretString;
 pub use token::{

@@ -34,7 +34,7 @@ fn bearer(n: usize) -> String {
 #[test]
 fn get_sends_the_bearer_token_and_accept_to_the_base_path() {
     let s = setup();
-    let resp = ok(s.client.get("/v1/x"));
+    let resp = ok(s.client.get("/v1/x").send());
     assert_eq!(resp.status(), 200);
     assert!(resp.is_success());
     assert_eq!(s.tokens.token_requests(), 1);
@@ -51,8 +51,8 @@ fn get_sends_the_bearer_token_and_accept_to_the_base_path() {
     assert!(resp.url().ends_with("/backoffice/v1/x"), "{}", resp.url());
 
     // The token is cached across requests.
-    ok(s.client.get("/v1/y?page=2&size=10"));
-    ok(s.client.request("get", "v1/z", None));
+    ok(s.client.get("/v1/y?page=2&size=10").send());
+    ok(s.client.request("get", "v1/z").send());
     assert_eq!(s.tokens.token_requests(), 1);
     assert_eq!(s.api.request(1).path, "/backoffice/v1/y?page=2&size=10");
     assert_eq!(s.api.request(2).path, "/backoffice/v1/z");
@@ -69,7 +69,7 @@ fn a_trailing_slash_on_the_base_is_not_doubled() {
             .build()
             .unwrap(),
     );
-    assert_eq!(ok(client.get("/v1/x")).status(), 204);
+    assert_eq!(ok(client.get("/v1/x").send()).status(), 204);
     assert_eq!(api.request(0).path, "/backoffice/v1/x");
 }
 
@@ -77,11 +77,20 @@ fn a_trailing_slash_on_the_base_is_not_doubled() {
 fn bodies_are_sent_as_json() {
     let s = setup();
     let body = br#"{"name":"Main St","price":100}"#;
-    ok(s.client.post("/v1/items", body));
-    ok(s.client.put("/v1/items/7", body));
-    ok(s.client.post_json("/v1/items", &json!({"a": [1, 2]})));
-    ok(s.client.request("PATCH", "/v1/items/7", Some(b"{}")));
-    ok(s.client.delete("/v1/items/7"));
+    ok(s.client
+        .post("/v1/items")
+        .body(body.to_vec(), "application/json")
+        .send());
+    ok(s.client
+        .put("/v1/items/7")
+        .body(body.to_vec(), "application/json")
+        .send());
+    ok(s.client.post("/v1/items").send_json(&json!({"a": [1, 2]})));
+    ok(s.client
+        .request("PATCH", "/v1/items/7")
+        .body(b"{}".to_vec(), "application/json")
+        .send());
+    ok(s.client.delete("/v1/items/7").send());
 
     let reqs = s.api.requests();
     let methods: Vec<&str> = reqs.iter().map(|r| r.method.as_str()).collect();
@@ -107,7 +116,7 @@ fn bodies_are_sent_as_json() {
 fn a_bad_method_is_an_invalid_argument_and_nothing_is_sent() {
     let s = setup();
     for method in ["", "GE T", "GET\r\nX: y", "PÖST"] {
-        let e = err(s.client.request(method, "/v1/x", None));
+        let e = err(s.client.request(method, "/v1/x").send());
         assert!(matches!(e, Error::InvalidArgument(_)), "{method:?}: {e:?}");
         assert_eq!(lwolf_status::from(&e) as u32, 1);
     }
@@ -119,7 +128,7 @@ fn a_401_renews_the_token_once_and_resends() {
     let s = setup();
     s.api
         .push(Action::json(401, r#"{"message":"token expired"}"#));
-    let resp = ok(s.client.get("/v1/x"));
+    let resp = ok(s.client.get("/v1/x").send());
     assert_eq!(resp.status(), 200);
     assert_eq!(s.tokens.token_requests(), 2, "exactly one new token");
     let reqs = s.api.requests();
@@ -134,7 +143,11 @@ fn a_401_renews_the_token_once_and_resends() {
 fn a_403_renews_the_token_once_and_resends_a_post_too() {
     let s = setup();
     s.api.push(Action::status(403));
-    let resp = ok(s.client.post("/v1/items", b"{\"a\":1}"));
+    let resp = ok(s
+        .client
+        .post("/v1/items")
+        .body(b"{\"a\":1}".to_vec(), "application/json")
+        .send());
     assert_eq!(resp.status(), 200);
     assert_eq!(s.tokens.token_requests(), 2);
     let reqs = s.api.requests();
@@ -152,7 +165,7 @@ fn a_persistent_401_or_403_is_handed_back() {
             Action::json(status, r#"{"message":"no access"}"#).header("WWW-Authenticate", "Bearer"),
         );
         let client = Client::new(builder_for(&tokens, &api).build().unwrap());
-        let resp = ok(client.get("/v1/x"));
+        let resp = ok(client.get("/v1/x").send());
         assert_eq!(resp.status(), status);
         assert_eq!(resp.text(), r#"{"message":"no access"}"#);
         assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
@@ -176,9 +189,12 @@ fn the_subscription_key_goes_on_every_api_request_and_nowhere_else() {
             .unwrap(),
     );
     for path in ["/v1/a", "/v1/b"] {
-        assert_eq!(ok(client.get(path)).status(), 200);
+        assert_eq!(ok(client.get(path).send()).status(), 200);
     }
-    ok(client.post("/v1/c", b"{}"));
+    ok(client
+        .post("/v1/c")
+        .body(b"{}".to_vec(), "application/json")
+        .send());
     let sent = api.requests();
     assert_eq!(sent.len(), 4, "the 401, its resend, and two more");
     for r in &sent {
@@ -208,7 +224,7 @@ fn renewals_forced_by_401_or_403_are_bounded() {
         let api = Server::new(Action::json(status, r#"{"message":"subscription key"}"#));
         let client = Client::new(builder_for(&tokens, &api).build().unwrap());
         for _ in 0..200 {
-            assert_eq!(ok(client.get("/v1/x")).status(), status);
+            assert_eq!(ok(client.get("/v1/x").send()).status(), status);
         }
         assert_eq!(
             tokens.token_requests(),
@@ -229,17 +245,17 @@ fn renewals_forced_by_401_or_403_are_bounded() {
 fn a_revoked_token_is_renewed_then_the_bound_holds_for_its_identity_only() {
     let s = setup();
     s.api.push(Action::status(401));
-    assert_eq!(ok(s.client.get("/v1/x")).status(), 200);
+    assert_eq!(ok(s.client.get("/v1/x").send()).status(), 200);
     assert_eq!(s.tokens.token_requests(), 2);
     // Revoked again within 30 s: handed back, no third token.
     s.api.push(Action::status(401));
-    assert_eq!(ok(s.client.get("/v1/x")).status(), 401);
+    assert_eq!(ok(s.client.get("/v1/x").send()).status(), 401);
     assert_eq!(s.tokens.token_requests(), 2);
     // Another customer instance is another identity, with a bound of its own.
     let tenant = ok(s.client.for_tenant("tenant-2"));
     ok(tenant.token());
     s.api.push(Action::status(401));
-    assert_eq!(ok(tenant.get("/v1/x")).status(), 200);
+    assert_eq!(ok(tenant.get("/v1/x").send()).status(), 200);
     assert_eq!(s.tokens.token_requests(), 4);
 }
 
@@ -251,7 +267,7 @@ fn a_token_renewed_meanwhile_is_not_dropped() {
     s.api.push(Action::status(401).after(ms(1000)));
     let requester = {
         let client = s.client.clone();
-        thread::spawn(move || client.get("/v1/x"))
+        thread::spawn(move || client.get("/v1/x").send())
     };
     s.api.wait_for_requests(1, secs(10));
     s.client.invalidate();
@@ -276,8 +292,11 @@ fn server_errors_are_retried_for_idempotent_methods_only() {
         let s = setup();
         s.api.push(Action::status(503));
         s.api.push(Action::status(502));
-        let body = (method == "PUT").then_some(&b"{}"[..]);
-        let resp = ok(s.client.request(method, "/v1/x", body));
+        let mut request = s.client.request(method, "/v1/x");
+        if method == "PUT" {
+            request = request.body(b"{}".to_vec(), "application/json");
+        }
+        let resp = ok(request.send());
         assert_eq!(resp.status(), 200, "{method}");
         assert_eq!(s.api.request_count(), 3, "{method} is retried");
         assert!(s.api.requests().iter().all(|r| r.method == method));
@@ -285,7 +304,11 @@ fn server_errors_are_retried_for_idempotent_methods_only() {
     for method in ["POST", "PATCH"] {
         let s = setup();
         s.api.push(Action::status(503));
-        let resp = ok(s.client.request(method, "/v1/x", Some(b"{}")));
+        let resp = ok(s
+            .client
+            .request(method, "/v1/x")
+            .body(b"{}".to_vec(), "application/json")
+            .send());
         assert_eq!(resp.status(), 503, "{method}: the 503 is the response");
         assert_eq!(s.api.request_count(), 1, "{method} is not retried");
     }
@@ -296,7 +319,7 @@ fn exhausted_api_retries_hand_back_the_last_response() {
     let s = setup();
     s.api
         .set_default(Action::json(500, r#"{"message":"boom"}"#));
-    let resp = ok(s.client.get("/v1/x"));
+    let resp = ok(s.client.get("/v1/x").send());
     assert_eq!(resp.status(), 500);
     assert_eq!(resp.text(), r#"{"message":"boom"}"#);
     assert_eq!(s.api.request_count(), 3, "max_retries 2: three attempts");
@@ -313,7 +336,7 @@ fn api_retry_after_is_honoured() {
             .build()
             .unwrap(),
     );
-    assert_eq!(ok(client.get("/v1/x")).status(), 200);
+    assert_eq!(ok(client.get("/v1/x").send()).status(), 200);
     assert!(api.request(1).at - api.request(0).at >= ms(1000));
 }
 
@@ -326,12 +349,16 @@ fn any_status_is_a_response_not_an_error() {
     ));
     s.api.push(Action::json(400, r#"{"message":"bad filter"}"#));
     s.api.push(Action::status(500));
-    let r = ok(s.client.get("/v1/transactions/9"));
+    let r = ok(s.client.get("/v1/transactions/9").send());
     assert_eq!(r.status(), 404);
     assert!(!r.is_success());
-    let r = ok(s.client.get("/v1/transactions?filter=bad"));
+    let r = ok(s.client.get("/v1/transactions?filter=bad").send());
     assert_eq!(r.status(), 400);
-    let r = ok(s.client.post("/v1/transactions", b"{}"));
+    let r = ok(s
+        .client
+        .post("/v1/transactions")
+        .body(b"{}".to_vec(), "application/json")
+        .send());
     assert_eq!(r.status(), 500);
 }
 
@@ -339,13 +366,17 @@ fn any_status_is_a_response_not_an_error() {
 fn a_lost_connection_is_retried_for_get_but_not_for_post() {
     let s = setup();
     s.api.push(Action::Reset);
-    let resp = ok(s.client.get("/v1/x"));
+    let resp = ok(s.client.get("/v1/x").send());
     assert_eq!(resp.status(), 200);
     assert_eq!(s.api.request_count(), 2);
 
     let s = setup();
     s.api.push(Action::Reset);
-    let e = err(s.client.post("/v1/x", b"{}"));
+    let e = err(s
+        .client
+        .post("/v1/x")
+        .body(b"{}".to_vec(), "application/json")
+        .send());
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
     assert_eq!(e.attempts(), 1);
     assert_eq!(s.api.request_count(), 1, "a POST is never sent twice");
@@ -357,7 +388,7 @@ fn an_api_timeout_is_retried_for_get() {
     let api = Server::new(Action::status(200));
     api.push(Action::Hang);
     let client = Client::new(builder_for(&tokens, &api).timeout(ms(300)).build().unwrap());
-    assert_eq!(ok(client.get("/v1/x")).status(), 200);
+    assert_eq!(ok(client.get("/v1/x").send()).status(), 200);
     assert_eq!(api.request_count(), 2);
 }
 
@@ -369,7 +400,7 @@ fn a_token_failure_fails_the_request_and_nothing_reaches_the_api() {
     ));
     let api = Server::new(Action::status(200));
     let client = Client::new(builder_for(&tokens, &api).build().unwrap());
-    let e = err(client.get("/v1/x"));
+    let e = err(client.get("/v1/x").send());
     assert!(matches!(e, Error::InvalidCredentials(_)), "{e:?}");
     assert_eq!(api.connections(), 0);
 }
@@ -382,7 +413,7 @@ fn a_foreign_origin_is_refused_and_nothing_is_sent() {
     let other_scheme = format!("https://{}/backoffice/v1/x", s.api.addr());
     let other_host = format!("http://localhost:{}/backoffice/v1/x", s.api.port());
     for url in [same_host_other_port, other_scheme, other_host] {
-        let e = err(s.client.get(&url));
+        let e = err(s.client.get(&url).send());
         assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e:?}");
         assert_eq!(lwolf_status::from(&e) as u32, 1);
     }
@@ -395,7 +426,7 @@ fn a_foreign_origin_is_refused_and_nothing_is_sent() {
 fn a_same_origin_absolute_url_is_used_as_is() {
     let s = setup();
     let url = format!("{}/elsewhere/y?q=1", s.api.url());
-    let resp = ok(s.client.get(&url));
+    let resp = ok(s.client.get(&url).send());
     assert_eq!(resp.status(), 200);
     let req = s.api.request(0);
     assert_eq!(req.path, "/elsewhere/y?q=1", "not joined to the base path");
@@ -411,7 +442,7 @@ fn redirects_within_the_origin_are_followed_with_the_token() {
         &format!("{}/backoffice/v1/last", s.api.url()),
     ));
     s.api.push(Action::redirect(307, "relative"));
-    let resp = ok(s.client.get("/v1/x"));
+    let resp = ok(s.client.get("/v1/x").send());
     assert_eq!(resp.status(), 200);
     let reqs = s.api.requests();
     let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
@@ -439,7 +470,10 @@ fn redirects_within_the_origin_are_followed_with_the_token() {
 fn redirect_methods_307_keeps_post_303_turns_into_get() {
     let s = setup();
     s.api.push(Action::redirect(307, "/backoffice/v1/again"));
-    ok(s.client.post("/v1/x", b"{\"k\":1}"));
+    ok(s.client
+        .post("/v1/x")
+        .body(b"{\"k\":1}".to_vec(), "application/json")
+        .send());
     let reqs = s.api.requests();
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[1].method, "POST");
@@ -447,7 +481,10 @@ fn redirect_methods_307_keeps_post_303_turns_into_get() {
 
     let s = setup();
     s.api.push(Action::redirect(303, "/backoffice/v1/result"));
-    ok(s.client.post("/v1/x", b"{\"k\":1}"));
+    ok(s.client
+        .post("/v1/x")
+        .body(b"{\"k\":1}".to_vec(), "application/json")
+        .send());
     let reqs = s.api.requests();
     assert_eq!(reqs[1].method, "GET");
     assert!(reqs[1].body.is_empty());
@@ -458,7 +495,7 @@ fn at_most_five_redirects_are_followed() {
     let s = setup();
     s.api
         .set_default(Action::redirect(302, "/backoffice/v1/loop"));
-    let resp = ok(s.client.get("/v1/x"));
+    let resp = ok(s.client.get("/v1/x").send());
     assert_eq!(
         resp.status(),
         302,
@@ -474,7 +511,7 @@ fn a_redirect_to_another_origin_is_not_followed() {
     let other = Server::new(Action::status(200));
     let target = format!("{}/steal", other.url());
     s.api.push(Action::redirect(302, &target));
-    let resp = ok(s.client.get("/v1/x"));
+    let resp = ok(s.client.get("/v1/x").send());
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.header("Location"), Some(target.as_str()));
     assert_eq!(s.api.request_count(), 1);
@@ -490,12 +527,12 @@ fn a_redirect_to_another_origin_is_not_followed() {
         307,
         &format!("//localhost:{}/steal", s.api.port()),
     ));
-    assert_eq!(ok(s.client.get("/v1/x")).status(), 307);
+    assert_eq!(ok(s.client.get("/v1/x").send()).status(), 307);
     s.api.push(Action::redirect(
         308,
         &format!("https://{}/steal", s.api.addr()),
     ));
-    assert_eq!(ok(s.client.get("/v1/x")).status(), 308);
+    assert_eq!(ok(s.client.get("/v1/x").send()).status(), 308);
     assert_eq!(s.api.request_count(), 2);
 }
 
@@ -508,7 +545,11 @@ fn response_accessors() {
             .header("X-Multi", "first")
             .header("X-Multi", "second"),
     );
-    let resp = ok(s.client.post("/v1/items", b"{}"));
+    let resp = ok(s
+        .client
+        .post("/v1/items")
+        .body(b"{}".to_vec(), "application/json")
+        .send());
     assert_eq!(resp.status(), 201);
     assert!(resp.is_success());
     for name in ["x-request-id", "X-Request-Id", "X-REQUEST-ID"] {
@@ -550,7 +591,7 @@ fn max_response_bytes_is_enforced() {
             .unwrap(),
     );
     assert_eq!(client.config().max_response_bytes(), 1024);
-    let e = err(client.get("/v1/big"));
+    let e = err(client.get("/v1/big").send());
     assert!(matches!(e, Error::InvalidResponse(_)), "{e:?}");
     assert!(e.to_string().contains("max_response_bytes"), "{e}");
     assert_eq!(
@@ -561,13 +602,13 @@ fn max_response_bytes_is_enforced() {
 
     // A body right at the limit is fine.
     api.set_default(Action::body(200, vec![b'x'; 1024]));
-    assert_eq!(ok(client.get("/v1/exact")).body().len(), 1024);
+    assert_eq!(ok(client.get("/v1/exact").send()).body().len(), 1024);
 
     // The default limit allows much more than 64 KiB (that cap is for token responses).
     let s = setup();
     s.api
         .set_default(Action::body(200, vec![b'y'; 1024 * 1024]));
-    assert_eq!(ok(s.client.get("/v1/mib")).body().len(), 1024 * 1024);
+    assert_eq!(ok(s.client.get("/v1/mib").send()).body().len(), 1024 * 1024);
 }
 
 #[test]
@@ -604,8 +645,8 @@ fn for_tenant_shares_settings_and_has_its_own_token() {
     assert_eq!(s.tokens.token_requests(), 2);
 
     // Each tenant's API requests carry its own token.
-    ok(a.get("/v1/x"));
-    ok(b.get("/v1/x"));
+    ok(a.get("/v1/x").send());
+    ok(b.get("/v1/x").send());
     let auths: Vec<String> = s
         .api
         .requests()
@@ -634,7 +675,7 @@ fn a_tenant_client_outlives_its_parent() {
     tenant.invalidate();
     let t2 = ok(tenant.token());
     assert_ne!(t.secret(), t2.secret());
-    assert_eq!(ok(tenant.get("/v1/x")).status(), 200);
+    assert_eq!(ok(tenant.get("/v1/x").send()).status(), 200);
     assert_eq!(
         s.tokens.request(1).json()["lwt_client_id"],
         json!("tenant-X")

@@ -132,10 +132,13 @@ fn every_key_can_be_set_from_a_string() {
     );
     // The subscription key goes to the API, from the file, and never to the token endpoint.
     assert_eq!(req.header("lw-subscription-key"), None);
-    ok(client.get("/v1/anything"));
+    ok(client.get("/v1/anything").send());
     let api = server.requests().pop().unwrap();
     assert_eq!(api.path, "/bo/v1/anything");
-    assert_eq!(api.header("lw-subscription-key"), Some("sub-key-from-the-file"));
+    assert_eq!(
+        api.header("lw-subscription-key"),
+        Some("sub-key-from-the-file")
+    );
     // The shared cache file holds this token, under cache_dir.
     let file = client.cache_file().expect("a cache file with cache_dir");
     assert!(file.starts_with(&cache), "{}", file.display());

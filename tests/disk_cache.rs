@@ -713,7 +713,7 @@ fn a_token_on_disk_that_the_api_rejects_is_replaced() {
 
     // B reads the dead token from the file, gets one 401, drops it, fetches one new token.
     let b = client(&sandbox, &tmp.join("cache"));
-    let response = b.get("/v1/transactions").unwrap();
+    let response = b.get("/v1/transactions").send().unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(sandbox.api_requests(), 2);
     assert_eq!(sandbox.token_requests(), 2);
@@ -723,7 +723,7 @@ fn a_token_on_disk_that_the_api_rejects_is_replaced() {
 
     // A still holds the dead token in memory: one 401, then B's token from the file,
     // and no new token request.
-    assert_eq!(a.get("/v1/offices").unwrap().status(), 200);
+    assert_eq!(a.get("/v1/offices").send().unwrap().status(), 200);
     assert_eq!(sandbox.api_requests(), 4);
     assert_eq!(sandbox.token_requests(), 2);
     assert_eq!(a.cached_token().unwrap().secret(), new.secret());

@@ -3,7 +3,7 @@
 //! (retried and recovered, a specific `Error` variant, or a specific response status), each
 //! bounded in time, none panicking, none leaking the secret or a token.
 //!
-//! Every row makes one `client.get("/v1/x")` with a fresh client and fresh servers: for a
+//! Every row makes one `client.get("/v1/x").send()` with a fresh client and fresh servers: for a
 //! token-endpoint row the API is healthy and the fault is on `POST /oauth/token`; for an API
 //! row the token endpoint is healthy and the fault is on `GET /backoffice/v1/x`. The rows
 //! run on a few threads; `cargo test --test fault_matrix -- --nocapture` prints the matrix.
@@ -741,7 +741,7 @@ fn run_row(row: &Row) -> Outcome {
     assert_no_secret(&format!("{client:?}"));
 
     let started = Instant::now();
-    let result = client.get("/v1/x");
+    let result = client.get("/v1/x").send();
     let elapsed = started.elapsed();
 
     let count_at =
@@ -944,7 +944,7 @@ fn a_retry_never_carries_a_token_that_expired_during_the_wait() {
     tokens.push_n(Action::status(500), 3);
     thread::sleep((sent + ms(1820)).saturating_duration_since(Instant::now()));
     api.push(Action::status(503).header("Retry-After", "1"));
-    let resp = ok(client.get("/v1/x"));
+    let resp = ok(client.get("/v1/x").send());
     let reqs = api.requests();
     assert_eq!(resp.status(), 200);
     assert_eq!(

@@ -337,7 +337,7 @@ fn oidc_provider_client_secret_post_form_jwt_and_caching() {
         assert_eq!(ok(client.token()).secret(), token.secret());
     }
     for _ in 0..5 {
-        assert_eq!(ok(client.get("/v1/x")).status(), 200);
+        assert_eq!(ok(client.get("/v1/x").send()).status(), 200);
     }
     assert_eq!(server.settle("grant.success", 1), 1);
     assert_eq!(server.count("grant.error"), 0);

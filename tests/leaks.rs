@@ -346,11 +346,20 @@ fn everything_said_is_free_of_secrets() {
         said.text("Display of AccessToken", token.to_string());
         said.debug("Client with a token", &client);
         for r in [
-            client.get("/v1/x"),
-            client.post("/v1/items", br#"{"a":1}"#),
-            client.put("/v1/items/1", b"{}"),
-            client.delete("/v1/items/1"),
-            client.request("PATCH", "/v1/items/1", Some(b"{}")),
+            client.get("/v1/x").send(),
+            client
+                .post("/v1/items")
+                .body(br#"{"a":1}"#.to_vec(), "application/json")
+                .send(),
+            client
+                .put("/v1/items/1")
+                .body(b"{}".to_vec(), "application/json")
+                .send(),
+            client.delete("/v1/items/1").send(),
+            client
+                .request("PATCH", "/v1/items/1")
+                .body(b"{}".to_vec(), "application/json")
+                .send(),
         ] {
             let resp = ok(r);
             said.debug("Response", &resp);
@@ -522,7 +531,7 @@ fn everything_said_is_free_of_secrets() {
         said.outcome(&format!("token endpoint: {name}: token()"), &client.token());
         said.outcome(
             &format!("token endpoint: {name}: get()"),
-            &client.get("/v1/x"),
+            &client.get("/v1/x").send(),
         );
         said.debug("Client after a failure", &client);
     }
@@ -607,8 +616,14 @@ fn everything_said_is_free_of_secrets() {
                 .build()
                 .unwrap(),
         );
-        said.outcome(&format!("api: {name}"), &client.get("/v1/x"));
-        said.outcome(&format!("api: {name}: PUT"), &client.put("/v1/x", b"{}"));
+        said.outcome(&format!("api: {name}"), &client.get("/v1/x").send());
+        said.outcome(
+            &format!("api: {name}: PUT"),
+            &client
+                .put("/v1/x")
+                .body(b"{}".to_vec(), "application/json")
+                .send(),
+        );
         said.debug("Client after an API fault", &client);
     }
     // Bad arguments.
@@ -616,9 +631,9 @@ fn everything_said_is_free_of_secrets() {
         let tokens = Server::tokens();
         let api = api_ok();
         let client = Client::new(cfg(&tokens, &api).build().unwrap());
-        said.outcome("bad method", &client.request("GE T", "/v1/x", None));
-        said.outcome("foreign origin", &client.get("http://127.0.0.1:9/x"));
-        said.outcome("bad path", &client.get("/v1/\r\nx"));
+        said.outcome("bad method", &client.request("GE T", "/v1/x").send());
+        said.outcome("foreign origin", &client.get("http://127.0.0.1:9/x").send());
+        said.outcome("bad path", &client.get("/v1/\r\nx").send());
         let mut b = Config::builder();
         said.outcome("secret as a number", &b.set("timeout_ms", SECRET));
         said.outcome("secret as a key", &b.set(SECRET, "x"));
@@ -641,7 +656,7 @@ fn everything_said_is_free_of_secrets() {
     let good = Client::new(sandbox.config_builder().build().unwrap());
     let sandbox_token = ok(good.token());
     said.forbid(sandbox_token.secret());
-    said.outcome("sandbox request", &good.get("/v1/transactions"));
+    said.outcome("sandbox request", &good.get("/v1/transactions").send());
     let wrong_secret = "wrong-s3cr3t-for-the-sandbox";
     said.forbid(wrong_secret);
     let bad = Client::new(
@@ -653,7 +668,10 @@ fn everything_said_is_free_of_secrets() {
     );
     said.outcome("sandbox, wrong secret", &bad.token());
     sandbox.expire_tokens();
-    said.outcome("sandbox, token revoked", &good.get("/v1/transactions"));
+    said.outcome(
+        "sandbox, token revoked",
+        &good.get("/v1/transactions").send(),
+    );
     said.debug("Sandbox after use", &sandbox);
 
     // The C ABI: every failure's last-error message.
@@ -855,7 +873,7 @@ fn https_sends_nothing_readable_to_a_plain_server() {
             "token_url" => b = b.token_url(format!("{url}/oauth/token")),
             _ => b = b.api_base_url(format!("{url}/backoffice")),
         }
-        let e = err(Client::new(b.build().unwrap()).get("/v1/x"));
+        let e = err(Client::new(b.build().unwrap()).get("/v1/x").send());
         assert!(matches!(e, Error::Transport(_)), "{key}: {e:?}");
         thread::sleep(ms(350));
         let got = rec.received();
@@ -912,7 +930,7 @@ fn failed_tls_handshakes_send_nothing() {
         if let Some(ca) = &ca {
             b = b.ca_file(ca);
         }
-        let e = err(Client::new(b.build().unwrap()).get("/v1/x"));
+        let e = err(Client::new(b.build().unwrap()).get("/v1/x").send());
         assert!(matches!(e, Error::Transport(_)), "{name}: {e:?}");
         assert!(tls.connections() >= 1, "{name}");
         assert_eq!(
@@ -928,7 +946,7 @@ fn failed_tls_handshakes_send_nothing() {
         if let Some(ca) = &ca {
             b = b.ca_file(ca);
         }
-        let e = err(Client::new(b.build().unwrap()).get("/v1/x"));
+        let e = err(Client::new(b.build().unwrap()).get("/v1/x").send());
         assert!(matches!(e, Error::Transport(_)), "{name}: {e:?}");
         assert_eq!(
             tls.request_count(),
@@ -1045,7 +1063,7 @@ fn api_redirects_to_other_origins_send_the_token_nowhere() {
             api.push(Action::redirect(302, "/backoffice/v1/hop"));
             api.push(Action::redirect(status, location));
             let before = api.request_count();
-            let r = client.get("/v1/x");
+            let r = client.get("/v1/x").send();
             match &r {
                 Ok(resp) => assert!(
                     resp.status() == status || resp.status() == 200,
@@ -1094,7 +1112,7 @@ fn absolute_urls_to_other_origins_send_the_token_nowhere() {
         ("api_base_url", &format!("{}/backoffice", api.url())),
     ]);
     for url in &urls {
-        match client.get(url) {
+        match client.get(url).send() {
             Err(e) => {
                 assert!(matches!(e, Error::InvalidArgument(_)), "{url:?}: {e:?}");
                 assert_eq!(

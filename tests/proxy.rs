@@ -62,7 +62,7 @@ fn proxies_from_the_environment() {
     let client = Client::new(builder(&local).build().unwrap());
     let token = ok(client.token());
     assert_eq!(token.secret(), issued("t", 1));
-    assert_eq!(ok(client.get("/v1/x")).status(), 200);
+    assert_eq!(ok(client.get("/v1/x").send()).status(), 200);
     assert_eq!(local.request_count(), 2);
     assert_eq!(
         proxy.request_count(),

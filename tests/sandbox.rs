@@ -841,7 +841,7 @@ fn the_client_reads_the_api() {
     let sandbox = Sandbox::start().unwrap();
     let client = client(&sandbox);
 
-    let list = client.get("/v1/transactions").unwrap();
+    let list = client.get("/v1/transactions").send().unwrap();
     assert_eq!(list.status(), 200);
     assert_eq!(list.header("content-type"), Some("application/json"));
     let json: Value = list.json().unwrap();
@@ -863,20 +863,20 @@ fn the_client_reads_the_api() {
         }
     }
 
-    let one = client.get("/v1/transactions/txn-1002").unwrap();
+    let one = client.get("/v1/transactions/txn-1002").send().unwrap();
     assert_eq!(one.status(), 200);
     let one: Value = one.json().unwrap();
     assert_eq!(one["id"], "txn-1002");
     assert_eq!(one["address"]["city"], "San Diego");
 
-    let missing = client.get("/v1/transactions/txn-9999").unwrap();
+    let missing = client.get("/v1/transactions/txn-9999").send().unwrap();
     assert_eq!(missing.status(), 404);
     let missing: Value = missing.json().unwrap();
     assert_eq!(missing["code"], "not_found");
     assert_eq!(missing["details"], json!([]));
 
     for path in ["/v1/offices", "/v1/employees"] {
-        let r = client.get(path).unwrap();
+        let r = client.get(path).send().unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let json: Value = r.json().unwrap();
         let n = json["data"].as_array().unwrap().len();
@@ -884,11 +884,11 @@ fn the_client_reads_the_api() {
         assert_eq!(json["total"], n);
     }
 
-    let unknown = client.get("/v2/whatever").unwrap();
+    let unknown = client.get("/v2/whatever").send().unwrap();
     assert_eq!(unknown.status(), 404);
     assert_eq!(unknown.json::<Value>().unwrap()["code"], "not_found");
 
-    let not_allowed = client.delete("/v1/transactions").unwrap();
+    let not_allowed = client.delete("/v1/transactions").send().unwrap();
     assert_eq!(not_allowed.status(), 405);
 
     assert_eq!(sandbox.tokens_issued(), 1, "one token serves every request");
@@ -905,7 +905,7 @@ fn posting_a_transaction_echoes_it_with_a_new_id() {
         "address": {"street": "9 Elm Street", "city": "Austin", "state": "TX"},
         "price": 510000
     });
-    let created = client.post_json("/v1/transactions", &new).unwrap();
+    let created = client.post("/v1/transactions").send_json(&new).unwrap();
     assert_eq!(created.status(), 201);
     let body: Value = created.json().unwrap();
     let id = body["id"].as_str().unwrap().to_owned();
@@ -918,23 +918,40 @@ fn posting_a_transaction_echoes_it_with_a_new_id() {
     );
 
     let second: Value = client
-        .post_json("/v1/transactions", &json!({"number": "2024-0201"}))
+        .post("/v1/transactions")
+        .send_json(&json!({"number": "2024-0201"}))
         .unwrap()
         .json()
         .unwrap();
     assert_ne!(second["id"], body["id"]);
 
-    let fetched = client.get(&format!("/v1/transactions/{id}")).unwrap();
+    let fetched = client
+        .get(&format!("/v1/transactions/{id}"))
+        .send()
+        .unwrap();
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.json::<Value>().unwrap()["price"], 510000);
-    let list: Value = client.get("/v1/transactions").unwrap().json().unwrap();
+    let list: Value = client
+        .get("/v1/transactions")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(list["total"], 7);
 
-    let bad = client.post("/v1/transactions", b"{not json").unwrap();
+    let bad = client
+        .post("/v1/transactions")
+        .body(b"{not json".to_vec(), "application/json")
+        .send()
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let bad: Value = bad.json().unwrap();
     assert_eq!(bad["code"], "invalid_request");
-    let array = client.post("/v1/transactions", b"[]").unwrap();
+    let array = client
+        .post("/v1/transactions")
+        .body(b"[]".to_vec(), "application/json")
+        .send()
+        .unwrap();
     assert_eq!(array.status(), 400);
 }
 
@@ -942,7 +959,7 @@ fn posting_a_transaction_echoes_it_with_a_new_id() {
 fn expired_tokens_are_renewed_transparently() {
     let sandbox = Sandbox::start().unwrap();
     let client = client(&sandbox);
-    assert_eq!(client.get("/v1/transactions").unwrap().status(), 200);
+    assert_eq!(client.get("/v1/transactions").send().unwrap().status(), 200);
     let first = client.token().unwrap();
     assert_eq!(sandbox.tokens_issued(), 1);
 
@@ -955,7 +972,7 @@ fn expired_tokens_are_renewed_transparently() {
     );
     assert_api_error(&raw, 401, "invalid_token");
     // ...and the client renews it on the 401 without the caller seeing it.
-    let again = client.get("/v1/transactions").unwrap();
+    let again = client.get("/v1/transactions").send().unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(sandbox.tokens_issued(), 2);
     let second = client.token().unwrap();
@@ -974,10 +991,10 @@ fn tenant_clients_get_tokens_for_their_instance() {
     let sandbox = Sandbox::start().unwrap();
     let client = client(&sandbox);
     let tenant = client.for_tenant("instance-42").unwrap();
-    let r = tenant.get("/v1/offices").unwrap();
+    let r = tenant.get("/v1/offices").send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.header("x-sandbox-lwt-client-id"), Some("instance-42"));
-    let r = client.get("/v1/offices").unwrap();
+    let r = client.get("/v1/offices").send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.header("x-sandbox-lwt-client-id"), None);
     assert_eq!(sandbox.tokens_issued(), 2);
@@ -993,8 +1010,8 @@ fn counters_and_the_stats_endpoint_agree() {
     );
 
     let client = client(&sandbox);
-    client.get("/v1/transactions").unwrap();
-    client.get("/v1/offices").unwrap();
+    client.get("/v1/transactions").send().unwrap();
+    client.get("/v1/offices").send().unwrap();
     let mut bad = good_body(&sandbox);
     bad["client_secret"] = json!("nope");
     post_json(&sandbox, &bad);
@@ -1027,7 +1044,7 @@ fn concurrent_clients_are_served_in_parallel() {
             let client = client.clone();
             s.spawn(move || {
                 for _ in 0..10 {
-                    assert_eq!(client.get("/v1/transactions").unwrap().status(), 200);
+                    assert_eq!(client.get("/v1/transactions").send().unwrap().status(), 200);
                 }
             });
         }

@@ -239,7 +239,7 @@ fn rust_threads_share_one_client_under_faults() {
                     }
                     if i % REQUEST_EVERY == REQUEST_EVERY - 1 {
                         tally.requests += 1;
-                        match client.get("/v1/x") {
+                        match client.get("/v1/x").send() {
                             Ok(r) if r.status() == 200 => tally.ok += 1,
                             Ok(_) => tally.other += 1,
                             Err(e) => {

@@ -91,7 +91,7 @@ fn tls_with_ca_file_succeeds() {
     assert_eq!(req.json()["client_secret"], SECRET);
 
     // API requests over TLS too.
-    let resp = ok(client.get("/v1/x"));
+    let resp = ok(client.get("/v1/x").send());
     assert_eq!(resp.status(), 200);
     let api = server.request(1);
     assert_eq!(api.path, "/backoffice/v1/x");

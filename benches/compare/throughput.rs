@@ -30,7 +30,7 @@ pub fn run(sink: &Sink, quick: bool) {
     let fixed_agent = baselines::agent_with_caching_resolver();
 
     let ours = || {
-        let resp = client.get("/v1/transactions").expect("request");
+        let resp = client.get("/v1/transactions").send().expect("request");
         assert_eq!(resp.status(), 200);
         black_box(resp.body());
     };

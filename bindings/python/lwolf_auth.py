@@ -65,6 +65,7 @@ ERR_TRANSPORT = 8
 ERR_INVALID_RESPONSE = 9
 ERR_BUFFER_TOO_SMALL = 10
 ERR_INTERNAL = 11
+ERR_ABORTED = 12
 
 
 class LwolfError(Exception):
@@ -149,6 +150,12 @@ class InternalError(LwolfError):
     status = ERR_INTERNAL
 
 
+class Aborted(LwolfError):
+    """LWOLF_ERR_ABORTED: the writer of a streamed response stopped the transfer."""
+
+    status = ERR_ABORTED
+
+
 _ERRORS = {
     cls.status: cls
     for cls in (
@@ -163,6 +170,7 @@ _ERRORS = {
         InvalidResponse,
         BufferTooSmall,
         InternalError,
+        Aborted,
     )
 }
 

@@ -112,15 +112,16 @@ class ModuleTest(unittest.TestCase):
         self.assertEqual(lwolf_auth.status_name(0), "LWOLF_OK")
         self.assertEqual(lwolf_auth.status_name(3), "LWOLF_ERR_INVALID_CREDENTIALS")
         self.assertEqual(lwolf_auth.status_name(11), "LWOLF_ERR_INTERNAL")
-        self.assertEqual(lwolf_auth.status_name(12), "LWOLF_UNKNOWN_STATUS")
+        self.assertEqual(lwolf_auth.status_name(12), "LWOLF_ERR_ABORTED")
+        self.assertEqual(lwolf_auth.status_name(13), "LWOLF_UNKNOWN_STATUS")
         self.assertEqual(lwolf_auth.status_name(2**32 - 1), "LWOLF_UNKNOWN_STATUS")
 
     def test_one_exception_class_per_status(self):
-        for status in range(1, 12):
+        for status in range(1, 13):
             cls = lwolf_auth._ERRORS[status]
             self.assertTrue(issubclass(cls, lwolf_auth.LwolfError))
             self.assertEqual(cls.status, status)
-        self.assertEqual(len(set(lwolf_auth._ERRORS.values())), 11)
+        self.assertEqual(len(set(lwolf_auth._ERRORS.values())), 12)
 
     def test_every_header_function_is_declared(self):
         """argtypes and restype for every function of the header: ctypes would otherwise

@@ -8,7 +8,7 @@ use super::{
     buffer_too_small, bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, lwolf_config,
     lwolf_status, null_argument, str_arg, to_c_owned, write_out,
 };
-use crate::{Client, Error};
+use crate::{Client, Error, Request};
 
 /// A token client for one identity (client id, and customer instance if any): it fetches a
 /// token when needed, caches it, refreshes it ahead of expiry, and sends API requests with it.
@@ -258,7 +258,11 @@ pub unsafe extern "C" fn lwolf_client_request(
         if out.is_null() {
             return Err(null_argument("out"));
         }
-        let response = client.client.request(method, path, body)?;
+        let mut request = Request::new(method, path)?;
+        if let Some(body) = body {
+            request.set_body(body, None)?;
+        }
+        let response = client.client.send(&request)?;
         let response = to_c_owned(lwolf_response::new(response));
         // SAFETY: checked non-NULL; the caller promises a writable `lwolf_response *`.
         unsafe { write_out(out, response, "out") }?;

@@ -39,10 +39,12 @@ pub enum lwolf_status {
     LWOLF_ERR_BUFFER_TOO_SMALL = 10,
     /// A bug: a panic caught at the C boundary, or a state that should not happen.
     LWOLF_ERR_INTERNAL = 11,
+    /// The caller's write callback stopped a streamed response (`lwolf_client_send_to`).
+    LWOLF_ERR_ABORTED = 12,
 }
 
 /// The constants' names, indexed by value: `LWOLF_OK` is 0.
-const NAMES: [&CStr; 12] = [
+const NAMES: [&CStr; 13] = [
     c"LWOLF_OK",
     c"LWOLF_ERR_INVALID_ARGUMENT",
     c"LWOLF_ERR_CONFIG",
@@ -55,6 +57,7 @@ const NAMES: [&CStr; 12] = [
     c"LWOLF_ERR_INVALID_RESPONSE",
     c"LWOLF_ERR_BUFFER_TOO_SMALL",
     c"LWOLF_ERR_INTERNAL",
+    c"LWOLF_ERR_ABORTED",
 ];
 
 /// What C is told of a Rust error. Every variant is named, so that a new one cannot reach
@@ -71,6 +74,7 @@ impl From<&Error> for lwolf_status {
             Error::Server(_) => lwolf_status::LWOLF_ERR_SERVER,
             Error::Transport(_) => lwolf_status::LWOLF_ERR_TRANSPORT,
             Error::InvalidResponse(_) | Error::Json(_) => lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
+            Error::Aborted(_) => lwolf_status::LWOLF_ERR_ABORTED,
             Error::Internal(_) => lwolf_status::LWOLF_ERR_INTERNAL,
         }
     }
@@ -157,6 +161,7 @@ mod tests {
             lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
             lwolf_status::LWOLF_ERR_BUFFER_TOO_SMALL,
             lwolf_status::LWOLF_ERR_INTERNAL,
+            lwolf_status::LWOLF_ERR_ABORTED,
         ];
         for (code, status) in all.into_iter().enumerate() {
             assert_eq!(status as usize, code);

@@ -20,7 +20,7 @@
 //!
 //! let sandbox = Sandbox::start()?;
 //! let client = Client::new(sandbox.config_builder().build()?);
-//! let response = client.get("/v1/transactions")?;
+//! let response = client.get("/v1/transactions").send()?;
 //! assert_eq!(response.status(), 200);
 //! assert_eq!(sandbox.tokens_issued(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -124,7 +124,11 @@ fn read_body(data: &Option<Data>) -> Result<Option<Vec<u8>>, Failure> {
 
 fn request(client: &Client, method: &str, path: &str, data: &Option<Data>) -> Result<u8, Failure> {
     let body = read_body(data)?;
-    let response = client.request(method, path, body.as_deref())?;
+    let mut request = client.request(method, path);
+    if let Some(body) = body {
+        request = request.body(body, lwolf_auth::DEFAULT_CONTENT_TYPE);
+    }
+    let response = request.send()?;
     let status = response.status();
     let reason = ureq::http::StatusCode::from_u16(status)
         .ok()
