@@ -250,6 +250,72 @@ static void test_tenant(lwolf_client *client) {
     lwolf_client_free(tenant);
 }
 
+static int never_called(void *userdata, const uint8_t *data, size_t len) {
+    (void)userdata; (void)data; (void)len;
+    return 1;
+}
+
+/* lwolf_request: every NULL and bad argument, and what the sends refuse. */
+static void test_request_object(lwolf_client *client) {
+    lwolf_request *req = (lwolf_request *)SENTINEL;
+    lwolf_response *r = (lwolf_response *)SENTINEL;
+    lwolf_client *other = (lwolf_client *)SENTINEL;
+
+    EXPECT_FAIL(lwolf_request_new(NULL, "/v1/x", &req), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_new("GET", NULL, &req), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_new("GET", "/v1/x", NULL), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_new("", "/v1/x", &req), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_new("GE T", "/v1/x", &req), LWOLF_ERR_INVALID_ARGUMENT);
+    CHECK(req == (lwolf_request *)SENTINEL);
+    EXPECT_OK(lwolf_request_new("PATCH", "/v1/offices", &req));
+
+    EXPECT_FAIL(lwolf_request_header(NULL, "X-A", "1"), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_header(req, NULL, "1"), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_header(req, "X-A", NULL), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_header(req, "Authorization", "Bearer mine"),
+                LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_header(req, "bad name", "1"), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_header(req, "X-A", "a\r\nX-Evil: 1"), LWOLF_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(lwolf_last_error_message(), "Evil") == NULL);
+    EXPECT_FAIL(lwolf_request_header(req, "X-A", "\xff"), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_OK(lwolf_request_header(req, "If-Match", "\"v1\""));
+    EXPECT_FAIL(lwolf_request_query(NULL, "a", "b"), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_query(req, NULL, "b"), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_OK(lwolf_request_query(req, "$expand", "commissions"));
+    EXPECT_FAIL(lwolf_request_body(NULL, NULL, 0, NULL), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_body(req, NULL, 3, NULL), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_request_body(req, (const uint8_t *)"{}", 2, "text/\x01"),
+                LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_OK(lwolf_request_body(req, (const uint8_t *)"{}", 2, NULL));
+    EXPECT_OK(lwolf_request_body(req, NULL, 0, "application/merge-patch+json"));
+    EXPECT_FAIL(lwolf_request_timeout_ms(NULL, 5), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_OK(lwolf_request_timeout_ms(req, 5000));
+    EXPECT_OK(lwolf_request_timeout_ms(req, 0));
+
+    EXPECT_FAIL(lwolf_client_send(NULL, req, &r), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_client_send(client, NULL, &r), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_client_send(client, req, NULL), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_client_send_to(client, req, NULL, NULL, &r), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_client_send_to(client, req, never_called, NULL, NULL),
+                LWOLF_ERR_INVALID_ARGUMENT);
+    CHECK(r == (lwolf_response *)SENTINEL);
+    /* The sandbox answers a PATCH of the office list 405: a response, not an error. */
+    EXPECT_OK(lwolf_client_send(client, req, &r));
+    CHECK(lwolf_response_status(r) == 405);
+    lwolf_response_free(r);
+
+    EXPECT_FAIL(lwolf_client_for_api(NULL, "https://gateway.lwolf.com/x", &other),
+                LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_client_for_api(client, NULL, &other), LWOLF_ERR_INVALID_ARGUMENT);
+    EXPECT_FAIL(lwolf_client_for_api(client, "http://example.com/x", &other), LWOLF_ERR_CONFIG);
+    EXPECT_FAIL(lwolf_client_for_api(client, "https://gateway.lwolf.com/x", NULL),
+                LWOLF_ERR_INVALID_ARGUMENT);
+    CHECK(other == (lwolf_client *)SENTINEL);
+
+    lwolf_request_free(req);
+    lwolf_request_free(NULL);
+}
+
 static void test_request(lwolf_client *client) {
     lwolf_response *r = (lwolf_response *)SENTINEL;
     const uint8_t *body;
@@ -384,6 +450,7 @@ int main(void) {
     test_token(client);
     test_tenant(client);
     test_request(client);
+    test_request_object(client);
     test_wrong_secret();
     test_thread_local_error();
     lwolf_client_free(client);

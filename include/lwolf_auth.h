@@ -91,6 +91,15 @@ typedef struct lwolf_client lwolf_client;
 // call `lwolf_client_new` on it at once, as long as none is setting a key).
 typedef struct lwolf_config lwolf_config;
 
+// An API request: method, path, headers, query, body and timeout.
+//
+// Made by `lwolf_request_new`, filled in with `lwolf_request_header`, `lwolf_request_query`,
+// `lwolf_request_body` and `lwolf_request_timeout_ms` on one thread, then sent with
+// `lwolf_client_send` or `lwolf_client_send_to`. Once built it is only read: send it from any
+// threads, at the same time, any number of times. Freed by `lwolf_request_free`, once no
+// send of it is running.
+typedef struct lwolf_request lwolf_request;
+
 // The answer to an API request: status, headers and body, read whole.
 //
 // Created by `lwolf_client_request`, owned by the caller, freed by `lwolf_response_free`.
@@ -114,6 +123,12 @@ typedef struct {
     // NUL-terminated; safe to log and to compare across processes.
     char fingerprint[16];
 } lwolf_token_info;
+
+// Called with each piece of a streamed response body (`lwolf_client_send_to`): `data` holds
+// `len` bytes, valid during the call only. Return 0 to go on; anything else stops the
+// transfer (`LWOLF_ERR_ABORTED`). Called on the thread that sends, never after the send
+// returns.
+typedef int (*lwolf_write_fn)(void *userdata, const uint8_t *data, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -206,6 +221,47 @@ lwolf_status lwolf_client_request(const lwolf_client *client,
                                   size_t body_len,
                                   lwolf_response **out);
 
+// Sends `req` and stores the response in `*out`, read whole (at most `max_response_bytes`).
+//
+// The request carries `Authorization: Bearer <token>`, `Accept: application/json` (unless
+// it has its own), `lw-subscription-key` when one is configured, its headers, query and
+// body. The rules are those of `lwolf_client_request`: every HTTP status is a response and
+// `LWOLF_OK`; a 401/403 renews the token and resends, at most once per 30 s for this
+// identity; 408, 429, 5xx and lost connections are retried for GET, HEAD, PUT, DELETE and
+// OPTIONS only; the token goes to the client's origin alone. `req` is only read: any number
+// of threads may send it at once. On success the caller owns `*out` (free it with
+// `lwolf_response_free`); on failure `*out` is not written. Blocking. Thread-safe.
+lwolf_status lwolf_client_send(const lwolf_client *client,
+                               const lwolf_request *req,
+                               lwolf_response **out);
+
+// Sends `req` as `lwolf_client_send` does, but passes the body of the response it hands
+// back to `write` (with `userdata`), in pieces as they arrive, never holding it whole:
+// `max_response_bytes` does not apply. `*out` then has the status and headers, and an empty
+// body.
+//
+// Responses the client consumes itself (a 401/403 it renews on, a 5xx it retries, a
+// redirect it follows) do not reach `write`; once `write` has been called, the exchange is
+// final (never retried). A `write` that returns non-zero stops the transfer:
+// `LWOLF_ERR_ABORTED`, and `*out` is not written. `write` runs on the calling thread, only
+// during this call. NULL `write` is `LWOLF_ERR_INVALID_ARGUMENT`. Blocking. Thread-safe.
+lwolf_status lwolf_client_send_to(const lwolf_client *client,
+                                  const lwolf_request *req,
+                                  lwolf_write_fn write,
+                                  void *userdata,
+                                  lwolf_response **out);
+
+// Makes a client for another API that takes the same tokens (the Transact API,
+// `https://gateway.lwolf.com/transact-workflow`, beside the Back Office API) and stores it
+// in `*out`: the same identity, token cache, connection pool and settings, and
+// `api_base_url` (a NUL-terminated UTF-8 string, copied; the same URL rules, else
+// `LWOLF_ERR_CONFIG`) as the base of its requests. The bearer token goes only to each
+// handle's own origin. Each handle is freed on its own with `lwolf_client_free`, in any
+// order: either may outlive the other. On failure `*out` is not written. Thread-safe.
+lwolf_status lwolf_client_for_api(const lwolf_client *client,
+                                  const char *api_base_url,
+                                  lwolf_client **out);
+
 // Creates a configuration with every key at its default and stores it in `*out`.
 //
 // `out` must not be NULL (`LWOLF_ERR_INVALID_ARGUMENT`). On success the caller owns
@@ -249,6 +305,47 @@ lwolf_status lwolf_config_set(lwolf_config *cfg, const char *key, const char *va
 // keep their own copy of the settings. The secret held in the configuration is zeroed.
 // `cfg` must not be used again, nor freed twice.
 void lwolf_config_free(lwolf_config *cfg);
+
+// Makes a request of `method` to `path` and stores it in `*out`.
+//
+// `method` is an HTTP method token, sent as given (`"GET"`, `"PATCH"`…); empty or not a
+// token is `LWOLF_ERR_INVALID_ARGUMENT`. `path` is appended to the client's `api_base_url`
+// (or is an absolute URL on its origin), and may carry its own query. Both are copied. On
+// success the caller owns `*out` and frees it with `lwolf_request_free`; on failure `*out` is
+// not written.
+lwolf_status lwolf_request_new(const char *method, const char *path, lwolf_request **out);
+
+// Adds a header (a repeated name adds another value); both strings are copied.
+//
+// A name that is not an HTTP token, a value holding CR, LF, NUL or another control
+// character but tab, non-UTF-8 text, and the names the library owns (`Authorization`,
+// `Content-Length`, `Transfer-Encoding`, `Host`) are `LWOLF_ERR_INVALID_ARGUMENT`, and leave
+// the request as it was. A caller's `Accept` replaces the default `application/json`; a
+// `Content-Type` replaces the body's. Not thread-safe for one `req`.
+lwolf_status lwolf_request_header(lwolf_request *req, const char *name, const char *value);
+
+// Appends `name=value` to the query; both are copied and percent-encoded so that the server
+// decodes exactly these UTF-8 strings (every byte but `A-Z a-z 0-9 - . _ ~` and `$` becomes
+// `%XX`; a space is `%20`). NULL or non-UTF-8 is `LWOLF_ERR_INVALID_ARGUMENT`. Not
+// thread-safe for one `req`.
+lwolf_status lwolf_request_query(lwolf_request *req, const char *name, const char *value);
+
+// Sets the body: `body_len` bytes at `body` (any bytes, copied), sent with `content_type`
+// (NULL: `application/json`). `body` may be NULL when `body_len` is 0 (an empty body). A
+// second call replaces the first. Not thread-safe for one `req`.
+lwolf_status lwolf_request_body(lwolf_request *req,
+                                const uint8_t *body,
+                                size_t body_len,
+                                const char *content_type);
+
+// Bounds each attempt of this request (connect to last byte) by `timeout_ms` milliseconds,
+// instead of the client's `timeout_ms`; 0 goes back to the client's. Not thread-safe for one
+// `req`.
+lwolf_status lwolf_request_timeout_ms(lwolf_request *req, uint64_t timeout_ms);
+
+// Frees a request. NULL does nothing; the last error is kept. No send of it may be running;
+// it must not be used again, nor freed twice.
+void lwolf_request_free(lwolf_request *req);
 
 // Returns the HTTP status of `response` (200, 404…), or 0 when `response` is NULL.
 // Thread-safe.

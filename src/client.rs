@@ -44,6 +44,15 @@ const MAX_REDIRECTS: u32 = 5;
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Where this handle's API requests go: the config's `api_base_url`, or another one
+    /// given to [`Client::for_api`] (which shares `inner`, so the token).
+    api: Arc<ApiBase>,
+}
+
+/// An API base URL and its origin, the only one the bearer token is sent to.
+struct ApiBase {
+    url: String,
+    origin: Origin,
 }
 
 struct Inner {
@@ -82,7 +91,12 @@ impl Client {
     fn with_shared(shared: Arc<Shared>, lwt_client_id: Option<String>) -> Client {
         let refresh_backoff = shared.config.backoff();
         let disk = DiskCache::new(&shared.config, lwt_client_id.as_deref());
+        let api = Arc::new(ApiBase {
+            url: shared.config.api_base_url.clone(),
+            origin: shared.config.api_origin.clone(),
+        });
         Client {
+            api,
             inner: Arc::new(Inner {
                 shared,
                 lwt_client_id,
@@ -98,10 +112,36 @@ impl Client {
         if lwt_client_id.is_empty() {
             return Err(Error::invalid_argument("lwt_client_id must not be empty"));
         }
-        Ok(Client::with_shared(
+        let tenant = Client::with_shared(
             Arc::clone(&self.inner.shared),
             Some(lwt_client_id.to_owned()),
-        ))
+        );
+        // The same API as this handle's (one made by `for_api` keeps its base).
+        Ok(Client {
+            api: Arc::clone(&self.api),
+            ..tenant
+        })
+    }
+
+    /// A client for another API that takes the same tokens (the Transact API beside the Back
+    /// Office API): the same identity, token cache, connection pool and settings, and
+    /// `api_base_url` as its base (the same URL rules: `https://`, or `http://` to a
+    /// loopback host). The bearer token goes only to each handle's own origin. Either
+    /// client may outlive the other.
+    pub fn for_api(&self, api_base_url: &str) -> Result<Client, Error> {
+        let origin = Origin::check_allowed(api_base_url, "api_base_url")?;
+        Ok(Client {
+            inner: Arc::clone(&self.inner),
+            api: Arc::new(ApiBase {
+                url: api_base_url.trim_end_matches('/').to_owned(),
+                origin,
+            }),
+        })
+    }
+
+    /// The base of this client's API requests.
+    pub fn api_base_url(&self) -> &str {
+        &self.api.url
     }
 
     /// The settings this client was made with.
@@ -240,12 +280,7 @@ impl Client {
         request: &Request,
         mut out: Option<&mut (dyn Write + 'w)>,
     ) -> Result<Response, Error> {
-        let shared = &*self.inner.shared;
-        let mut url = api_url(
-            &shared.config.api_base_url,
-            &shared.config.api_origin,
-            &request.path_and_query(),
-        )?;
+        let mut url = api_url(&self.api.url, &self.api.origin, &request.path_and_query())?;
         let mut method = request.method.clone();
         let mut body = request.body.as_ref();
         let mut token = self.token()?;
@@ -413,7 +448,7 @@ impl Client {
         }
         let next = resolve_location(url, resp.header("location")?)?;
         match Origin::of(&next) {
-            Ok(origin) if origin == self.inner.shared.config.api_origin => Some(next),
+            Ok(origin) if origin == self.api.origin => Some(next),
             _ => {
                 log::info!("lwolf-auth: not following a redirect to another origin");
                 None
@@ -466,7 +501,7 @@ impl fmt::Debug for Client {
             .field("client_id", &config.client_id)
             .field("lwt_client_id", &self.inner.lwt_client_id)
             .field("token_url", &config.token_url)
-            .field("api_base_url", &config.api_base_url)
+            .field("api_base_url", &self.api.url)
             .field(
                 "token",
                 &self.cached_token().map(|t| t.fingerprint().to_owned()),

@@ -116,6 +116,16 @@ fn run_suite(dir: &Path, prefix: &[&str], extra_env: &[(&str, &str)], limit: Dur
     let missing = go("request", &["GET", "/v1/transactions/does-not-exist"]);
     assert!(missing.starts_with("status: 404\n"), "{missing}");
 
+    let stream = go("stream", &[]);
+    for line in [
+        "status: 200\n",
+        "same body: yes\n",
+        "stopped: LWOLF_ERR_ABORTED\n",
+        "shared token: yes\n",
+    ] {
+        assert!(stream.contains(line), "{line:?} not in:\n{stream}");
+    }
+
     // A fresh sandbox, so that the count is the threads' alone.
     let sandbox = Sandbox::start().expect("start the sandbox");
     let threads = run_program(
@@ -171,6 +181,7 @@ fn examples_say_why_they_cannot_start() {
         for (name, args) in [
             ("token", &[][..]),
             ("request", &["GET", "/v1/offices"][..]),
+            ("stream", &[][..]),
             ("threads", &[][..]),
         ] {
             let program = plain_build().join(build).join(name);

@@ -1,8 +1,9 @@
 //! `lwolf_client`: tokens and API requests.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::request::{lwolf_request, lwolf_write_fn, request_ref, CallbackWriter};
 use super::response::lwolf_response;
 use super::{
     buffer_too_small, bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, lwolf_config,
@@ -266,6 +267,102 @@ pub unsafe extern "C" fn lwolf_client_request(
         let response = to_c_owned(lwolf_response::new(response));
         // SAFETY: checked non-NULL; the caller promises a writable `lwolf_response *`.
         unsafe { write_out(out, response, "out") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Sends `req` and stores the response in `*out`, read whole (at most `max_response_bytes`).
+///
+/// The request carries `Authorization: Bearer <token>`, `Accept: application/json` (unless
+/// it has its own), `lw-subscription-key` when one is configured, its headers, query and
+/// body. The rules are those of `lwolf_client_request`: every HTTP status is a response and
+/// `LWOLF_OK`; a 401/403 renews the token and resends, at most once per 30 s for this
+/// identity; 408, 429, 5xx and lost connections are retried for GET, HEAD, PUT, DELETE and
+/// OPTIONS only; the token goes to the client's origin alone. `req` is only read: any number
+/// of threads may send it at once. On success the caller owns `*out` (free it with
+/// `lwolf_response_free`); on failure `*out` is not written. Blocking. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn lwolf_client_send(
+    client: *const lwolf_client,
+    req: *const lwolf_request,
+    out: *mut *mut lwolf_response,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: the caller promises a live request (or NULL, which is checked).
+        let request = unsafe { request_ref(req) }?;
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        let response = client.client.send(request)?;
+        // SAFETY: checked non-NULL; the caller promises a writable `lwolf_response *`.
+        unsafe { write_out(out, to_c_owned(lwolf_response::new(response)), "out") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Sends `req` as `lwolf_client_send` does, but passes the body of the response it hands
+/// back to `write` (with `userdata`), in pieces as they arrive, never holding it whole:
+/// `max_response_bytes` does not apply. `*out` then has the status and headers, and an empty
+/// body.
+///
+/// Responses the client consumes itself (a 401/403 it renews on, a 5xx it retries, a
+/// redirect it follows) do not reach `write`; once `write` has been called, the exchange is
+/// final (never retried). A `write` that returns non-zero stops the transfer:
+/// `LWOLF_ERR_ABORTED`, and `*out` is not written. `write` runs on the calling thread, only
+/// during this call. NULL `write` is `LWOLF_ERR_INVALID_ARGUMENT`. Blocking. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn lwolf_client_send_to(
+    client: *const lwolf_client,
+    req: *const lwolf_request,
+    write: lwolf_write_fn,
+    userdata: *mut c_void,
+    out: *mut *mut lwolf_response,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: the caller promises a live request (or NULL, which is checked).
+        let request = unsafe { request_ref(req) }?;
+        let Some(write) = write else {
+            return Err(null_argument("write"));
+        };
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        let mut writer = CallbackWriter { write, userdata };
+        let response = client.client.send_to(request, &mut writer)?;
+        // SAFETY: checked non-NULL; the caller promises a writable `lwolf_response *`.
+        unsafe { write_out(out, to_c_owned(lwolf_response::new(response)), "out") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Makes a client for another API that takes the same tokens (the Transact API,
+/// `https://gateway.lwolf.com/transact-workflow`, beside the Back Office API) and stores it
+/// in `*out`: the same identity, token cache, connection pool and settings, and
+/// `api_base_url` (a NUL-terminated UTF-8 string, copied; the same URL rules, else
+/// `LWOLF_ERR_CONFIG`) as the base of its requests. The bearer token goes only to each
+/// handle's own origin. Each handle is freed on its own with `lwolf_client_free`, in any
+/// order: either may outlive the other. On failure `*out` is not written. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn lwolf_client_for_api(
+    client: *const lwolf_client,
+    api_base_url: *const c_char,
+    out: *mut *mut lwolf_client,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: the caller promises a NUL-terminated string that lives through this call.
+        let api_base_url = unsafe { str_arg(api_base_url, "api_base_url") }?;
+        if out.is_null() {
+            return Err(null_argument("out"));
+        }
+        let other = client.client.for_api(api_base_url)?;
+        // SAFETY: checked non-NULL; the caller promises a writable `lwolf_client *`.
+        unsafe { write_out(out, to_c_owned(lwolf_client { client: other }), "out") }?;
         Ok(lwolf_status::LWOLF_OK)
     })
 }

@@ -41,16 +41,21 @@ use crate::error::Error;
 
 mod client;
 mod config;
+mod request;
 mod response;
 mod status;
 
 pub use client::{
-    lwolf_client, lwolf_client_for_tenant, lwolf_client_free, lwolf_client_invalidate,
-    lwolf_client_new, lwolf_client_request, lwolf_client_token, lwolf_client_token_info,
-    lwolf_token_info,
+    lwolf_client, lwolf_client_for_api, lwolf_client_for_tenant, lwolf_client_free,
+    lwolf_client_invalidate, lwolf_client_new, lwolf_client_request, lwolf_client_send,
+    lwolf_client_send_to, lwolf_client_token, lwolf_client_token_info, lwolf_token_info,
 };
 pub use config::{
     lwolf_config, lwolf_config_free, lwolf_config_from_env, lwolf_config_new, lwolf_config_set,
+};
+pub use request::{
+    lwolf_request, lwolf_request_body, lwolf_request_free, lwolf_request_header, lwolf_request_new,
+    lwolf_request_query, lwolf_request_timeout_ms, lwolf_write_fn,
 };
 pub use response::{
     lwolf_response, lwolf_response_body, lwolf_response_free, lwolf_response_header,
