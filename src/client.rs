@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ureq::http::Method;
 use zeroize::Zeroizing;
@@ -15,7 +16,7 @@ use crate::config::Config;
 use crate::disk::DiskCache;
 use crate::error::Error;
 use crate::fetch::fetch_token;
-use crate::http::{is_idempotent, Exchange, Failure, Http, RawResponse, Read};
+use crate::http::{is_idempotent, remaining, Exchange, Failure, Http, RawResponse, Read};
 use crate::request::{Request, RequestBuilder};
 use crate::response::Response;
 use crate::retry::{self, is_retryable_status};
@@ -281,6 +282,7 @@ impl Client {
         mut out: Option<&mut (dyn Write + 'w)>,
     ) -> Result<Response, Error> {
         let mut url = api_url(&self.api.url, &self.api.origin, &request.path_and_query())?;
+        let deadline = Instant::now() + self.inner.shared.config.deadline;
         let mut method = request.method.clone();
         let mut body = request.body.as_ref();
         let mut token = self.token()?;
@@ -292,6 +294,7 @@ impl Client {
                 url: &url,
                 request,
                 body,
+                deadline,
             };
             let resp = self.send_with_retries(&attempt, &mut token, out.as_deref_mut())?;
             if matches!(resp.status, 401 | 403) && !renewed && !resp.streamed {
@@ -367,25 +370,31 @@ impl Client {
             )
         };
         let what = RequestName(attempt.method);
-        retry::run(&what, config.backoff(), max_retries, |attempts| {
-            if attempts > 1 && !token.is_usable_now() {
-                match self.token() {
-                    Ok(fresh) => *token = fresh,
-                    Err(e) => return retry::Attempt::Done(Err(e)),
-                }
-            }
-            match self.send_once(attempt, token, out.as_deref_mut()) {
-                Ok(resp) if !resp.streamed && is_retryable_status(resp.status) => {
-                    retry::Attempt::Again {
-                        reason: format!("http status {}", resp.status),
-                        asked: resp.server_wait(),
-                        last: Ok(resp),
+        retry::run(
+            &what,
+            config.backoff(),
+            max_retries,
+            attempt.deadline,
+            |attempts| {
+                if attempts > 1 && !token.is_usable_now() {
+                    match self.token() {
+                        Ok(fresh) => *token = fresh,
+                        Err(e) => return retry::Attempt::Done(Err(e)),
                     }
                 }
-                Ok(resp) => retry::Attempt::Done(Ok(resp)),
-                Err(failure) => failure.into_attempt(attempts, too_large),
-            }
-        })
+                match self.send_once(attempt, token, out.as_deref_mut()) {
+                    Ok(resp) if !resp.streamed && is_retryable_status(resp.status) => {
+                        retry::Attempt::Again {
+                            reason: format!("http status {}", resp.status),
+                            asked: resp.server_wait(),
+                            last: Ok(resp),
+                        }
+                    }
+                    Ok(resp) => retry::Attempt::Done(Ok(resp)),
+                    Err(failure) => failure.into_attempt(attempts, too_large),
+                }
+            },
+        )
     }
 
     /// One attempt: `Authorization: Bearer`, `Accept`, `lw-subscription-key` when one is set,
@@ -424,7 +433,9 @@ impl Client {
             url: attempt.url,
             headers: &headers,
             body: attempt.body.map(|(bytes, _)| bytes.as_slice()),
-            timeout: request.timeout,
+            timeout: Some(
+                remaining(attempt.deadline).min(request.timeout.unwrap_or(config.timeout)),
+            ),
         };
         let read = match out {
             None => Read::Whole(config.max_response_bytes),
@@ -464,6 +475,8 @@ struct Attempt<'a> {
     url: &'a str,
     request: &'a Request,
     body: Option<&'a (Vec<u8>, String)>,
+    /// The end of the whole call: no retry past it, no attempt longer than what is left.
+    deadline: Instant,
 }
 
 /// The response to give the caller; with a writer, a body that was read rather than

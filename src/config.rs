@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_REFRESH_RATIO: f64 = 0.9;
 /// The default limit for one HTTP attempt, connect to last byte (30 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
+/// The default bound on one call, all its attempts and waits included (60 s): a hung or
+/// failing gateway cannot hold a caller for minutes.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(60_000);
 /// Retries after the first attempt, by default.
 pub const DEFAULT_MAX_RETRIES: u32 = 4;
 /// The default first backoff (500 ms).
@@ -45,6 +48,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "lwt_client_id",
     "refresh_ratio",
     "timeout_ms",
+    "deadline_ms",
     "max_retries",
     "retry_base_ms",
     "retry_max_ms",
@@ -92,6 +96,7 @@ pub struct Config {
     pub(crate) lwt_client_id: Option<String>,
     pub(crate) refresh_ratio: f64,
     pub(crate) timeout: Duration,
+    pub(crate) deadline: Duration,
     pub(crate) max_retries: u32,
     pub(crate) retry_base: Duration,
     pub(crate) retry_max: Duration,
@@ -153,6 +158,10 @@ impl Config {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+    /// The bound on one call, all its attempts and waits included.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
     /// Retries after the first attempt. Default: [`DEFAULT_MAX_RETRIES`], 4.
     pub fn max_retries(&self) -> u32 {
         self.max_retries
@@ -207,6 +216,7 @@ impl fmt::Debug for Config {
             .field("lwt_client_id", &self.lwt_client_id)
             .field("refresh_ratio", &self.refresh_ratio)
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
             .field("max_retries", &self.max_retries)
             .field("retry_base", &self.retry_base)
             .field("retry_max", &self.retry_max)
@@ -235,6 +245,7 @@ pub struct ConfigBuilder {
     lwt_client_id: Option<String>,
     refresh_ratio: f64,
     timeout: Duration,
+    deadline: Duration,
     max_retries: u32,
     retry_base: Duration,
     retry_max: Duration,
@@ -258,6 +269,7 @@ impl Default for ConfigBuilder {
             lwt_client_id: None,
             refresh_ratio: DEFAULT_REFRESH_RATIO,
             timeout: DEFAULT_TIMEOUT,
+            deadline: DEFAULT_DEADLINE,
             max_retries: DEFAULT_MAX_RETRIES,
             retry_base: DEFAULT_RETRY_BASE,
             retry_max: DEFAULT_RETRY_MAX,
@@ -335,6 +347,13 @@ impl ConfigBuilder {
     /// 30 s.
     pub fn timeout(mut self, v: Duration) -> Self {
         self.timeout = v;
+        self
+    }
+    /// The bound on one call (`token()`, a request), all its attempts and the waits between
+    /// them included: no retry is begun that could not end in time, and each attempt gets at
+    /// most what is left. Default: [`DEFAULT_DEADLINE`], 60 s.
+    pub fn deadline(mut self, v: Duration) -> Self {
+        self.deadline = v;
         self
     }
     /// Retries after the first attempt. Default: [`DEFAULT_MAX_RETRIES`], 4.
@@ -426,6 +445,13 @@ impl ConfigBuilder {
                 }
                 this.timeout(Duration::from_millis(ms))
             }
+            "deadline_ms" => {
+                let ms: u64 = parse(key, value)?;
+                if ms == 0 {
+                    return Err(Error::invalid_argument("deadline_ms must be positive"));
+                }
+                this.deadline(Duration::from_millis(ms))
+            }
             "max_retries" => this.max_retries(parse(key, value)?),
             "retry_base_ms" => this.retry_base(Duration::from_millis(parse(key, value)?)),
             "retry_max_ms" => this.retry_max(Duration::from_millis(parse(key, value)?)),
@@ -504,6 +530,9 @@ impl ConfigBuilder {
         if self.timeout.is_zero() {
             return Err(Error::config("timeout must be positive"));
         }
+        if self.deadline.is_zero() {
+            return Err(Error::config("deadline must be positive"));
+        }
         if self.retry_base > self.retry_max {
             return Err(Error::config("retry_base_ms must not exceed retry_max_ms"));
         }
@@ -528,6 +557,7 @@ impl ConfigBuilder {
             lwt_client_id: self.lwt_client_id.clone(),
             refresh_ratio: self.refresh_ratio,
             timeout: self.timeout,
+            deadline: self.deadline,
             max_retries: self.max_retries,
             retry_base: self.retry_base,
             retry_max: self.retry_max,

@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use base64::Engine;
 use ureq::http::Method;
@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::error::{Error, HttpFailure};
-use crate::http::{Exchange, Http, RawResponse, Read};
+use crate::http::{remaining, Exchange, Http, RawResponse, Read};
 use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::scrub;
 use crate::token::{
@@ -43,6 +43,7 @@ pub(crate) fn fetch_token(
     form_encode(secret, &mut form_secret);
     let basic_credentials = basic.as_ref().and_then(|b| b.strip_prefix("Basic "));
     let echoes = [Some(secret), Some(form_secret.as_str()), basic_credentials];
+    let deadline = Instant::now() + config.deadline;
     let clean = |text: &str| {
         echoes
             .iter()
@@ -53,6 +54,7 @@ pub(crate) fn fetch_token(
         &"token request",
         config.backoff(),
         config.max_retries,
+        deadline,
         |attempts| {
             let timing = Timing {
                 sent: Mono::now(),
@@ -65,7 +67,7 @@ pub(crate) fn fetch_token(
                 url: &config.token_url,
                 headers: &headers,
                 body: Some(&body),
-                timeout: None,
+                timeout: Some(remaining(deadline).min(config.timeout)),
             };
             let outcome = http.send(&exchange, Read::Whole(MAX_TOKEN_RESPONSE_BYTES));
             let resp = match outcome {

@@ -234,6 +234,12 @@ impl Http {
     pub(crate) fn send(&self, x: &Exchange<'_>, read: Read<'_>) -> Result<RawResponse, Failure> {
         let invalid = |what| Failure::Transport(transport(what, false, None));
         let uri: Uri = x.url.parse().map_err(|_| invalid("invalid URL"))?;
+        // Which host a transport failure was with: a process talks to two or more.
+        let authority = uri.authority().map_or("", |a| a.as_str()).to_owned();
+        let at_host = |mut t: TransportFailure| {
+            t.message = format!("{} ({authority})", t.message);
+            Failure::Transport(t)
+        };
         // Loopback never goes through a proxy: local development and tests stay local.
         let agent = match (&self.proxied, uri.host()) {
             (Some((proxied, no_proxy)), Some(host))
@@ -255,7 +261,7 @@ impl Http {
         };
         let mut response = match result {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(Failure::Transport(from_ureq(e))),
+            Ok(Err(e)) => return Err(at_host(from_ureq(e))),
             Err(_) => return Err(invalid("invalid request")),
         };
         let status = response.status().as_u16();
@@ -277,7 +283,7 @@ impl Http {
                 .read_to_vec()
                 .map_err(|e| match e {
                     ureq::Error::BodyExceedsLimit(_) => Failure::TooLarge,
-                    e => Failure::Transport(from_ureq(e)),
+                    e => at_host(from_ureq(e)),
                 })
         };
         let (body, streamed) = match read {
@@ -286,7 +292,10 @@ impl Http {
                 (read_whole(&mut response, limit)?, false)
             }
             Read::Stream { out, .. } => {
-                stream(&mut response.body_mut().as_reader(), out)?;
+                stream(&mut response.body_mut().as_reader(), out).map_err(|f| match f {
+                    Failure::Transport(t) => at_host(t),
+                    other => other,
+                })?;
                 (Vec::new(), true)
             }
         };
@@ -297,6 +306,14 @@ impl Http {
             streamed,
         })
     }
+}
+
+/// What is left until `deadline` (at least a millisecond: an attempt is never unbounded,
+/// nor bounded by zero, which ureq would take as none).
+pub(crate) fn remaining(deadline: std::time::Instant) -> Duration {
+    deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 /// Runs `request` on `agent`, bounded by `timeout` instead of the agent's own when given.

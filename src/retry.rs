@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Statuses worth another attempt: timeouts, rate limits and transient server failures.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -87,24 +87,37 @@ pub(crate) enum Attempt<T, E> {
     },
 }
 
-/// Makes attempts until one is [`Attempt::Done`] or `max_retries` retries have been made,
-/// waiting `backoff` (or what the server asked, capped) between them. `attempt` gets the
-/// attempt's number, from 1. `what` names the request in the log (`"token request"`).
+/// Makes attempts until one is [`Attempt::Done`], `max_retries` retries have been made, or
+/// the next wait would end past `deadline`, waiting `backoff` (or what the server asked,
+/// capped) between them. `attempt` gets the attempt's number, from 1. `what` names the
+/// request in the log (`"token request"`).
 pub(crate) fn run<T, E>(
     what: &dyn std::fmt::Display,
     backoff: Backoff,
     max_retries: u32,
+    deadline: Instant,
     mut attempt: impl FnMut(u32) -> Attempt<T, E>,
 ) -> Result<T, E> {
     let mut number = 0;
     loop {
         number += 1;
-        let (reason, asked) = match attempt(number) {
+        let (reason, asked, last) = match attempt(number) {
             Attempt::Done(outcome) => return outcome,
             Attempt::Again { last, .. } if number > max_retries => return last,
-            Attempt::Again { reason, asked, .. } => (reason, asked),
+            Attempt::Again {
+                reason,
+                asked,
+                last,
+            } => (reason, asked, last),
         };
         let wait = backoff.delay(number - 1, asked);
+        if Instant::now() + wait >= deadline {
+            log::warn!(
+                "lwolf-auth: {what} failed ({reason}); no retry: the call's deadline comes first"
+            );
+            return last;
+        }
+        drop(last);
         log::warn!(
             "lwolf-auth: {what} failed ({reason}); retry {number} of {max_retries} in {} ms",
             wait.as_millis()
@@ -170,7 +183,8 @@ mod tests {
             max: Duration::ZERO,
         };
         let mut seen = Vec::new();
-        let out: Result<u32, u32> = run(&"test", backoff, 3, |n| {
+        let later = Instant::now() + Duration::from_secs(3600);
+        let out: Result<u32, u32> = run(&"test", backoff, 3, later, |n| {
             seen.push(n);
             Attempt::Again {
                 reason: "again".into(),
@@ -179,7 +193,7 @@ mod tests {
             }
         });
         assert_eq!((out, seen), (Err(4), vec![1, 2, 3, 4]));
-        let out: Result<u32, u32> = run(&"test", backoff, 3, |n| match n {
+        let out: Result<u32, u32> = run(&"test", backoff, 3, later, |n| match n {
             2 => Attempt::Done(Ok(n)),
             _ => Attempt::Again {
                 reason: "again".into(),
@@ -188,5 +202,17 @@ mod tests {
             },
         });
         assert_eq!(out, Ok(2));
+        // A wait that would end past the deadline is not begun.
+        let slow = Backoff {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(10),
+        };
+        let soon = Instant::now() + Duration::from_millis(50);
+        let out: Result<u32, u32> = run(&"test", slow, 3, soon, |n| Attempt::Again {
+            reason: "again".into(),
+            asked: Some(Duration::from_secs(10)),
+            last: Err(n),
+        });
+        assert_eq!(out, Err(1));
     }
 }

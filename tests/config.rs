@@ -22,6 +22,7 @@ fn defaults() {
     assert_eq!(config.lwt_client_id(), None);
     assert_eq!(config.refresh_ratio(), 0.9);
     assert_eq!(config.timeout(), Duration::from_millis(30_000));
+    assert_eq!(config.deadline(), Duration::from_millis(60_000));
     assert_eq!(config.max_retries(), 4);
     assert_eq!(config.retry_base(), Duration::from_millis(500));
     assert_eq!(config.retry_max(), Duration::from_millis(30_000));
@@ -63,6 +64,7 @@ fn every_key_can_be_set_from_a_string() {
         ("lwt_client_id", "tenant-9".into()),
         ("refresh_ratio", "0.75".into()),
         ("timeout_ms", "7000".into()),
+        ("deadline_ms", "45000".into()),
         ("max_retries", "7".into()),
         ("retry_base_ms", "20".into()),
         ("retry_max_ms", "400".into()),
@@ -95,6 +97,7 @@ fn every_key_can_be_set_from_a_string() {
     assert_eq!(config.lwt_client_id(), Some("tenant-9"));
     assert_eq!(config.refresh_ratio(), 0.75);
     assert_eq!(config.timeout(), Duration::from_millis(7000));
+    assert_eq!(config.deadline(), Duration::from_millis(45_000));
     assert_eq!(config.max_retries(), 7);
     assert_eq!(config.retry_base(), Duration::from_millis(20));
     assert_eq!(config.retry_max(), Duration::from_millis(400));

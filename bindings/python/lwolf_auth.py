@@ -21,6 +21,7 @@ module; ``target/release`` then ``target/debug`` of the source tree this module 
 system's library path.
 """
 
+import collections.abc
 import ctypes
 import ctypes.util
 import json as _json
@@ -190,6 +191,10 @@ class _Response(ctypes.Structure):
     """Opaque ``lwolf_response``."""
 
 
+class _Request(ctypes.Structure):
+    """Opaque ``lwolf_request``."""
+
+
 class _TokenInfo(ctypes.Structure):
     """``lwolf_token_info``, field for field."""
 
@@ -206,6 +211,9 @@ _status = ctypes.c_uint32
 _ConfigP = ctypes.POINTER(_Config)
 _ClientP = ctypes.POINTER(_Client)
 _ResponseP = ctypes.POINTER(_Response)
+_RequestP = ctypes.POINTER(_Request)
+# int (*lwolf_write_fn)(void *userdata, const uint8_t *data, size_t len)
+_WriteFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t)
 _size_p = ctypes.POINTER(ctypes.c_size_t)
 _u8_p = ctypes.POINTER(ctypes.c_uint8)
 _char_p_p = ctypes.POINTER(ctypes.c_char_p)
@@ -239,6 +247,19 @@ _SIGNATURES = [
             ctypes.POINTER(_ResponseP),
         ],
     ),
+    ("lwolf_request_new", _status, [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(_RequestP)]),
+    ("lwolf_request_header", _status, [_RequestP, ctypes.c_char_p, ctypes.c_char_p]),
+    ("lwolf_request_query", _status, [_RequestP, ctypes.c_char_p, ctypes.c_char_p]),
+    ("lwolf_request_body", _status, [_RequestP, _u8_p, ctypes.c_size_t, ctypes.c_char_p]),
+    ("lwolf_request_timeout_ms", _status, [_RequestP, ctypes.c_uint64]),
+    ("lwolf_request_free", None, [_RequestP]),
+    ("lwolf_client_send", _status, [_ClientP, _RequestP, ctypes.POINTER(_ResponseP)]),
+    (
+        "lwolf_client_send_to",
+        _status,
+        [_ClientP, _RequestP, _WriteFn, ctypes.c_void_p, ctypes.POINTER(_ResponseP)],
+    ),
+    ("lwolf_client_for_api", _status, [_ClientP, ctypes.c_char_p, ctypes.POINTER(_ClientP)]),
     ("lwolf_response_status", ctypes.c_uint16, [_ResponseP]),
     ("lwolf_response_body", _u8_p, [_ResponseP, _size_p]),
     ("lwolf_response_header", ctypes.c_char_p, [_ResponseP, ctypes.c_char_p]),
@@ -415,38 +436,89 @@ class Config:
 # Responses and token metadata
 
 
-class Response:
-    """An API response, copied out of the library: ``status``, ``headers`` (a list of
-    ``(name, value)`` pairs, names in lower case, in the order received) and ``body``
-    (bytes)."""
+class Headers(collections.abc.Mapping):
+    """Response headers: looked up without regard to case, as in ``requests``; a name sent
+    more than once gives its values joined with ``", "``. ``pairs`` keeps them as received."""
 
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
+    def __init__(self, pairs):
+        self.pairs = list(pairs)
+        self._joined = {}
+        for name, value in self.pairs:
+            key = name.lower()
+            self._joined[key] = self._joined[key] + ", " + value if key in self._joined else value
+
+    def __getitem__(self, name):
+        return self._joined[name.lower()]
+
+    def __iter__(self):
+        return iter(self._joined)
+
+    def __len__(self):
+        return len(self._joined)
+
+    def __repr__(self):
+        return "Headers(%r)" % (self.pairs,)
+
+
+class HTTPError(LwolfError):
+    """Raised by ``Response.raise_for_status()`` for a 4xx or 5xx answer; ``response`` is
+    the answer, ``http_status`` its status."""
+
+    def __init__(self, message, response):
+        super().__init__(message)
+        self.response = response
+        self.http_status = response.status_code
+
+
+class Response:
+    """An API response, copied out of the library, shaped like ``requests``':
+    ``status_code``, ``headers`` (case-insensitive), ``content`` (bytes), ``text``,
+    ``json()``, ``ok``, ``raise_for_status()``. A streamed response (``stream_to=``) has an
+    empty ``content``: its body went to the file. ``status``, ``body`` and ``header(name)``
+    are the same things under this module's older names."""
+
+    def __init__(self, status, headers, body, url=None):
+        self.status_code = status
+        self.headers = Headers(headers)
+        self.content = body
+        self.url = url
+
+    @property
+    def status(self):
+        return self.status_code
+
+    @property
+    def body(self):
+        return self.content
 
     def header(self, name, default=None):
         """The first value of header ``name``, compared without regard to case."""
         name = name.lower()
-        for n, v in self.headers:
+        for n, v in self.headers.pairs:
             if n.lower() == name:
                 return v
         return default
 
     @property
     def ok(self):
-        """Whether the status is 2xx."""
-        return 200 <= self.status < 300
+        """Whether the status is below 400, as in ``requests``."""
+        return self.status_code < 400
 
     @property
     def text(self):
-        return self.body.decode("utf-8", "replace")
+        return self.content.decode("utf-8", "replace")
 
     def json(self):
-        return _json.loads(self.body)
+        return _json.loads(self.content)
+
+    def raise_for_status(self):
+        """Raises ``HTTPError`` for a 4xx or 5xx status; does nothing otherwise."""
+        if self.status_code >= 400:
+            kind = "client" if self.status_code < 500 else "server"
+            raise HTTPError("%d %s error for %s" % (self.status_code, kind, self.url), self)
 
     def __repr__(self):
-        return "<Response %d, %d bytes>" % (self.status, len(self.body))
+        return "<Response [%d], %d bytes>" % (self.status_code, len(self.content))
 
 
 class TokenInfo:
@@ -466,7 +538,7 @@ class TokenInfo:
         return "<TokenInfo %s expires_at=%d>" % (self.fingerprint, self.expires_at)
 
 
-def _take_response(handle):
+def _take_response(handle, url=None):
     """Copies a response out of the library and frees it."""
     try:
         status = _lib.lwolf_response_status(handle)
@@ -480,9 +552,18 @@ def _take_response(handle):
         if not body_ptr:
             _check(ERR_INTERNAL)
         body = ctypes.string_at(body_ptr, length.value)
-        return Response(status, headers, body)
+        return Response(status, headers, body, url)
     finally:
         _lib.lwolf_response_free(handle)
+
+
+def _pairs(items):
+    """A mapping or an iterable of pairs, as pairs; ``None`` as none."""
+    if items is None:
+        return []
+    if isinstance(items, collections.abc.Mapping):
+        return list(items.items())
+    return list(items)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -560,49 +641,108 @@ class Client:
         """Drops the cached token; the next call fetches a new one."""
         _check(_lib.lwolf_client_invalidate(self._handle))
 
-    def request(self, method, path, body=None):
-        """Sends ``method`` to ``api_base_url + path`` (or an absolute URL on the same origin)
-        with the bearer token, and returns a ``Response`` for any HTTP status.
-
-        ``body`` may be bytes, str, or anything ``json.dumps`` takes (dict, list...); it is
-        sent as ``application/json``. Errors mean no response could be had."""
-        if body is None:
-            data, length = None, 0  # NULL and 0: no body
-        else:
-            if isinstance(body, str):
-                raw = body.encode("utf-8")
-            elif isinstance(body, (bytes, bytearray, memoryview)):
-                raw = bytes(body)
-            else:
-                raw = _json.dumps(body).encode("utf-8")
-            length = len(raw)
-            buf = (ctypes.c_uint8 * max(1, length))()
-            ctypes.memmove(buf, raw, length)
-            data = ctypes.cast(buf, _u8_p)
-        handle = _ResponseP()
+    def for_api(self, api_base_url):
+        """A client for another API that takes the same tokens (the Transact API beside the
+        Back Office API): the same identity, token cache and settings, ``api_base_url`` as
+        the base of its requests. Each client is closed on its own."""
+        handle = _ClientP()
         _check(
-            _lib.lwolf_client_request(
-                self._handle,
-                _encode(method, "method"),
-                _encode(path, "path"),
-                data,
-                length,
-                ctypes.byref(handle),
+            _lib.lwolf_client_for_api(
+                self._handle, _encode(api_base_url, "api_base_url"), ctypes.byref(handle)
             )
         )
-        return _take_response(handle)
+        return Client._from_handle(handle)
 
-    def get(self, path):
-        return self.request("GET", path)
+    def request(
+        self,
+        method,
+        path,
+        *,
+        json=None,
+        data=None,
+        content_type=None,
+        headers=None,
+        params=None,
+        timeout=None,
+        stream_to=None,
+    ):
+        """Sends ``method`` to ``api_base_url + path`` (or an absolute URL on its origin)
+        with the bearer token, and returns a ``Response`` for any HTTP status; exceptions
+        mean no response could be had.
 
-    def post(self, path, body):
-        return self.request("POST", path, body)
+        ``json``: a value sent as JSON. ``data``: bytes or str sent as they are, with
+        ``content_type`` (default ``application/json``). ``headers``: a mapping (or pairs)
+        of headers to add; ``Authorization`` is the library's. ``params``: a mapping or pairs
+        for the query, percent-encoded so the server decodes exactly these strings (OData's
+        ``$filter`` welcome). ``timeout``: seconds for each attempt. ``stream_to``: a file
+        object (anything with ``write``) that gets the body as it arrives, never held whole;
+        the response's ``content`` is then empty."""
+        if json is not None and data is not None:
+            raise TypeError("give json or data, not both")
+        req = _RequestP()
+        _check(_lib.lwolf_request_new(_encode(method, "method"), _encode(path, "path"), ctypes.byref(req)))
+        try:
+            for name, value in _pairs(headers):
+                _check(_lib.lwolf_request_header(req, _encode(name, "header name"), _encode(value, "header value")))
+            for name, value in _pairs(params):
+                _check(_lib.lwolf_request_query(req, _encode(name, "query name"), _encode(value, "query value")))
+            if json is not None:
+                data = _json.dumps(json).encode("utf-8")
+                content_type = content_type or "application/json"
+            if data is not None:
+                raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+                buf = (ctypes.c_uint8 * max(1, len(raw))).from_buffer_copy(raw.ljust(1, b"\0"))
+                ct = None if content_type is None else _encode(content_type, "content_type")
+                _check(_lib.lwolf_request_body(req, ctypes.cast(buf, _u8_p), len(raw), ct))
+            if timeout is not None:
+                ms = max(1, int(round(float(timeout) * 1000)))
+                _check(_lib.lwolf_request_timeout_ms(req, ms))
+            handle = _ResponseP()
+            if stream_to is None:
+                _check(_lib.lwolf_client_send(self._handle, req, ctypes.byref(handle)))
+            else:
+                self._send_to(req, stream_to, handle)
+        finally:
+            _lib.lwolf_request_free(req)
+        return _take_response(handle, path)
 
-    def put(self, path, body):
-        return self.request("PUT", path, body)
+    def _send_to(self, req, out, handle):
+        failure = []
 
-    def delete(self, path):
-        return self.request("DELETE", path)
+        def write(_userdata, data, length):
+            try:
+                out.write(ctypes.string_at(data, length))
+                return 0
+            except BaseException as e:  # noqa: BLE001 -- raised again below, on this thread
+                failure.append(e)
+                return 1
+
+        callback = _WriteFn(write)  # kept alive for the whole call
+        status = _lib.lwolf_client_send_to(self._handle, req, callback, None, ctypes.byref(handle))
+        if failure:
+            raise failure[0]
+        _check(status)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path, **kwargs):
+        return self.request("HEAD", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path, **kwargs):
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+    def options(self, path, **kwargs):
+        return self.request("OPTIONS", path, **kwargs)
 
     def close(self):
         """Frees the client. Idempotent; later calls raise ``InvalidArgument`` (the library

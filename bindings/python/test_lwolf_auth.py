@@ -167,14 +167,101 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(r.header("Content-Type").startswith("application/json"))
         self.assertEqual(r.header("content-type"), r.header("CONTENT-TYPE"))
         self.assertIsNone(r.header("X-No-Such-Header"))
-        self.assertTrue(all(name == name.lower() for name, _ in r.headers))
+        self.assertTrue(all(name == name.lower() for name, _ in r.headers.pairs))
 
     def test_post_json_body(self):
-        r = self.client.request("POST", "/v1/transactions", {"address": "1 Main St"})
+        r = self.client.request("POST", "/v1/transactions", json={"address": "1 Main St"})
         self.assertEqual(r.status, 201, r.text)
         self.assertEqual(r.json()["address"], "1 Main St")
-        r2 = self.client.post("/v1/transactions", b'{"address": "2 Main St"}')
-        self.assertEqual(r2.status, 201, r2.text)
+        r2 = self.client.post("/v1/transactions", data=b'{"address": "2 Main St"}')
+        self.assertEqual(r2.status_code, 201, r2.text)
+        with self.assertRaises(TypeError):
+            self.client.post("/v1/transactions", json={}, data=b"{}")
+
+    def echo(self, method, **kwargs):
+        """What the sandbox received, through /_sandbox/echo."""
+        r = self.client.request(method, SANDBOX.origin + "/_sandbox/echo", **kwargs)
+        self.assertEqual(r.status_code, 200, r.text)
+        return r.json()
+
+    def test_headers_query_and_body_arrive_as_given(self):
+        params = [("$filter", "statusCode eq 'A'"), ("q", "a+b&c=d#e%"), ("cafe", "café"), ("empty", "")]
+        got = self.echo(
+            "PATCH",
+            params=params,
+            headers={"If-Match": '"v7"', "X-Two": "2"},
+            data=b"\x00\x01binary\xff",
+            content_type="application/octet-stream",
+            timeout=5,
+        )
+        self.assertEqual(got["method"], "PATCH")
+        self.assertEqual([tuple(p) for p in got["query"]], params)
+        headers = dict((n, v) for n, v in got["headers"])
+        self.assertEqual(headers["if-match"], '"v7"')
+        self.assertEqual(headers["x-two"], "2")
+        self.assertEqual(headers["content-type"], "application/octet-stream")
+        self.assertEqual(got["body_len"], 9)
+        # A mapping or pairs for params; numbers and booleans are their text.
+        got = self.echo("GET", params={"$top": 25, "deleted": False})
+        self.assertEqual([tuple(p) for p in got["query"]], [("$top", "25"), ("deleted", "false")])
+
+    def test_refused_headers(self):
+        for name, value in [("Authorization", "Bearer mine"), ("X-Evil", "a\r\nInjected: 1"), ("bad name", "x")]:
+            with self.assertRaises(lwolf_auth.InvalidArgument) as caught:
+                self.client.get("/v1/offices", headers={name: value})
+            self.assertNotIn("Injected", str(caught.exception))
+
+    def test_a_response_shaped_like_requests(self):
+        r = self.client.get("/v1/transactions", params={"$top": "1"})
+        self.assertEqual(r.status_code, 200)
+        self.assertTrue(r.ok)
+        self.assertTrue(r.headers["Content-Type"].startswith("application/json"))
+        self.assertEqual(r.headers["content-type"], r.headers["CONTENT-TYPE"])
+        self.assertIn("content-type", r.headers)
+        self.assertIsInstance(r.content, bytes)
+        self.assertEqual(r.text, r.content.decode())
+        r.raise_for_status()
+        missing = self.client.get("/v1/transactions/no-such-id")
+        self.assertFalse(missing.ok)
+        with self.assertRaises(lwolf_auth.HTTPError) as caught:
+            missing.raise_for_status()
+        self.assertEqual(caught.exception.http_status, 404)
+        self.assertIs(caught.exception.response, missing)
+
+    def test_stream_to_a_file(self):
+        import io
+
+        whole = self.client.get("/v1/transactions")
+        out = io.BytesIO()
+        streamed = self.client.get("/v1/transactions", stream_to=out)
+        self.assertEqual(streamed.status_code, 200)
+        self.assertEqual(streamed.content, b"")
+        self.assertEqual(out.getvalue(), whole.content)
+
+        class Full:
+            def write(self, data):
+                raise OSError("disk full")
+
+        with self.assertRaises(OSError) as caught:
+            self.client.get("/v1/transactions", stream_to=Full())
+        self.assertIn("disk full", str(caught.exception))
+
+    def test_for_api_shares_the_token(self):
+        fingerprint = self.client.token_info().fingerprint
+        before = SANDBOX.stats()["token_requests"]
+        with self.client.for_api(SANDBOX.api_base_url) as other:
+            self.assertEqual(other.token_info().fingerprint, fingerprint)
+            self.assertEqual(other.get("/v1/offices").status_code, 200)
+        self.assertEqual(SANDBOX.stats()["token_requests"], before)
+        with self.assertRaises(lwolf_auth.ConfigError):
+            self.client.for_api("http://example.com/api")
+
+    def test_the_subscription_key_is_sent_and_never_shown(self):
+        key = "py-subscription-K3Y"
+        with lwolf_auth.Client(**SANDBOX.settings(subscription_key=key)) as client:
+            r = client.get(SANDBOX.origin + "/_sandbox/echo")
+            self.assertTrue(r.json()["has_subscription_key"])
+            self.assertNotIn(key, repr(client) + repr(r) + r.text)
 
     def test_every_status_is_a_response(self):
         r = self.client.get("/v1/transactions/no-such-id")

@@ -108,6 +108,8 @@ pub(super) fn handle(state: &State, mut request: Request) {
         } else {
             api_error(405, "method_not_allowed", "method not allowed").with("Allow", "GET")
         }
+    } else if path == "/_sandbox/echo" {
+        echo(&mut request, &url)
     } else {
         api_error(404, "not_found", "no such resource")
     };
@@ -119,6 +121,66 @@ pub(super) fn handle(state: &State, mut request: Request) {
         reply.status
     );
     respond(request, reply);
+}
+
+/// `/_sandbox/echo`: what the client sent, for the tests of other languages' bindings: the
+/// method, the query as decoded pairs (`+` is a plus: RFC 3986), the headers but the two
+/// that carry credentials, and the body's length and type. Needs no token.
+fn echo(request: &mut Request, url: &str) -> Reply {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let decode = |s: &str| percent_decode(s).unwrap_or_else(|| "<not UTF-8>".to_owned());
+    let pairs: Vec<Value> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (name, value) = p.split_once('=').unwrap_or((p, ""));
+            json!([decode(name), decode(value)])
+        })
+        .collect();
+    let headers: Vec<Value> = request
+        .headers()
+        .iter()
+        .filter(|h| !h.field.equiv("authorization") && !h.field.equiv("lw-subscription-key"))
+        .map(|h| {
+            json!([
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str()
+            ])
+        })
+        .collect();
+    let subscription_key = header(request, "lw-subscription-key").is_some();
+    let method = request.method().as_str().to_owned();
+    match read_body(request) {
+        Ok(body) => Reply::json(
+            200,
+            &json!({
+                "method": method,
+                "query": pairs,
+                "headers": headers,
+                "has_subscription_key": subscription_key,
+                "body_len": body.len(),
+            }),
+        ),
+        Err(why) => api_error(400, "bad_request", why),
+    }
+}
+
+/// `%XX` decoded, and nothing else; `None` for a bad escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Writes the whole response in one `write`: tiny_http's own `respond` writes through a
