@@ -286,6 +286,7 @@ lwolf_status lwolf_config_from_env(lwolf_config **out);
 //
 // The keys are those of the contract: `client_id`, `client_secret`, `client_secret_file`,
 // `audience`, `token_url`, `api_base_url`, `lwt_client_id`, `refresh_ratio`, `timeout_ms`,
+// `deadline_ms` (the bound on one call, all attempts and waits included; 60000),
 // `max_retries`, `retry_base_ms`, `retry_max_ms`, `token_format` (`json` or `form`),
 // `client_auth` (`body` or `basic`), `ca_file`, `user_agent`, `max_response_bytes` (largest
 // API response body read), `cache_dir` (a directory for the token cache shared by the

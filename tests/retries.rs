@@ -261,3 +261,42 @@ fn a_slow_body_is_bounded_by_the_timeout() {
     assert_eq!(server.token_requests(), 1);
     assert!(start.elapsed() < secs(10), "took {:?}", start.elapsed());
 }
+
+/// `deadline_ms` bounds a whole call: no retry is begun whose wait would end past it.
+#[test]
+fn the_deadline_stops_retries_that_could_not_end_in_time() {
+    let server = Server::new(Action::status(503).header("Retry-After", "1"));
+    let client = Client::new(
+        builder(&server)
+            .max_retries(10)
+            .retry_max(secs(5))
+            .deadline(ms(1500))
+            .build()
+            .unwrap(),
+    );
+    let e = err(client.token());
+    assert!(matches!(e, Error::Server(_)), "{e:?}");
+    // 0 s, 1 s; the next 1 s wait would end at 2 s, past the deadline.
+    assert_eq!(server.token_requests(), 2);
+}
+
+/// A hung API holds a call no longer than the deadline, whatever timeout_ms says, and the
+/// error says which host hung.
+#[test]
+fn a_hung_api_is_bounded_by_the_deadline_and_named() {
+    let tokens = Server::tokens();
+    let api = Server::new(Action::Hang);
+    let client = Client::new(
+        builder_for(&tokens, &api)
+            .timeout(secs(30))
+            .deadline(ms(400))
+            .build()
+            .unwrap(),
+    );
+    let e = err(client.get("/v1/x").send());
+    assert!(matches!(e, Error::Transport(_)), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("timeout"), "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{}", api.port())), "{message}");
+    assert_eq!(api.request_count(), 1, "no retry past the deadline");
+}
