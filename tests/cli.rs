@@ -755,3 +755,97 @@ fn an_unusable_cache_dir_is_reported_but_not_fatal() {
     );
     assert!(fs::read_dir(&cache).unwrap().next().is_none());
 }
+
+/// `-H`, `--query`, `--data` with `--content-type`, any method, the subscription key from the
+/// environment, `--timeout`; what arrived, as the sandbox's echo route saw it.
+#[test]
+fn request_headers_query_body_and_the_subscription_key() {
+    let setup = setup("request-options");
+    let echo = format!("{}/_sandbox/echo", setup.sandbox.url());
+    let body = setup.home.join("body.csv");
+    std::fs::write(&body, "a,b\n1,2\n").unwrap();
+    let mut cmd = setup.command(&[
+        "request",
+        "PATCH",
+        &echo,
+        "-H",
+        "If-Match: \"v7\"",
+        "--header=X-Two:  2",
+        "--query",
+        "$filter=statusCode eq 'A'",
+        "--query=q=a+b&c",
+        "--data",
+        &format!("@{}", body.display()),
+        "--content-type",
+        "text/csv",
+        "--timeout",
+        "5",
+    ]);
+    cmd.env("LWOLF_SUBSCRIPTION_KEY", "cli-subscription-K3Y");
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stdout.contains("cli-subscription-K3Y") && !r.stderr.contains("cli-subscription-K3Y")
+    );
+    let got: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(got["method"], "PATCH");
+    assert_eq!(
+        got["query"],
+        serde_json::json!([["$filter", "statusCode eq 'A'"], ["q", "a+b&c"]])
+    );
+    let headers: Vec<(String, String)> = serde_json::from_value(got["headers"].clone()).unwrap();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("if-match"), Some("\"v7\""));
+    assert_eq!(header("x-two"), Some("2"));
+    assert_eq!(header("content-type"), Some("text/csv"));
+    assert_eq!(got["body_len"], 8);
+    assert_eq!(got["has_subscription_key"], true);
+
+    // Refused: a subscription key on the command line, options that mean nothing here.
+    for args in [
+        &["get", "/v1/x", "-H", "lw-subscription-key: abc"][..],
+        &["get", "/v1/x", "-H", "no colon"],
+        &["token", "--query", "a=b"],
+        &["get", "/v1/x", "--timeout", "0"],
+        &["get", "/v1/x", "--content-type", "text/plain"],
+    ] {
+        let r = setup.run(args);
+        assert_eq!(r.code, 64, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("abc"), "{}", r.stderr);
+    }
+    // The library's own rules: Authorization is not the caller's.
+    let r = setup.run(&["get", "/v1/x", "-H", "Authorization: Bearer mine"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("LWOLF_ERR_INVALID_ARGUMENT"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `-o FILE` streams the body into the file: the same bytes as stdout would get.
+#[test]
+fn output_streams_the_body_into_a_file() {
+    let setup = setup("output");
+    let whole = setup.run(&["get", "/v1/transactions"]);
+    let file = setup.home.join("out.json");
+    let r = setup.run(&["get", "/v1/transactions", "-o", file.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr, "HTTP 200 OK\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), whole.stdout);
+    // An error answer goes to the file too, and exits 22.
+    let r = setup.run(&["get", "/v1/transactions/none", "-o", file.to_str().unwrap()]);
+    assert_eq!(r.code, 22);
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("not_found"));
+    // A file that cannot be made: an I/O error, nothing sent.
+    let r = setup.run(&["get", "/v1/x", "-o", "/nonexistent-dir/out"]);
+    assert_eq!(r.code, 74, "{}", r.stderr);
+}

@@ -297,6 +297,9 @@ fn a_hung_api_is_bounded_by_the_deadline_and_named() {
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
     let message = e.to_string();
     assert!(message.contains("timeout"), "{message}");
-    assert!(message.contains(&format!("127.0.0.1:{}", api.port())), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", api.port())),
+        "{message}"
+    );
     assert_eq!(api.request_count(), 1, "no retry past the deadline");
 }

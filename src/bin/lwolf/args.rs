@@ -13,7 +13,7 @@ Usage:
   lwolf token [--json]            print a bearer token (--json: with its times and fingerprint)
   lwolf get PATH                  GET an API path; the body to stdout, the status to stderr
   lwolf request METHOD PATH [--data JSON | --data @FILE | --data @-]
-                                  any API call; @- reads the body from stdin
+                                  any API call (PATCH, PUT, ...); @- reads the body from stdin
   lwolf info                      the identity, the token's fingerprint and times, the cache
                                   file (never the token)
   lwolf sandbox [--port N] [--token-ttl SECONDS] [--detach]
@@ -21,6 +21,14 @@ Usage:
                                   exports that point at it, and serve until killed
                                   (--detach: in the background, for eval \"$(...)\"; it
                                   also exports LWOLF_SANDBOX_PID, to kill it by)
+
+Options of get and request:
+  -H, --header 'NAME: VALUE'      add a header (repeatable); the bearer token is the library's
+  --query NAME=VALUE              add a query parameter (repeatable), percent-encoded for you:
+                                  --query \"$filter=statusCode eq 'A'\"
+  --content-type TYPE             the type of --data (default application/json)
+  -o, --output FILE               write the body to FILE as it arrives (any size), not stdout
+  --timeout SECONDS               the limit for each attempt (default: LWOLF_TIMEOUT_MS)
 
 Options:
   --tenant ID      the customer instance (lwt_client_id) for token, get, request and info
@@ -31,8 +39,10 @@ Options:
 
 Settings come from the environment, as for the library: LWOLF_CLIENT_ID, LWOLF_CLIENT_SECRET
 or LWOLF_CLIENT_SECRET_FILE, LWOLF_TOKEN_URL, LWOLF_API_BASE_URL, LWOLF_AUDIENCE,
-LWOLF_LWT_CLIENT_ID, LWOLF_TIMEOUT_MS, ... (LWOLF_ + any configuration key in upper case).
-The secret is never taken from the command line, where `ps` would show it.
+LWOLF_LWT_CLIENT_ID, LWOLF_TIMEOUT_MS, LWOLF_SUBSCRIPTION_KEY (or _FILE: the Transact API's
+lw-subscription-key, sent on every API call), ... (LWOLF_ + any configuration key in upper
+case). Neither the secret nor the subscription key is taken from the command line, where `ps`
+would show it.
 
 Tokens are shared by every process of this user through a file in LWOLF_CACHE_DIR, by default
 $XDG_CACHE_HOME/lwolf-auth or ~/.cache/lwolf-auth (mode 0700; the files 0600). Set
@@ -40,10 +50,11 @@ LWOLF_CACHE_DIR to an empty value, or pass --no-cache, to keep them in memory on
 
 Exit codes:
   0     success
-  1-11  the library's status codes: 1 LWOLF_ERR_INVALID_ARGUMENT, 2 LWOLF_ERR_CONFIG,
+  1-12  the library's status codes: 1 LWOLF_ERR_INVALID_ARGUMENT, 2 LWOLF_ERR_CONFIG,
         3 LWOLF_ERR_INVALID_CREDENTIALS, 4 LWOLF_ERR_BAD_REQUEST, 5 LWOLF_ERR_FORBIDDEN,
         6 LWOLF_ERR_RATE_LIMITED, 7 LWOLF_ERR_SERVER, 8 LWOLF_ERR_TRANSPORT,
-        9 LWOLF_ERR_INVALID_RESPONSE, 11 LWOLF_ERR_INTERNAL
+        9 LWOLF_ERR_INVALID_RESPONSE, 11 LWOLF_ERR_INTERNAL, 12 LWOLF_ERR_ABORTED (the
+        --output file could not be written)
   22    the API answered with a 4xx or 5xx status (as curl --fail does)
   64    a bad command line
   74    a local I/O error: reading --data, writing the output, starting the sandbox
@@ -64,8 +75,29 @@ pub(crate) enum Data {
     Stdin,
 }
 
+/// What `get` and `request` add to the request.
+#[derive(Default)]
+pub(crate) struct RequestOptions {
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl RequestOptions {
+    fn any(&self) -> bool {
+        !self.headers.is_empty()
+            || !self.query.is_empty()
+            || self.content_type.is_some()
+            || self.output.is_some()
+            || self.timeout.is_some()
+    }
+}
+
 pub(crate) struct Args {
     pub(crate) command: Command,
+    pub(crate) request: RequestOptions,
     pub(crate) verbose: bool,
     pub(crate) no_cache: bool,
     pub(crate) tenant: Option<String>,
@@ -86,6 +118,7 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
     let (mut help, mut version) = (false, false);
     let mut args = Args {
         command: Command::Help,
+        request: RequestOptions::default(),
         verbose: false,
         no_cache: false,
         tenant: None,
@@ -124,6 +157,41 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
             "-v" | "--verbose" => args.verbose = true,
             "--no-cache" => args.no_cache = true,
             "--json" => json = true,
+            "-H" | "--header" => {
+                let v = value("a header: 'NAME: VALUE'")?;
+                let Some((name, value)) = v.split_once(':') else {
+                    return Err(Failure::usage("--header needs 'NAME: VALUE'"));
+                };
+                let name = name.trim();
+                // As the client secret: a key on the command line is a key in `ps`.
+                if name.eq_ignore_ascii_case("lw-subscription-key") {
+                    return Err(Failure::usage(
+                        "the subscription key is not taken from the command line, where `ps` \
+                         would show it; set LWOLF_SUBSCRIPTION_KEY or LWOLF_SUBSCRIPTION_KEY_FILE",
+                    ));
+                }
+                args.request
+                    .headers
+                    .push((name.to_owned(), value.trim_start().to_owned()));
+            }
+            "--query" => {
+                let v = value("NAME=VALUE")?;
+                let (name, value) = v.split_once('=').unwrap_or((&v, ""));
+                args.request.query.push((name.to_owned(), value.to_owned()));
+            }
+            "--content-type" => args.request.content_type = Some(value("a media type")?),
+            "-o" | "--output" => args.request.output = Some(value("a file")?.into()),
+            "--timeout" => {
+                let v = value("a number of seconds")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)
+                    .ok_or_else(|| {
+                        Failure::usage("--timeout needs a positive number of seconds")
+                    })?;
+                args.request.timeout = Some(Duration::from_secs_f64(secs));
+            }
             "--detach" => detach = true,
             "--tenant" => args.tenant = Some(value("a customer instance id")?),
             "-d" | "--data" => {
@@ -226,7 +294,9 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
         Command::Sandbox { .. } => json || args.data.is_some() || args.tenant.is_some(),
         _ => false,
     } || (!matches!(args.command, Command::Sandbox { .. })
-        && (args.token_ttl.is_some() || detach));
+        && (args.token_ttl.is_some() || detach))
+        || (!matches!(args.command, Command::Request { .. }) && args.request.any())
+        || (args.data.is_none() && args.request.content_type.is_some());
     if misplaced {
         return Err(Failure::usage(format!(
             "an option given does not apply to `lwolf {command}`"

@@ -34,7 +34,7 @@ pub(crate) fn run(raw: Vec<OsString>) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Token { json } => token(&client(&args)?, *json),
-        Command::Request { method, path } => request(&client(&args)?, method, path, &args.data),
+        Command::Request { method, path } => request(&client(&args)?, method, path, &args),
         Command::Info => info(&args),
         Command::Sandbox { detach: false } => sandbox(&args),
         Command::Sandbox { detach: true } => sandbox_detached(),
@@ -122,19 +122,38 @@ fn read_body(data: &Option<Data>) -> Result<Option<Vec<u8>>, Failure> {
     })
 }
 
-fn request(client: &Client, method: &str, path: &str, data: &Option<Data>) -> Result<u8, Failure> {
-    let body = read_body(data)?;
+fn request(client: &Client, method: &str, path: &str, args: &Args) -> Result<u8, Failure> {
+    let body = read_body(&args.data)?;
+    let options = &args.request;
     let mut request = client.request(method, path);
+    for (name, value) in &options.headers {
+        request = request.header(name, value);
+    }
+    for (name, value) in &options.query {
+        request = request.query(name, value);
+    }
     if let Some(body) = body {
-        request = request.body(body, lwolf_auth::DEFAULT_CONTENT_TYPE);
+        let content_type = options
+            .content_type
+            .as_deref()
+            .unwrap_or(lwolf_auth::DEFAULT_CONTENT_TYPE);
+        request = request.body(body, content_type);
+    }
+    if let Some(timeout) = options.timeout {
+        request = request.timeout(timeout);
+    }
+    if let Some(path) = &options.output {
+        // Streamed into the file as it arrives: a document of any size, never held whole.
+        let file = std::fs::File::create(path)
+            .map_err(|e| Failure::io(format!("cannot create {}: {e}", path.display())))?;
+        let mut out = io::BufWriter::with_capacity(256 * 1024, file);
+        let response = request.send_to(&mut out)?;
+        print_status(response.status());
+        return Ok(exit_code(response.status()));
     }
     let response = request.send()?;
     let status = response.status();
-    let reason = ureq::http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
-    eprintln!("HTTP {status} {reason}");
+    print_status(status);
     let body = response.body();
     let terminal = io::stdout().is_terminal();
     let pretty = terminal
@@ -153,7 +172,25 @@ fn request(client: &Client, method: &str, path: &str, data: &Option<Data>) -> Re
             }
         }
     }
-    Ok(if status >= 400 { EXIT_HTTP_ERROR } else { 0 })
+    Ok(exit_code(status))
+}
+
+/// `HTTP 200 OK` on stderr: the body alone goes to stdout.
+fn print_status(status: u16) {
+    let reason = ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    eprintln!("HTTP {status} {reason}");
+}
+
+/// curl --fail's: 22 for a 4xx or 5xx answer.
+fn exit_code(status: u16) -> u8 {
+    if status >= 400 {
+        EXIT_HTTP_ERROR
+    } else {
+        0
+    }
 }
 
 fn info(args: &Args) -> Result<u8, Failure> {
