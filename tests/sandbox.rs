@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use lwolf_auth::ffi::lwolf_status;
 use lwolf_auth::sandbox::Sandbox;
-use lwolf_auth::{Client, ClientAuth, Error, TokenFormat};
+use lwolf_auth::{Client, ClientAuth, Config, Error, TokenFormat};
 use serde_json::{json, Value};
 
 const AUDIENCE: &str = "https://api.lwolf.com";
@@ -848,7 +848,7 @@ fn the_client_reads_the_api() {
     let data = json["data"].as_array().unwrap();
     assert_eq!(data.len(), 5);
     assert_eq!(json["total"], 5);
-    assert_eq!(json["page"], 1);
+    assert_eq!(json["skip"], 0);
     for t in data {
         for field in [
             "id",
@@ -1130,4 +1130,149 @@ fn a_silent_client_does_not_hang_the_drop() {
     drop(sandbox);
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(stalled);
+}
+
+/// The Transact stand-in: the same token as the Back Office API (one token request for both),
+/// and `lw-subscription-key` on every call; without it, 403 in the API's error shape, and
+/// the bounded renewal keeps that from costing a token per call.
+#[test]
+fn transact_needs_the_subscription_key_and_shares_the_token() {
+    let sandbox = Sandbox::start().unwrap();
+    let client = Client::new(sandbox.config_builder().build().unwrap());
+    let transact = client.for_api(&sandbox.transact_base_url()).unwrap();
+    let list = transact
+        .get("/v1/transactions")
+        .query("$filter", "status eq 'closed'")
+        .send()
+        .unwrap();
+    assert_eq!(list.status(), 200, "{}", list.text());
+    let json: Value = list.json().unwrap();
+    assert_eq!(json["total"], 2);
+    assert_eq!(client.get("/v1/offices").send().unwrap().status(), 200);
+    assert_eq!(sandbox.token_requests(), 1, "one token for both APIs");
+
+    // A client without the key: 403 each time, and at most one renewal for all of them.
+    let keyless = Client::new(
+        Config::builder()
+            .client_id(sandbox.client_id())
+            .client_secret(sandbox.client_secret())
+            .token_url(sandbox.token_url())
+            .api_base_url(sandbox.transact_base_url())
+            .build()
+            .unwrap(),
+    );
+    for _ in 0..50 {
+        let r = keyless.get("/v1/transactions").send().unwrap();
+        assert_eq!(r.status(), 403);
+        let e: Value = r.json().unwrap();
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("lw-subscription-key"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        sandbox.token_requests(),
+        3,
+        "the first token and one renewal"
+    );
+    // A wrong key is no better.
+    let bad = Client::new(
+        sandbox
+            .config_builder()
+            .subscription_key("not-the-key")
+            .api_base_url(sandbox.transact_base_url())
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(bad.get("/v1/transactions").send().unwrap().status(), 403);
+}
+
+/// OData on the transactions list: `$filter`, `$orderby`, `$top`, `$skip`; a bad filter is 400.
+#[test]
+fn the_transaction_list_takes_odata_queries() {
+    let sandbox = Sandbox::start().unwrap();
+    let client = Client::new(sandbox.config_builder().build().unwrap());
+    let ids = |r: lwolf_auth::Response| -> Vec<String> {
+        let json: Value = r.json().unwrap();
+        json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = client
+        .get("/v1/transactions")
+        .query("$filter", "price gt 100000 and status ne 'cancelled'")
+        .query("$orderby", "price desc")
+        .send()
+        .unwrap();
+    assert_eq!(ids(r), ["txn-1002", "txn-1001"]);
+    let r = client
+        .get("/v1/transactions")
+        .query("$orderby", "id")
+        .query("$skip", "1")
+        .query("$top", "2")
+        .send()
+        .unwrap();
+    assert_eq!(ids(r), ["txn-1002", "txn-1003"]);
+    let r = client
+        .get("/v1/transactions")
+        .query("$filter", "status startswith 'c'")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+/// PATCH with If-Match: the current ETag updates and gives a new one; a stale one is 412;
+/// none is 428.
+#[test]
+fn tiers_take_a_patch_with_the_current_etag_only() {
+    let sandbox = Sandbox::start().unwrap();
+    let client = Client::new(sandbox.config_builder().build().unwrap());
+    let first = client.get("/v1/tiers/t1").send().unwrap();
+    let etag = first.header("etag").unwrap().to_owned();
+    let change = serde_json::json!({"name": "Platinum"});
+    let updated = client
+        .patch("/v1/tiers/t1")
+        .header("If-Match", &etag)
+        .send_json(&change)
+        .unwrap();
+    assert_eq!(updated.status(), 200, "{}", updated.text());
+    assert_eq!(updated.json::<Value>().unwrap()["name"], "Platinum");
+    assert_ne!(updated.header("etag"), Some(etag.as_str()));
+    let stale = client
+        .patch("/v1/tiers/t1")
+        .header("If-Match", &etag)
+        .send_json(&change)
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+    let none = client.patch("/v1/tiers/t1").send_json(&change).unwrap();
+    assert_eq!(none.status(), 428);
+    assert_eq!(
+        sandbox.token_requests(),
+        1,
+        "a 412 or 428 is not the token's fault"
+    );
+}
+
+/// A document of the size asked for, streamed to a writer.
+#[test]
+fn transact_documents_of_any_size_stream() {
+    let sandbox = Sandbox::start().unwrap();
+    let client = Client::new(sandbox.config_builder().build().unwrap());
+    let transact = client.for_api(&sandbox.transact_base_url()).unwrap();
+    let mut pdf = Vec::new();
+    let r = transact
+        .get("/v1/documents/d1")
+        .query("size", "3000000")
+        .send_to(&mut pdf)
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("content-type"), Some("application/pdf"));
+    assert_eq!(pdf.len(), 3_000_000);
+    assert!(pdf.starts_with(b"%PDF-"));
 }

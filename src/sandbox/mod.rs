@@ -12,8 +12,18 @@
 //!   `WWW-Authenticate: Bearer error="invalid_token"` to those that don't.
 //!   `POST /backoffice/v1/transactions` stores and echoes a new transaction. Answers to a
 //!   token issued for an `lwt_client_id` carry it in `X-Sandbox-Lwt-Client-Id`.
+//!   The list of transactions takes OData's `$filter` (`field eq 'x'`, `ne`, `gt`, `ge`,
+//!   `lt`, `le`, joined by `and`), `$orderby` (`field [asc|desc]`), `$top` and `$skip`.
+//!   `/backoffice/v1/tiers/{id}` answers with an `ETag`, and takes a `PATCH` only with an
+//!   `If-Match` of the current one (`412` for a stale one, `428` without).
+//! * `/transact-workflow/v1/…` stands in for the Transact API: a bearer token *and*
+//!   `lw-subscription-key` on every call, else `403` in the API's error shape;
+//!   `GET /transact-workflow/v1/transactions`, and
+//!   `GET /transact-workflow/v1/documents/{id}?size=N`: a PDF-typed body of N bytes (at most
+//!   64 MiB).
 //! * `GET /_sandbox/stats` (no token needed) reports the counters as JSON, for tests in
-//!   other languages.
+//!   other languages; `/_sandbox/echo` answers with what it was sent (method, decoded query,
+//!   headers but the credentials, body length).
 //!
 //! ```
 //! use lwolf_auth::{sandbox::Sandbox, Client};
@@ -34,6 +44,7 @@
 mod api;
 mod oauth;
 mod server;
+mod transact;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -55,6 +66,8 @@ use server::{worker, State};
 pub const DEFAULT_CLIENT_ID: &str = "sandbox-client";
 /// The client secret a sandbox accepts unless told otherwise.
 pub const DEFAULT_CLIENT_SECRET: &str = "sandbox-secret";
+/// The `lw-subscription-key` the Transact stand-in accepts unless told otherwise.
+pub const DEFAULT_SUBSCRIPTION_KEY: &str = "sandbox-subscription-key";
 /// The token lifetime a sandbox grants unless told otherwise: 24 hours, as the vendor's.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 /// The largest request body the sandbox reads; a larger one is answered with `400`.
@@ -76,6 +89,7 @@ const ISSUER: &str = "lwolf-sandbox";
 pub struct SandboxBuilder {
     client_id: String,
     client_secret: SecretString,
+    subscription_key: SecretString,
     token_ttl: Duration,
     rate_limit: Option<u32>,
     port: u16,
@@ -86,6 +100,7 @@ impl Default for SandboxBuilder {
         SandboxBuilder {
             client_id: DEFAULT_CLIENT_ID.into(),
             client_secret: DEFAULT_CLIENT_SECRET.into(),
+            subscription_key: DEFAULT_SUBSCRIPTION_KEY.into(),
             token_ttl: DEFAULT_TOKEN_TTL,
             rate_limit: None,
             port: 0,
@@ -98,6 +113,7 @@ impl fmt::Debug for SandboxBuilder {
         f.debug_struct("SandboxBuilder")
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
+            .field("subscription_key", &self.subscription_key)
             .field("token_ttl", &self.token_ttl)
             .field("rate_limit", &self.rate_limit)
             .field("port", &self.port)
@@ -115,6 +131,13 @@ impl SandboxBuilder {
     /// The client secret the token endpoint accepts (default `sandbox-secret`).
     pub fn client_secret(mut self, v: impl Into<String>) -> Self {
         self.client_secret = SecretString::new(v.into());
+        self
+    }
+
+    /// The `lw-subscription-key` the Transact stand-in accepts (default
+    /// `sandbox-subscription-key`).
+    pub fn subscription_key(mut self, v: impl Into<String>) -> Self {
+        self.subscription_key = SecretString::new(v.into());
         self
     }
 
@@ -150,6 +173,7 @@ impl SandboxBuilder {
         let state = Arc::new(State {
             client_id: self.client_id,
             client_secret: self.client_secret,
+            subscription_key: self.subscription_key,
             token_ttl: self.token_ttl,
             rate_limit: self.rate_limit,
             token_requests: AtomicU64::new(0),
@@ -159,6 +183,7 @@ impl SandboxBuilder {
             recent_token_requests: Mutex::new(VecDeque::new()),
             created: Mutex::new(Vec::new()),
             next_transaction: AtomicU64::new(1006),
+            tiers: Mutex::new(api::sample_tiers()),
         });
         let stopping = Arc::new(AtomicBool::new(false));
         let mut sandbox = Sandbox {
@@ -223,6 +248,17 @@ impl Sandbox {
         format!("{}/backoffice", self.url())
     }
 
+    /// The base of the Transact stand-in: [`url`](Self::url) + `/transact-workflow`, for
+    /// [`Client::for_api`](crate::Client::for_api).
+    pub fn transact_base_url(&self) -> String {
+        format!("{}/transact-workflow", self.url())
+    }
+
+    /// The `lw-subscription-key` the Transact stand-in accepts.
+    pub fn subscription_key(&self) -> &str {
+        self.state.subscription_key.expose()
+    }
+
     /// The port the sandbox listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
@@ -238,14 +274,15 @@ impl Sandbox {
         self.state.client_secret.expose()
     }
 
-    /// A [`ConfigBuilder`] with the client id, secret, token URL and API base URL of this
-    /// sandbox already set.
+    /// A [`ConfigBuilder`] with the client id, secret, token URL, API base URL and
+    /// subscription key of this sandbox already set.
     pub fn config_builder(&self) -> ConfigBuilder {
         crate::Config::builder()
             .client_id(self.client_id())
             .client_secret(self.client_secret())
             .token_url(self.token_url())
             .api_base_url(self.api_base_url())
+            .subscription_key(self.subscription_key())
     }
 
     /// The `LWOLF_*` settings that point a client at this sandbox, as shell commands
@@ -257,6 +294,7 @@ impl Sandbox {
             self.api_base_url(),
             self.client_id().to_owned(),
             self.client_secret().to_owned(),
+            self.subscription_key().to_owned(),
         ];
         EXPORTED
             .iter()
@@ -327,11 +365,12 @@ impl Drop for Sandbox {
 }
 
 /// The variables [`Sandbox::shell_exports`] sets, in its order.
-const EXPORTED: [&str; 4] = [
+const EXPORTED: [&str; 5] = [
     "LWOLF_TOKEN_URL",
     "LWOLF_API_BASE_URL",
     "LWOLF_CLIENT_ID",
     "LWOLF_CLIENT_SECRET",
+    "LWOLF_SUBSCRIPTION_KEY",
 ];
 
 /// For a program that prints [`Sandbox::shell_exports`] and then serves until killed (the

@@ -11,6 +11,7 @@ use tiny_http::{Method, Request, Server};
 
 use super::api::{api, api_error};
 use super::oauth::token_endpoint;
+use super::transact::transact;
 use super::MAX_BODY_BYTES;
 use crate::secret::SecretString;
 use crate::token::sanitize_to;
@@ -19,6 +20,7 @@ use crate::token::sanitize_to;
 pub(super) struct State {
     pub(super) client_id: String,
     pub(super) client_secret: SecretString,
+    pub(super) subscription_key: SecretString,
     pub(super) token_ttl: Duration,
     pub(super) rate_limit: Option<u32>,
     pub(super) token_requests: AtomicU64,
@@ -31,6 +33,8 @@ pub(super) struct State {
     /// Transactions created with `POST`.
     pub(super) created: Mutex<Vec<Value>>,
     pub(super) next_transaction: AtomicU64,
+    /// Tiers by id: the record and its version (the `ETag`).
+    pub(super) tiers: Mutex<HashMap<String, (Value, u64)>>,
 }
 
 /// An issued token's bookkeeping.
@@ -93,7 +97,9 @@ pub(super) fn handle(state: &State, mut request: Request) {
     let reply = if path == "/oauth/token" {
         token_endpoint(state, &mut request)
     } else if path == "/backoffice" || path.starts_with("/backoffice/") {
-        api(state, &mut request, &path["/backoffice".len()..])
+        api(state, &mut request, &path["/backoffice".len()..], &url)
+    } else if let Some(rest) = path.strip_prefix("/transact-workflow") {
+        transact(state, &mut request, rest, &url)
     } else if path == "/_sandbox/stats" {
         if matches!(method, Method::Get | Method::Head) {
             Reply::json(
@@ -163,6 +169,20 @@ fn echo(request: &mut Request, url: &str) -> Reply {
         ),
         Err(why) => api_error(400, "bad_request", why),
     }
+}
+
+/// The decoded `name=value` pairs of a URL's query.
+pub(super) fn query_pairs(url: &str) -> Vec<(String, String)> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let decode = |s: &str| percent_decode(s).unwrap_or_default();
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (name, value) = p.split_once('=').unwrap_or((p, ""));
+            (decode(name), decode(value))
+        })
+        .collect()
 }
 
 /// `%XX` decoded, and nothing else; `None` for a bad escape or non-UTF-8.
@@ -235,6 +255,8 @@ pub(super) fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        412 => "Precondition Failed",
+        428 => "Precondition Required",
         429 => "Too Many Requests",
         _ => "",
     }
