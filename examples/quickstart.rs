@@ -1,12 +1,15 @@
-//! A tour of what the SDK does: fetch a token, serve it from the cache, call the API,
-//! force a refresh.
+//! A tour of what the SDK does: fetch a token, serve it from the cache, call the Back
+//! Office API (with an OData query) and the Transact API (with its subscription key) on the
+//! one token, force a refresh.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! ```
 //!
 //! With `LWOLF_CLIENT_ID` and `LWOLF_CLIENT_SECRET` (or `LWOLF_CLIENT_SECRET_FILE`) set it
-//! talks to the real gateway, configured from the environment like any `LWOLF_*` program.
+//! talks to the real gateway, configured from the environment like any `LWOLF_*` program
+//! (the Transact call needs `LWOLF_SUBSCRIPTION_KEY`, and goes to `LWOLF_TRANSACT_BASE_URL`,
+//! by default `https://gateway.lwolf.com/transact-workflow`).
 //! Without them it starts a local sandbox and talks to that. It never prints the token
 //! or the secret: only the token's fingerprint.
 
@@ -94,7 +97,43 @@ fn run() -> Result<(), Box<dyn Error>> {
     summarize(response.body());
     println!();
 
-    // 4. invalidate() drops the cached token; the next token() fetches a new one.
+    // 4. OData: the query values are percent-encoded for you.
+    let response = client
+        .get("/v1/transactions")
+        .query("$filter", "status eq 'closed'")
+        .query("$orderby", "price desc")
+        .query("$top", "10")
+        .send()?;
+    println!(
+        "GET /v1/transactions?$filter=status eq 'closed'&$orderby=price desc -> {} {}",
+        response.status(),
+        reason(response.status())
+    );
+    summarize(response.body());
+    println!();
+
+    // 5. The Transact API takes the same token, and wants lw-subscription-key on every call.
+    let transact_base = match &sandbox {
+        Some(sandbox) => sandbox.transact_base_url(),
+        None => std::env::var("LWOLF_TRANSACT_BASE_URL")
+            .unwrap_or_else(|_| "https://gateway.lwolf.com/transact-workflow".into()),
+    };
+    if client.config().has_subscription_key() {
+        let transact = client.for_api(&transact_base)?;
+        let response = transact.get("/v1/transactions").query("$top", "3").send()?;
+        println!(
+            "Transact GET {transact_base}/v1/transactions -> {} {} (the same token, {})",
+            response.status(),
+            reason(response.status()),
+            cached.fingerprint()
+        );
+        summarize(response.body());
+    } else {
+        println!("Transact: set LWOLF_SUBSCRIPTION_KEY to call {transact_base}");
+    }
+    println!();
+
+    // 6. invalidate() drops the cached token; the next token() fetches a new one.
     client.invalidate();
     let started = Instant::now();
     let fresh = client.token()?;

@@ -158,6 +158,10 @@ impl Config {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+    /// Whether a subscription key is set (never the key itself).
+    pub fn has_subscription_key(&self) -> bool {
+        self.subscription_key.is_some()
+    }
     /// The bound on one call, all its attempts and waits included.
     pub fn deadline(&self) -> Duration {
         self.deadline

@@ -240,6 +240,9 @@ fn c_example_three_ways() {
     // Each of the four programs made its request and printed the answer.
     let answers = stdout.lines().filter(|l| l.starts_with("200 {")).count();
     assert_eq!(answers, 4, "{stdout}");
+    // And each reached the Transact stand-in with the subscription key (403 without it).
+    let transact = stdout.lines().filter(|l| *l == "transact 200").count();
+    assert_eq!(transact, 4, "{stdout}");
 
     let needs = |name: &str| dynamic_section(&dir.join(name));
     let dynamic = needs("prog");

@@ -295,6 +295,7 @@ impl Sandbox {
             self.client_id().to_owned(),
             self.client_secret().to_owned(),
             self.subscription_key().to_owned(),
+            self.transact_base_url(),
         ];
         EXPORTED
             .iter()
@@ -365,12 +366,14 @@ impl Drop for Sandbox {
 }
 
 /// The variables [`Sandbox::shell_exports`] sets, in its order.
-const EXPORTED: [&str; 5] = [
+const EXPORTED: [&str; 6] = [
     "LWOLF_TOKEN_URL",
     "LWOLF_API_BASE_URL",
     "LWOLF_CLIENT_ID",
     "LWOLF_CLIENT_SECRET",
     "LWOLF_SUBSCRIPTION_KEY",
+    // Not a configuration key: where programs find the Transact stand-in.
+    "LWOLF_TRANSACT_BASE_URL",
 ];
 
 /// For a program that prints [`Sandbox::shell_exports`] and then serves until killed (the
