@@ -54,9 +54,10 @@ step "build: C examples and C benches"
 make -s -C examples-c BUILDDIR="$OUT/examples" dynamic static
 mkdir -p "$OUT"
 CFLAGS_BENCH=(-std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -pthread -I"$ROOT/include")
-LINK_LWOLF=(-L"$OUT/examples/lib" -llwolf_auth -Wl,-rpath,"$OUT/examples/lib")
+LINK_LWOLF=(-L"$ROOT/target/release" -llwolf_auth -Wl,-rpath,"$ROOT/target/release")
 cc "${CFLAGS_BENCH[@]}" benches/c/hot_path.c -o "$OUT/hot_path" "${LINK_LWOLF[@]}"
 cc "${CFLAGS_BENCH[@]}" benches/c/curl_throughput.c -o "$OUT/curl_throughput" "${LINK_LWOLF[@]}" -lcurl
+cc "${CFLAGS_BENCH[@]}" benches/c/curl_requests.c -o "$OUT/curl_requests" "${LINK_LWOLF[@]}" -lcurl
 cc "${CFLAGS_BENCH[@]}" benches/c/threads_curl.c -o "$OUT/threads_curl" -lcurl
 
 # Servers for the C and Python benches, stopped on exit (and by themselves after 20 min).
@@ -87,6 +88,9 @@ with_env "$OUT/fast.env" "$OUT/hot_path" $QUICK >>"$RESULTS"
 
 step "4 (C): lwolf_client_request() vs libcurl"
 with_env "$OUT/fast.env" "$OUT/curl_throughput" $QUICK >>"$RESULTS"
+
+step "4 (C): lwolf_client_send() with headers and a query, and a streamed download, vs libcurl"
+with_env "$OUT/fast.env" "$OUT/curl_requests" $QUICK >>"$RESULTS"
 
 step "4 (Python): ctypes module vs requests.Session"
 with_env "$OUT/fast.env" env LWOLF_AUTH_LIB="$ROOT/target/release/liblwolf_auth.so" \
