@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::disk::DiskCache;
 use crate::error::Error;
 use crate::fetch::fetch_token;
-use crate::http::{is_idempotent, remaining, Exchange, Failure, Http, RawResponse, Read};
+use crate::http::{attempt_timeout, is_idempotent, Exchange, Failure, Http, RawResponse, Read};
 use crate::request::{Request, RequestBuilder};
 use crate::response::Response;
 use crate::retry::{self, is_retryable_status};
@@ -313,6 +313,23 @@ impl Client {
                         );
                         return hand_back(resp, url, out);
                     }
+                    // Another process of this identity renewed less than 30 s ago.
+                    Renewal::Claimed
+                        if self
+                            .inner
+                            .disk
+                            .as_ref()
+                            .is_some_and(|disk| !disk.claim_renewal(RENEWAL_INTERVAL)) =>
+                    {
+                        log::debug!(
+                            "lwolf-auth: api answered {} with token {}; another process \
+                             renewed less than {} s ago, so handing the answer back",
+                            resp.status,
+                            token.fingerprint(),
+                            RENEWAL_INTERVAL.as_secs()
+                        );
+                        return hand_back(resp, url, out);
+                    }
                     Renewal::Claimed => {
                         log::info!(
                             "lwolf-auth: api answered {} with token {}; renewing it",
@@ -433,8 +450,10 @@ impl Client {
             url: attempt.url,
             headers: &headers,
             body: attempt.body.map(|(bytes, _)| bytes.as_slice()),
-            timeout: Some(
-                remaining(attempt.deadline).min(request.timeout.unwrap_or(config.timeout)),
+            timeout: attempt_timeout(
+                request.timeout.unwrap_or(config.timeout),
+                request.timeout.is_some(),
+                attempt.deadline,
             ),
         };
         let read = match out {

@@ -46,6 +46,9 @@ pub(crate) struct DiskCache {
     file: PathBuf,
     /// `<dir>/<first 32 hex digits of the identity>.lock`
     lock: PathBuf,
+    /// `<dir>/<first 32 hex digits of the identity>.renewed`: when a 401/403 last forced a
+    /// renewal, for every process of the identity.
+    renewed: PathBuf,
     /// The identity's SHA-256 in hex, also stored in the file and checked on reading.
     identity: String,
     refresh_ratio: f64,
@@ -86,6 +89,7 @@ impl DiskCache {
         Some(DiskCache {
             file: dir.join(format!("{stem}.json")),
             lock: dir.join(format!("{stem}.lock")),
+            renewed: dir.join(format!("{stem}.renewed")),
             dir,
             identity,
             refresh_ratio: config.refresh_ratio,
@@ -164,6 +168,42 @@ impl DiskCache {
                 }
             }
         }
+    }
+
+    /// Whether this process may force a renewal after a 401/403: not when any process of
+    /// the identity did within `interval` (the file `.renewed` says when, by the wall clock).
+    /// If it may, the time is written for the others. Under the lock, so two processes do
+    /// not both claim it; without a usable directory, only the in-memory bound applies.
+    pub(crate) fn claim_renewal(&self, interval: Duration) -> bool {
+        if self.prepare_dir(true).is_none() {
+            return true;
+        }
+        let lock = self.lock();
+        let now = SystemTime::now();
+        let last = fs::read_to_string(&self.renewed)
+            .ok()
+            .and_then(|text| text.trim().parse::<f64>().ok())
+            .filter(|secs| secs.is_finite() && *secs >= 0.0)
+            .map(|secs| UNIX_EPOCH + Duration::from_secs_f64(secs));
+        let recent = last.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age < interval));
+        if !recent {
+            let secs = now
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            // Replaced, not rewritten: the file is only ever made new, private (under the
+            // lock, so no other process of ours is between the two).
+            let _ = fs::remove_file(&self.renewed);
+            let written = sys::create_private_file(&self.renewed)
+                .and_then(|mut file| file.write_all(format!("{secs}\n").as_bytes()));
+            if let Err(e) = written {
+                log::warn!(
+                    "lwolf-auth: cannot record a renewal in {}: {e}",
+                    self.renewed.display()
+                );
+            }
+        }
+        drop(lock);
+        !recent
     }
 
     /// Drops the file's token: the one `used`, if the file still holds it, or whatever it

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::error::{Error, HttpFailure};
-use crate::http::{remaining, Exchange, Http, RawResponse, Read};
+use crate::http::{attempt_timeout, Exchange, Http, RawResponse, Read};
 use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::scrub;
 use crate::token::{
@@ -67,7 +67,7 @@ pub(crate) fn fetch_token(
                 url: &config.token_url,
                 headers: &headers,
                 body: Some(&body),
-                timeout: Some(remaining(deadline).min(config.timeout)),
+                timeout: attempt_timeout(config.timeout, false, deadline),
             };
             let outcome = http.send(&exchange, Read::Whole(MAX_TOKEN_RESPONSE_BYTES));
             let resp = match outcome {

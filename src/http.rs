@@ -308,12 +308,19 @@ impl Http {
     }
 }
 
-/// What is left until `deadline` (at least a millisecond: an attempt is never unbounded,
-/// nor bounded by zero, which ureq would take as none).
-pub(crate) fn remaining(deadline: std::time::Instant) -> Duration {
-    deadline
+/// The bound for an attempt whose own limit is `limit` (`own`: set on the request, not the
+/// agent's `timeout_ms`) and whose call must end by `deadline`: `None` when the agent's
+/// own timeout already is that bound, which spares ureq a per-request configuration on the
+/// common path. Never zero, which ureq would take as no bound.
+pub(crate) fn attempt_timeout(
+    limit: Duration,
+    own: bool,
+    deadline: std::time::Instant,
+) -> Option<Duration> {
+    let left = deadline
         .saturating_duration_since(std::time::Instant::now())
-        .max(Duration::from_millis(1))
+        .max(Duration::from_millis(1));
+    (own || left < limit).then(|| left.min(limit))
 }
 
 /// Runs `request` on `agent`, bounded by `timeout` instead of the agent's own when given.

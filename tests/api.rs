@@ -665,6 +665,66 @@ fn for_tenant_shares_settings_and_has_its_own_token() {
     assert!(matches!(e, Error::InvalidArgument(_)));
 }
 
+/// One token, two APIs on two origins: each handle sends the bearer token to its own origin
+/// only, and refuses an absolute URL to the other.
+#[test]
+fn for_api_shares_the_token_and_keeps_it_on_each_origin() {
+    let tokens = Server::tokens();
+    let back_office = Server::new(Action::json(200, r#"{"api":"backoffice"}"#));
+    let transact = Server::new(Action::json(200, r#"{"api":"transact"}"#));
+    let client = Client::new(builder_for(&tokens, &back_office).build().unwrap());
+    let other = ok(client.for_api(&format!("{}/transact-workflow/", transact.url())));
+    assert_eq!(
+        other.api_base_url(),
+        format!("{}/transact-workflow", transact.url())
+    );
+    assert_eq!(
+        ok(client.get("/v1/a").send()).text(),
+        r#"{"api":"backoffice"}"#
+    );
+    assert_eq!(
+        ok(other.get("/v1/b").send()).text(),
+        r#"{"api":"transact"}"#
+    );
+    assert_eq!(transact.request(0).path, "/transact-workflow/v1/b");
+    assert_eq!(tokens.token_requests(), 1, "one token for both");
+    let sent = back_office
+        .request(0)
+        .header("authorization")
+        .unwrap()
+        .to_owned();
+    assert_eq!(sent, bearer(1));
+    assert_eq!(
+        transact.request(0).header("authorization"),
+        Some(sent.as_str())
+    );
+    // Neither handle sends the token to the other's origin.
+    for (handle, foreign) in [(&client, &transact), (&other, &back_office)] {
+        let e = err(handle.get(&format!("{}/v1/x", foreign.url())).send());
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    }
+    assert_eq!(back_office.request_count() + transact.request_count(), 2);
+    // The same URL rules as api_base_url.
+    assert!(matches!(
+        client.for_api("http://example.com/x"),
+        Err(Error::Config(_))
+    ));
+    // A renewal through one handle serves the other: the cache is shared.
+    transact.push(Action::status(401));
+    assert_eq!(ok(other.get("/v1/c").send()).status(), 200);
+    assert_eq!(tokens.token_requests(), 2);
+    ok(client.get("/v1/d").send());
+    assert_eq!(tokens.token_requests(), 2);
+    assert_eq!(
+        back_office
+            .requests()
+            .last()
+            .unwrap()
+            .header("authorization"),
+        Some(bearer(2).as_str())
+    );
+}
+
 #[test]
 fn a_tenant_client_outlives_its_parent() {
     let s = setup();

@@ -849,3 +849,31 @@ fn output_streams_the_body_into_a_file() {
     let r = setup.run(&["get", "/v1/x", "-o", "/nonexistent-dir/out"]);
     assert_eq!(r.code, 74, "{}", r.stderr);
 }
+
+/// The renewal bound holds across processes through the shared cache: ten cold `lwolf get`
+/// processes that the Transact stand-in answers 403 (no subscription key) cost the first
+/// token and one renewal, not a token each.
+#[test]
+fn processes_answered_403_share_one_renewal() {
+    let setup = setup("renewal-bound");
+    for _ in 0..10 {
+        let mut cmd = setup.command(&["get", "/v1/transactions"]);
+        cmd.env("LWOLF_API_BASE_URL", setup.sandbox.transact_base_url());
+        let r = run(cmd);
+        assert_eq!(r.code, 22, "{}", r.stderr);
+        assert!(r.stderr.starts_with("HTTP 403"), "{}", r.stderr);
+    }
+    assert_eq!(setup.sandbox.token_requests(), 2);
+    // The record of the renewal is private, like the token file.
+    let renewed: Vec<_> = std::fs::read_dir(setup.cache_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "renewed"))
+        .collect();
+    assert_eq!(renewed.len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        renewed[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
