@@ -313,7 +313,9 @@ impl Client {
                         );
                         return hand_back(resp, url, out);
                     }
-                    // Another process of this identity renewed less than 30 s ago.
+                    // Another process of this identity renewed less than 30 s ago: its
+                    // token, if the shared file holds a newer one (no token request), else
+                    // the answer stands.
                     Renewal::Claimed
                         if self
                             .inner
@@ -321,14 +323,22 @@ impl Client {
                             .as_ref()
                             .is_some_and(|disk| !disk.claim_renewal(RENEWAL_INTERVAL)) =>
                     {
-                        log::debug!(
-                            "lwolf-auth: api answered {} with token {}; another process \
-                             renewed less than {} s ago, so handing the answer back",
-                            resp.status,
-                            token.fingerprint(),
-                            RENEWAL_INTERVAL.as_secs()
-                        );
-                        return hand_back(resp, url, out);
+                        let newer = self
+                            .inner
+                            .disk
+                            .as_ref()
+                            .is_some_and(|disk| disk.holds_newer_than(&token));
+                        if !newer {
+                            log::debug!(
+                                "lwolf-auth: api answered {} with token {}; another process \
+                                 renewed less than {} s ago, so handing the answer back",
+                                resp.status,
+                                token.fingerprint(),
+                                RENEWAL_INTERVAL.as_secs()
+                            );
+                            return hand_back(resp, url, out);
+                        }
+                        self.inner.cache.invalidate_if_current(&token);
                     }
                     Renewal::Claimed => {
                         log::info!(

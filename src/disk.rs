@@ -206,6 +206,15 @@ impl DiskCache {
         !recent
     }
 
+    /// Whether the file holds a usable token other than `used` (another process renewed).
+    pub(crate) fn holds_newer_than(&self, used: &AccessToken) -> bool {
+        let Some(euid) = self.prepare_dir(false) else {
+            return false;
+        };
+        self.read_usable(euid)
+            .is_some_and(|held| held.fingerprint() != used.fingerprint())
+    }
+
     /// Drops the file's token: the one `used`, if the file still holds it, or whatever it
     /// holds when `used` is `None`. Under the lock, so a fresh token written meanwhile stays.
     pub(crate) fn forget(&self, used: Option<&AccessToken>) {
