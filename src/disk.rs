@@ -118,26 +118,15 @@ impl DiskCache {
         let Some(euid) = self.prepare_dir(true) else {
             return fetch();
         };
-        let found = self.read_usable(euid);
-        if let Some(token) = found.as_ref().filter(|t| !is_due(t)) {
-            log::debug!(
-                "lwolf-auth: token {} read from the shared cache {}",
-                token.fingerprint(),
-                self.file.display()
-            );
-            return Ok(token.clone());
+        if let Ok(token) = self.read_fresh(euid, "read from the shared cache") {
+            return Ok(token);
         }
         let lock = self.lock();
         // Another process may have refreshed while we waited.
-        let found = self.read_usable(euid);
-        if let Some(token) = found.as_ref().filter(|t| !is_due(t)) {
-            log::debug!(
-                "lwolf-auth: token {} refreshed by another process, read from {}",
-                token.fingerprint(),
-                self.file.display()
-            );
-            return Ok(token.clone());
-        }
+        let found = match self.read_fresh(euid, "refreshed by another process, read from") {
+            Ok(token) => return Ok(token),
+            Err(found) => found,
+        };
         match fetch() {
             Ok(token) => {
                 match self.write(&token) {
@@ -167,6 +156,22 @@ impl DiskCache {
                     _ => Err(e),
                 }
             }
+        }
+    }
+
+    /// The file's token if it is usable and not yet due (logged as `how`); else the usable
+    /// but due one, if any, as the error.
+    fn read_fresh(&self, euid: u32, how: &str) -> Result<AccessToken, Option<AccessToken>> {
+        match self.read_usable(euid) {
+            Some(token) if !is_due(&token) => {
+                log::debug!(
+                    "lwolf-auth: token {} {how} {}",
+                    token.fingerprint(),
+                    self.file.display()
+                );
+                Ok(token)
+            }
+            other => Err(other),
         }
     }
 

@@ -14,6 +14,25 @@
 #include <string.h>
 #include <time.h>
 
+#include "lwolf_auth.h"
+
+/* A client configured from the LWOLF_* environment, with its first token copied into
+   `token` (`size` bytes); exits with the reason when there is none. */
+static __attribute__((unused)) lwolf_client *bench_client(char *token, size_t size) {
+    lwolf_config *cfg = NULL;
+    lwolf_client *client = NULL;
+    size_t len;
+    lwolf_status st = lwolf_config_from_env(&cfg);
+    if (st == LWOLF_OK) st = lwolf_client_new(cfg, &client);
+    lwolf_config_free(cfg);
+    if (st == LWOLF_OK) st = lwolf_client_token(client, token, size, &len);
+    if (st != LWOLF_OK || getenv("LWOLF_API_BASE_URL") == NULL) {
+        fprintf(stderr, "setup: %s: %s\n", lwolf_status_name(st), lwolf_last_error_message());
+        exit(1);
+    }
+    return client;
+}
+
 /* Keeps the compiler from dropping work whose result is otherwise unused. */
 #define SINK(p) __asm__ volatile("" : : "r"(p) : "memory")
 

@@ -120,15 +120,9 @@ int main(int argc, char **argv) {
     char token[4096], auth[4200], url_small[1024], url_document[1024], curl_name[100];
     const char *api = getenv("LWOLF_API_BASE_URL");
     struct curl_slist *h_small = NULL, *h_document = NULL;
-    lwolf_config *cfg = NULL;
     lwolf_status st;
-    size_t len;
 
-    st = lwolf_config_from_env(&cfg);
-    if (st == LWOLF_OK) st = lwolf_client_new(cfg, &client);
-    lwolf_config_free(cfg);
-    if (st == LWOLF_OK) st = lwolf_client_token(client, token, sizeof token, &len);
-    if (st != LWOLF_OK || api == NULL) fail("setup", st);
+    client = bench_client(token, sizeof token);
 
     /* The same request both ways: two headers and an OData query. */
     if ((st = lwolf_request_new("GET", "/v1/transactions", &small)) != LWOLF_OK ||

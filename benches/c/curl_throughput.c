@@ -72,18 +72,8 @@ int main(int argc, char **argv) {
     char token[4096], header[4200], url[1024], ours[64], base[160], note[256];
     const char *api = getenv("LWOLF_API_BASE_URL");
     struct curl_slist *headers = NULL;
-    lwolf_config *cfg = NULL;
-    lwolf_status st;
-    size_t len;
 
-    st = lwolf_config_from_env(&cfg);
-    if (st == LWOLF_OK) st = lwolf_client_new(cfg, &client);
-    lwolf_config_free(cfg);
-    if (st == LWOLF_OK) st = lwolf_client_token(client, token, sizeof token, &len);
-    if (st != LWOLF_OK || api == NULL) {
-        fprintf(stderr, "setup: %s: %s\n", lwolf_status_name(st), lwolf_last_error_message());
-        return 1;
-    }
+    client = bench_client(token, sizeof token);
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     curl = curl_easy_init();

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::request::{lwolf_request, lwolf_write_fn, request_ref, CallbackWriter};
 use super::response::lwolf_response;
 use super::{
-    buffer_too_small, bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, lwolf_config,
-    lwolf_status, null_argument, str_arg, to_c_owned, write_out,
+    buffer_too_small, bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, free_owned,
+    lwolf_config, lwolf_status, null_argument, str_arg, to_c_owned, write_out,
 };
 use crate::{Client, Error, Request};
 
@@ -104,14 +104,8 @@ pub unsafe extern "C" fn lwolf_client_for_tenant(
 /// used again, nor freed twice.
 #[no_mangle]
 pub unsafe extern "C" fn lwolf_client_free(client: *mut lwolf_client) {
-    ffi_boundary_keep_last_error(|| {
-        if !client.is_null() {
-            // SAFETY: non-NULL, made by Box::into_raw in lwolf_client_new/for_tenant, and the
-            // caller gives up ownership here.
-            drop(unsafe { Box::from_raw(client) });
-        }
-        Ok(())
-    })
+    // SAFETY: the caller gives up a handle this library made (or NULL).
+    ffi_boundary_keep_last_error(|| unsafe { free_owned(client) })
 }
 
 /// Copies a usable bearer token and a terminating NUL into `buf` (of `buf_len` bytes) and

@@ -3,8 +3,8 @@
 use std::ffi::c_char;
 
 use super::{
-    ffi_boundary, ffi_boundary_keep_last_error, lwolf_status, maybe_test_panic, null_argument,
-    str_arg, to_c_owned, write_out,
+    ffi_boundary, ffi_boundary_keep_last_error, free_owned, lwolf_status, maybe_test_panic,
+    null_argument, str_arg, to_c_owned, write_out,
 };
 use crate::ConfigBuilder;
 
@@ -107,12 +107,6 @@ pub unsafe extern "C" fn lwolf_config_set(
 /// `cfg` must not be used again, nor freed twice.
 #[no_mangle]
 pub unsafe extern "C" fn lwolf_config_free(cfg: *mut lwolf_config) {
-    ffi_boundary_keep_last_error(|| {
-        if !cfg.is_null() {
-            // SAFETY: non-NULL, made by Box::into_raw in lwolf_config_new/from_env, and the
-            // caller gives up ownership here.
-            drop(unsafe { Box::from_raw(cfg) });
-        }
-        Ok(())
-    })
+    // SAFETY: the caller gives up a handle this library made (or NULL).
+    ffi_boundary_keep_last_error(|| unsafe { free_owned(cfg) })
 }

@@ -252,6 +252,20 @@ pub(crate) fn to_c_owned<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))
 }
 
+/// Frees what `to_c_owned` handed to C: the body of every `*_free`. NULL does nothing.
+///
+/// # Safety
+///
+/// `ptr` must be NULL or a pointer from `to_c_owned::<T>` that C gives up here: not used
+/// again, nor freed twice.
+pub(crate) unsafe fn free_owned<T>(ptr: *mut T) -> Result<(), Error> {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL, made by Box::into_raw in `to_c_owned`, and given up by the caller.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+    Ok(())
+}
+
 /// Writes an out-parameter.
 ///
 /// # Safety

@@ -4,8 +4,8 @@ use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use super::{
-    bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, lwolf_status, null_argument, str_arg,
-    to_c_owned, write_out,
+    bytes_arg, ffi_boundary, ffi_boundary_keep_last_error, free_owned, lwolf_status, null_argument,
+    str_arg, to_c_owned, write_out,
 };
 use crate::{Error, Request};
 
@@ -70,14 +70,9 @@ pub unsafe extern "C" fn lwolf_request_header(
     name: *const c_char,
     value: *const c_char,
 ) -> lwolf_status {
-    ffi_boundary(|| {
-        // SAFETY: the caller promises a live request used by this thread alone.
-        let req = unsafe { request_mut(req) }?;
-        // SAFETY: NUL-terminated strings that live through this call.
-        let (name, value) = unsafe { (str_arg(name, "name")?, str_arg(value, "value")?) };
-        req.request.add_header(name, value)?;
-        Ok(lwolf_status::LWOLF_OK)
-    })
+    // SAFETY: the caller promises a live request used by this thread alone, and strings
+    // that live through this call.
+    ffi_boundary(|| unsafe { with_pair(req, name, value, |r, n, v| r.add_header(n, v).map(drop)) })
 }
 
 /// Appends `name=value` to the query; both are copied and percent-encoded so that the server
@@ -90,13 +85,12 @@ pub unsafe extern "C" fn lwolf_request_query(
     name: *const c_char,
     value: *const c_char,
 ) -> lwolf_status {
-    ffi_boundary(|| {
-        // SAFETY: the caller promises a live request used by this thread alone.
-        let req = unsafe { request_mut(req) }?;
-        // SAFETY: NUL-terminated strings that live through this call.
-        let (name, value) = unsafe { (str_arg(name, "name")?, str_arg(value, "value")?) };
-        req.request.add_query(name, value);
-        Ok(lwolf_status::LWOLF_OK)
+    // SAFETY: as for lwolf_request_header.
+    ffi_boundary(|| unsafe {
+        with_pair(req, name, value, |r, n, v| {
+            r.add_query(n, v);
+            Ok(())
+        })
     })
 }
 
@@ -151,14 +145,28 @@ pub unsafe extern "C" fn lwolf_request_timeout_ms(
 /// it must not be used again, nor freed twice.
 #[no_mangle]
 pub unsafe extern "C" fn lwolf_request_free(req: *mut lwolf_request) {
-    ffi_boundary_keep_last_error(|| {
-        if !req.is_null() {
-            // SAFETY: non-NULL, made by Box::into_raw in lwolf_request_new, and the caller
-            // gives up ownership here.
-            drop(unsafe { Box::from_raw(req) });
-        }
-        Ok(())
-    })
+    // SAFETY: the caller gives up a handle this library made (or NULL).
+    ffi_boundary_keep_last_error(|| unsafe { free_owned(req) })
+}
+
+/// `change` applied to the request with a name and a value read from C strings.
+///
+/// # Safety
+///
+/// As [`request_mut`] for `req`; `name` and `value` NULL or NUL-terminated strings that live
+/// through the call.
+unsafe fn with_pair(
+    req: *mut lwolf_request,
+    name: *const c_char,
+    value: *const c_char,
+    change: impl FnOnce(&mut Request, &str, &str) -> Result<(), Error>,
+) -> Result<lwolf_status, Error> {
+    // SAFETY: as the caller promises.
+    let req = unsafe { request_mut(req) }?;
+    // SAFETY: as the caller promises.
+    let (name, value) = unsafe { (str_arg(name, "name")?, str_arg(value, "value")?) };
+    change(&mut req.request, name, value)?;
+    Ok(lwolf_status::LWOLF_OK)
 }
 
 /// Borrows the request behind a handle, to change it.

@@ -3,7 +3,8 @@
 use std::ffi::{c_char, CString};
 
 use super::{
-    ffi_boundary, ffi_boundary_keep_last_error, lwolf_status, null_argument, str_arg, write_out,
+    ffi_boundary, ffi_boundary_keep_last_error, free_owned, lwolf_status, null_argument, str_arg,
+    write_out,
 };
 use crate::{Error, Response};
 
@@ -155,14 +156,8 @@ pub unsafe extern "C" fn lwolf_response_header_at(
 /// again, nor freed twice.
 #[no_mangle]
 pub unsafe extern "C" fn lwolf_response_free(response: *mut lwolf_response) {
-    ffi_boundary_keep_last_error(|| {
-        if !response.is_null() {
-            // SAFETY: non-NULL, made by Box::into_raw in lwolf_client_request, and the caller
-            // gives up ownership here.
-            drop(unsafe { Box::from_raw(response) });
-        }
-        Ok(())
-    })
+    // SAFETY: the caller gives up a handle this library made (or NULL).
+    ffi_boundary_keep_last_error(|| unsafe { free_owned(response) })
 }
 
 /// Borrows the response behind a handle.
