@@ -199,7 +199,8 @@ impl Client {
         self.inner.cache.peek()
     }
 
-    /// Drops the cached token; the next [`token`](Client::token) fetches a new one.
+    /// Drops the cached token; the next [`token`](Client::token) fetches a new one (unless a
+    /// failed request's backoff is still running: then it gets that failure at once).
     /// With a `cache_dir`, the shared cache file's token is dropped too.
     pub fn invalidate(&self) {
         // The file first: a thread of ours reading it in between must not get it back.

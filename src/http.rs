@@ -402,14 +402,17 @@ fn from_ureq(e: ureq::Error) -> TransportFailure {
     transport(&message, retryable, Some(Arc::new(e)))
 }
 
-/// Parses an HTTP method; lower case is accepted and upper-cased.
+/// Parses an HTTP method: a token (RFC 9110 `tchar`s), sent as given. Methods are case
+/// sensitive: `get` is not `GET` (and is neither retried nor redirected as one).
 pub(crate) fn parse_method(method: &str) -> Result<Method, Error> {
-    let upper = method.to_ascii_uppercase();
-    if upper.is_empty() || !upper.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
-        return Err(Error::invalid_argument("method is not an HTTP method name"));
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if method.is_empty() || !method.bytes().all(token) {
+        return Err(Error::invalid_argument(
+            "method is not an HTTP method token",
+        ));
     }
-    Method::from_bytes(upper.as_bytes())
-        .map_err(|_| Error::invalid_argument("method is not an HTTP method name"))
+    Method::from_bytes(method.as_bytes())
+        .map_err(|_| Error::invalid_argument("method is not an HTTP method token"))
 }
 
 /// Methods that may be sent again after a 429/5xx or a lost connection.

@@ -52,11 +52,16 @@ fn get_sends_the_bearer_token_and_accept_to_the_base_path() {
 
     // The token is cached across requests.
     ok(s.client.get("/v1/y?page=2&size=10").send());
-    ok(s.client.request("get", "v1/z").send());
+    ok(s.client.request("GET", "v1/z").send());
     assert_eq!(s.tokens.token_requests(), 1);
     assert_eq!(s.api.request(1).path, "/backoffice/v1/y?page=2&size=10");
     assert_eq!(s.api.request(2).path, "/backoffice/v1/z");
     assert_eq!(s.api.request(2).method, "GET");
+    // Any method token, sent as given: methods are case-sensitive.
+    for method in ["PROPFIND", "M-SEARCH", "get"] {
+        ok(s.client.request(method, "/v1/w").send());
+        assert_eq!(s.api.requests().last().unwrap().method, method);
+    }
 }
 
 #[test]

@@ -260,8 +260,9 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
         }
         "request" => {
             expect(2, "lwolf request METHOD PATH [--data BODY]")?;
+            // Methods are case-sensitive on the wire; on the command line `post` means POST.
             Command::Request {
-                method: rest[0].clone(),
+                method: rest[0].to_ascii_uppercase(),
                 path: rest[1].clone(),
             }
         }
