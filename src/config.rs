@@ -36,32 +36,6 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_millis(30_000);
 /// The default User-Agent: `lwolf-auth/<version>`.
 pub const DEFAULT_USER_AGENT: &str = concat!("lwolf-auth/", env!("CARGO_PKG_VERSION"));
 
-/// Every configuration key, as accepted by [`ConfigBuilder::set`], `lwolf_config_set` and,
-/// upper-cased with an `LWOLF_` prefix, the environment.
-pub const CONFIG_KEYS: &[&str] = &[
-    "client_id",
-    "client_secret",
-    "client_secret_file",
-    "audience",
-    "token_url",
-    "api_base_url",
-    "lwt_client_id",
-    "refresh_ratio",
-    "timeout_ms",
-    "deadline_ms",
-    "max_retries",
-    "retry_base_ms",
-    "retry_max_ms",
-    "token_format",
-    "client_auth",
-    "ca_file",
-    "user_agent",
-    "max_response_bytes",
-    "cache_dir",
-    "subscription_key",
-    "subscription_key_file",
-];
-
 /// How the token request body is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TokenFormat {
@@ -414,91 +388,6 @@ impl ConfigBuilder {
         self
     }
 
-    /// Sets one key from its string form, as `lwolf_config_set` and the environment do.
-    ///
-    /// An unknown key or an unparsable or out-of-range value is [`Error::InvalidArgument`].
-    ///
-    /// ```
-    /// let mut b = lwolf_auth::Config::builder();
-    /// b.set("timeout_ms", "5000").unwrap();
-    /// assert!(b.set("timeout_ms", "soon").is_err());
-    /// assert!(b.set("no_such_key", "1").is_err());
-    /// ```
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
-        // Work on a copy so that a rejected value leaves the builder as it was.
-        let this = self.clone();
-        *self = match key {
-            "client_id" => this.client_id(value),
-            "client_secret" => this.client_secret(value),
-            "client_secret_file" => this.client_secret_file(value),
-            "subscription_key" => this.subscription_key(value),
-            "subscription_key_file" => this.subscription_key_file(value),
-            "audience" => this.audience(value),
-            "token_url" => this.token_url(value),
-            "api_base_url" => this.api_base_url(value),
-            "lwt_client_id" => this.lwt_client_id(value),
-            "refresh_ratio" => {
-                let r: f64 = parse(key, value)?;
-                check_ratio(r).map_err(Error::invalid_argument)?;
-                this.refresh_ratio(r)
-            }
-            "timeout_ms" => {
-                let ms: u64 = parse(key, value)?;
-                if ms == 0 {
-                    return Err(Error::invalid_argument("timeout_ms must be positive"));
-                }
-                this.timeout(Duration::from_millis(ms))
-            }
-            "deadline_ms" => {
-                let ms: u64 = parse(key, value)?;
-                if ms == 0 {
-                    return Err(Error::invalid_argument("deadline_ms must be positive"));
-                }
-                this.deadline(Duration::from_millis(ms))
-            }
-            "max_retries" => this.max_retries(parse(key, value)?),
-            "retry_base_ms" => this.retry_base(Duration::from_millis(parse(key, value)?)),
-            "retry_max_ms" => this.retry_max(Duration::from_millis(parse(key, value)?)),
-            "token_format" => this.token_format(match value {
-                "json" => TokenFormat::Json,
-                "form" => TokenFormat::Form,
-                _ => return Err(bad_value(key, "json or form")),
-            }),
-            "client_auth" => this.client_auth(match value {
-                "body" => ClientAuth::Body,
-                "basic" => ClientAuth::Basic,
-                _ => return Err(bad_value(key, "body or basic")),
-            }),
-            "ca_file" => this.ca_file(value),
-            "user_agent" => this.user_agent(value),
-            "max_response_bytes" => this.max_response_bytes(parse(key, value)?),
-            // An empty value turns the shared cache off again.
-            "cache_dir" => this.cache_dir(value),
-            _ => return Err(unknown_key(key)),
-        };
-        Ok(())
-    }
-
-    /// A builder with every `LWOLF_<KEY>` environment variable applied (empty ones skipped).
-    pub fn from_env() -> Result<ConfigBuilder, Error> {
-        let mut builder = ConfigBuilder::default();
-        for key in CONFIG_KEYS {
-            let name = format!("LWOLF_{}", key.to_ascii_uppercase());
-            match std::env::var(&name) {
-                Ok(v) if v.is_empty() => {}
-                // The value may be the secret: zero this copy once it is applied.
-                Ok(v) => builder.set(key, &zeroize::Zeroizing::new(v))?,
-                Err(std::env::VarError::NotPresent) => {}
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::invalid_argument(format!(
-                        "{name} is not valid UTF-8"
-                    )))
-                }
-            }
-        }
-        Ok(builder)
-    }
-
     /// Validates the settings and reads the secret and CA files. No network I/O.
     ///
     /// A missing client id or secret, an unreadable or empty secret file, an unreadable
@@ -576,45 +465,12 @@ impl ConfigBuilder {
     }
 }
 
-fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, Error> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| bad_value(key, "a number in range"))
-}
-
-fn bad_value(key: &str, expected: &str) -> Error {
-    Error::invalid_argument(format!("{key}: expected {expected}"))
-}
-
-fn check_ratio(r: f64) -> Result<(), &'static str> {
+pub(crate) fn check_ratio(r: f64) -> Result<(), &'static str> {
     if r > 0.0 && r < 1.0 {
         Ok(())
     } else {
         Err("refresh_ratio must be between 0 and 1, exclusive")
     }
-}
-
-/// The error for an unknown key. The key is shown only when it looks like a key name
-/// (lower-case letters and underscores, as every real key is): with the key and the value
-/// swapped, the "key" is the secret, and it must not end up in a message or a log.
-fn unknown_key(key: &str) -> Error {
-    let looks_like_a_key = !key.is_empty()
-        && key.len() <= 32
-        && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    if looks_like_a_key {
-        return Error::invalid_argument(format!("unknown config key {key:?}"));
-    }
-    let hint = CONFIG_KEYS
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(key))
-        .map_or_else(
-            || " (were the key and the value swapped?)".to_owned(),
-            |k| format!("; did you mean {k:?}?"),
-        );
-    Error::invalid_argument(format!(
-        "unknown config key (not shown: it is not a key name){hint}"
-    ))
 }
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {

@@ -512,102 +512,12 @@ fn identity(
         .collect()
 }
 
+// The file-system side: Unix, or elsewhere a stand-in that turns the shared cache off.
 #[cfg(unix)]
-mod sys {
-    use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
-    use std::io;
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-    use std::path::Path;
-
-    pub(super) fn create_private_dir(dir: &Path) -> io::Result<()> {
-        DirBuilder::new().recursive(true).mode(0o700).create(dir)
-    }
-
-    pub(super) fn create_private_file(path: &Path) -> io::Result<File> {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-    }
-
-    pub(super) fn open_lock_file(path: &Path) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-    }
-
-    /// Why a file or directory must not be trusted: another owner, or open to group or
-    /// others. `None` when it is ours alone.
-    pub(super) fn refusal(meta: &Metadata, euid: u32) -> Option<String> {
-        if meta.uid() != euid {
-            return Some(format!(
-                "it is owned by uid {}, not by this process's uid {euid}",
-                meta.uid()
-            ));
-        }
-        let mode = meta.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Some(format!(
-                "its mode {mode:03o} lets group or others in (chmod go-rwx it)"
-            ));
-        }
-        None
-    }
-
-    /// The effective uid, without `unsafe`: the owner of `/proc/self` (Linux), else of a
-    /// probe file created in `dir`.
-    pub(super) fn effective_uid(dir: &Path) -> Option<u32> {
-        if let Ok(meta) = fs::metadata("/proc/self") {
-            return Some(meta.uid());
-        }
-        let probe = dir.join(format!(
-            ".probe-{}-{:x}",
-            std::process::id(),
-            crate::jitter::u32()
-        ));
-        let file = create_private_file(&probe).ok()?;
-        let uid = file.metadata().ok().map(|m| m.uid());
-        drop(file);
-        let _ = fs::remove_file(&probe);
-        uid
-    }
-}
-
-/// Ownership and modes cannot be checked the same way here: the shared cache is off.
+mod sys;
 #[cfg(not(unix))]
-mod sys {
-    use std::fs::{File, Metadata};
-    use std::io;
-    use std::path::Path;
-
-    pub(super) fn create_private_dir(_: &Path) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the shared token cache needs a Unix system",
-        ))
-    }
-
-    pub(super) fn create_private_file(_: &Path) -> io::Result<File> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-
-    pub(super) fn open_lock_file(_: &Path) -> io::Result<File> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-
-    pub(super) fn refusal(_: &Metadata, _: u32) -> Option<String> {
-        Some("ownership cannot be checked on this system".into())
-    }
-
-    pub(super) fn effective_uid(_: &Path) -> Option<u32> {
-        None
-    }
-}
+#[path = "disk/sys_other.rs"]
+mod sys;
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,7 @@ mod fetch;
 pub mod ffi;
 mod http;
 mod jitter;
+mod keys;
 mod request;
 mod resolve;
 mod response;
@@ -51,12 +52,12 @@ pub mod sandbox;
 pub use client::Client;
 pub use clock::rfc3339;
 pub use config::{
-    ClientAuth, Config, ConfigBuilder, TokenFormat, CONFIG_KEYS, DEFAULT_API_BASE_URL,
-    DEFAULT_AUDIENCE, DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
-    DEFAULT_REFRESH_RATIO, DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
+    ClientAuth, Config, ConfigBuilder, TokenFormat, DEFAULT_API_BASE_URL, DEFAULT_AUDIENCE,
+    DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_REFRESH_RATIO,
+    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
 };
 pub use error::{Error, HttpFailure, TransportFailure};
+pub use keys::CONFIG_KEYS;
 pub use request::{Request, RequestBuilder, DEFAULT_CONTENT_TYPE};
 pub use response::Response;
 pub use secret::SecretString;

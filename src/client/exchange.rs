@@ -1,0 +1,283 @@
+//! One API call: the attempts (retried where the method allows), the renewals a 401/403 may
+//! force (bounded), the redirects within the origin, and streaming the answer.
+
+use std::fmt;
+use std::io::Write;
+use std::time::Instant;
+
+use ureq::http::Method;
+use zeroize::Zeroizing;
+
+use super::Client;
+use crate::cache::{Renewal, RENEWAL_INTERVAL};
+use crate::error::Error;
+use crate::http::{attempt_timeout, is_idempotent, Exchange, Failure, RawResponse, Read};
+use crate::request::Request;
+use crate::response::Response;
+use crate::retry::{self, is_retryable_status};
+use crate::token::AccessToken;
+use crate::url::{api_url, resolve_location, Origin};
+
+/// Redirects followed within the API's origin before the 3xx is handed back.
+const MAX_REDIRECTS: u32 = 5;
+
+impl Client {
+    pub(super) fn exchange<'w>(
+        &self,
+        request: &Request,
+        mut out: Option<&mut (dyn Write + 'w)>,
+    ) -> Result<Response, Error> {
+        let mut url = api_url(&self.api.url, &self.api.origin, &request.path_and_query())?;
+        let deadline = Instant::now() + self.inner.shared.config.deadline;
+        let mut method = request.method.clone();
+        let mut body = request.body.as_ref();
+        let mut token = self.token()?;
+        let mut renewed = false;
+        let mut redirects = 0;
+        loop {
+            let attempt = Attempt {
+                method: &method,
+                url: &url,
+                request,
+                body,
+                deadline,
+            };
+            let resp = self.send_with_retries(&attempt, &mut token, out.as_deref_mut())?;
+            if matches!(resp.status, 401 | 403) && !renewed && !resp.streamed {
+                renewed = true;
+                // A 401/403 is not proof that the token is bad (a missing subscription key
+                // or permission gets one too): renewing on each would cost an issued token
+                // per call, so renewals are bounded, and past the bound the answer stands.
+                match self.inner.cache.claim_renewal(&token) {
+                    Renewal::Refused => {
+                        log::debug!(
+                            "lwolf-auth: api answered {} with token {}; renewed less than \
+                             {} s ago, so handing the answer back",
+                            resp.status,
+                            token.fingerprint(),
+                            RENEWAL_INTERVAL.as_secs()
+                        );
+                        return hand_back(resp, url, out);
+                    }
+                    // Another process of this identity renewed less than 30 s ago: its
+                    // token, if the shared file holds a newer one (no token request), else
+                    // the answer stands.
+                    Renewal::Claimed
+                        if self
+                            .inner
+                            .disk
+                            .as_ref()
+                            .is_some_and(|disk| !disk.claim_renewal(RENEWAL_INTERVAL)) =>
+                    {
+                        let newer = self
+                            .inner
+                            .disk
+                            .as_ref()
+                            .is_some_and(|disk| disk.holds_newer_than(&token));
+                        if !newer {
+                            log::debug!(
+                                "lwolf-auth: api answered {} with token {}; another process \
+                                 renewed less than {} s ago, so handing the answer back",
+                                resp.status,
+                                token.fingerprint(),
+                                RENEWAL_INTERVAL.as_secs()
+                            );
+                            return hand_back(resp, url, out);
+                        }
+                        self.inner.cache.invalidate_if_current(&token);
+                    }
+                    Renewal::Claimed => {
+                        log::info!(
+                            "lwolf-auth: api answered {} with token {}; renewing it",
+                            resp.status,
+                            token.fingerprint()
+                        );
+                        // The file first: a thread of ours reading it in between must not
+                        // get it back.
+                        if let Some(disk) = &self.inner.disk {
+                            disk.forget(Some(&token));
+                        }
+                        self.inner.cache.invalidate_if_current(&token);
+                    }
+                    // Another caller renewed it already: send the newer token.
+                    Renewal::Newer => {}
+                }
+                token = self.token()?;
+                continue;
+            }
+            if let Some(next) = self.same_origin_redirect(&resp, &url, redirects) {
+                redirects += 1;
+                // 303, and 301/302 after a POST, turn into a GET without a body (as browsers do).
+                if resp.status == 303
+                    || (matches!(resp.status, 301 | 302) && method == Method::POST)
+                {
+                    method = Method::GET;
+                    body = None;
+                }
+                url = next;
+                continue;
+            }
+            return hand_back(resp, url, out);
+        }
+    }
+
+    /// One API exchange, retried on 408/429/5xx and lost connections for idempotent methods.
+    /// A retry whose wait outlived `token` sends the token in service instead (fetching one
+    /// if need be), so an expired token is never sent; `token` is then the one last sent.
+    fn send_with_retries<'w>(
+        &self,
+        attempt: &Attempt<'_>,
+        token: &mut AccessToken,
+        mut out: Option<&mut (dyn Write + 'w)>,
+    ) -> Result<RawResponse, Error> {
+        let config = &self.inner.shared.config;
+        let max_retries = if is_idempotent(attempt.method) {
+            config.max_retries
+        } else {
+            0
+        };
+        let too_large = || {
+            format!(
+                "response body larger than max_response_bytes ({})",
+                config.max_response_bytes
+            )
+        };
+        let what = RequestName(attempt.method);
+        retry::run(
+            &what,
+            config.backoff(),
+            max_retries,
+            attempt.deadline,
+            |attempts| {
+                if attempts > 1 && !token.is_usable_now() {
+                    match self.token() {
+                        Ok(fresh) => *token = fresh,
+                        Err(e) => return retry::Attempt::Done(Err(e)),
+                    }
+                }
+                match self.send_once(attempt, token, out.as_deref_mut()) {
+                    Ok(resp) if !resp.streamed && is_retryable_status(resp.status) => {
+                        retry::Attempt::Again {
+                            reason: format!("http status {}", resp.status),
+                            asked: resp.server_wait(),
+                            last: Ok(resp),
+                        }
+                    }
+                    Ok(resp) => retry::Attempt::Done(Ok(resp)),
+                    Err(failure) => failure.into_attempt(attempts, too_large),
+                }
+            },
+        )
+    }
+
+    /// One attempt: `Authorization: Bearer`, `Accept`, `lw-subscription-key` when one is set,
+    /// the request's own headers, and its body with its content type.
+    fn send_once<'w>(
+        &self,
+        attempt: &Attempt<'_>,
+        token: &AccessToken,
+        out: Option<&mut (dyn Write + 'w)>,
+    ) -> Result<RawResponse, Failure> {
+        let mut authorization = Zeroizing::new(String::with_capacity(7 + token.secret().len()));
+        authorization.push_str("Bearer ");
+        authorization.push_str(token.secret());
+        let config = &self.inner.shared.config;
+        let request = attempt.request;
+        let mut headers = vec![("authorization", authorization.as_str())];
+        if request.header("accept").is_none() {
+            headers.push(("accept", "application/json"));
+        }
+        if let Some(key) = &config.subscription_key {
+            headers.push(("lw-subscription-key", key.expose()));
+        }
+        if let Some((_, content_type)) = attempt.body {
+            if request.header("content-type").is_none() {
+                headers.push(("content-type", content_type.as_str()));
+            }
+        }
+        headers.extend(
+            request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        let exchange = Exchange {
+            method: attempt.method,
+            url: attempt.url,
+            headers: &headers,
+            body: attempt.body.map(|(bytes, _)| bytes.as_slice()),
+            timeout: attempt_timeout(
+                request.timeout.unwrap_or(config.timeout),
+                request.timeout.is_some(),
+                attempt.deadline,
+            ),
+        };
+        let read = match out {
+            None => Read::Whole(config.max_response_bytes),
+            // What the client acts on itself is read, not streamed: renewals, retries,
+            // redirects. If it is handed back after all, `hand_back` writes it out.
+            Some(out) => Read::Stream {
+                keep: &|status| {
+                    matches!(status, 401 | 403 | 300..=399) || is_retryable_status(status)
+                },
+                limit: config.max_response_bytes,
+                out,
+            },
+        };
+        self.inner.shared.http.send(&exchange, read)
+    }
+
+    /// Where a 3xx points, if it may be followed: within the API's origin and the limit.
+    fn same_origin_redirect(&self, resp: &RawResponse, url: &str, followed: u32) -> Option<String> {
+        if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) || followed >= MAX_REDIRECTS {
+            return None;
+        }
+        let next = resolve_location(url, resp.header("location")?)?;
+        match Origin::of(&next) {
+            Ok(origin) if origin == self.api.origin => Some(next),
+            _ => {
+                log::info!("lwolf-auth: not following a redirect to another origin");
+                None
+            }
+        }
+    }
+}
+
+/// One exchange of a request: where it goes now (a redirect may have changed the method and
+/// dropped the body).
+struct Attempt<'a> {
+    method: &'a Method,
+    url: &'a str,
+    request: &'a Request,
+    body: Option<&'a (Vec<u8>, String)>,
+    /// The end of the whole call: no retry past it, no attempt longer than what is left.
+    deadline: Instant,
+}
+
+/// The response to give the caller; with a writer, a body that was read rather than
+/// streamed (a 401/403 or 5xx handed back) is written out now, so `out` always has it.
+fn hand_back(
+    mut resp: RawResponse,
+    url: String,
+    out: Option<&mut (dyn Write + '_)>,
+) -> Result<Response, Error> {
+    if let Some(out) = out {
+        if !resp.streamed {
+            out.write_all(&resp.body)
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::aborted(e.kind()))?;
+            resp.body = Vec::new();
+            resp.streamed = true;
+        }
+    }
+    Ok(Response { raw: resp, url })
+}
+
+/// `GET request`, as the retry log names an API request.
+struct RequestName<'a>(&'a Method);
+
+impl fmt::Display for RequestName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} request", self.0)
+    }
+}
