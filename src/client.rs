@@ -75,7 +75,11 @@ impl Client {
     pub fn new(config: Config) -> Client {
         let http = Http::new(&config);
         let lwt_client_id = config.lwt_client_id.clone();
-        Client::with_shared(Arc::new(Shared { config, http }), lwt_client_id)
+        let api = Arc::new(ApiBase {
+            url: config.api_base_url.clone(),
+            origin: config.api_origin.clone(),
+        });
+        Client::with_shared(Arc::new(Shared { config, http }), lwt_client_id, api)
     }
 
     /// A client configured from the `LWOLF_*` environment variables.
@@ -83,13 +87,15 @@ impl Client {
         Ok(Client::new(Config::from_env()?))
     }
 
-    fn with_shared(shared: Arc<Shared>, lwt_client_id: Option<String>) -> Client {
+    /// A client of its own identity (token cache, shared file) on `shared`'s settings,
+    /// sending to `api`.
+    fn with_shared(
+        shared: Arc<Shared>,
+        lwt_client_id: Option<String>,
+        api: Arc<ApiBase>,
+    ) -> Client {
         let refresh_backoff = shared.config.backoff();
         let disk = DiskCache::new(&shared.config, lwt_client_id.as_deref());
-        let api = Arc::new(ApiBase {
-            url: shared.config.api_base_url.clone(),
-            origin: shared.config.api_origin.clone(),
-        });
         Client {
             api,
             inner: Arc::new(Inner {
@@ -107,15 +113,12 @@ impl Client {
         if lwt_client_id.is_empty() {
             return Err(Error::invalid_argument("lwt_client_id must not be empty"));
         }
-        let tenant = Client::with_shared(
+        // The same API as this handle's (one made by `for_api` keeps its base).
+        Ok(Client::with_shared(
             Arc::clone(&self.inner.shared),
             Some(lwt_client_id.to_owned()),
-        );
-        // The same API as this handle's (one made by `for_api` keeps its base).
-        Ok(Client {
-            api: Arc::clone(&self.api),
-            ..tenant
-        })
+            Arc::clone(&self.api),
+        ))
     }
 
     /// A client for another API that takes the same tokens (the Transact API beside the Back

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
+use crate::cache::Renewal;
 use crate::config::Config;
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -175,14 +176,16 @@ impl DiskCache {
         }
     }
 
-    /// Whether this process may force a renewal after a 401/403: not when any process of
-    /// the identity did within `interval` (the file `.renewed` says when, by the wall clock).
-    /// If it may, the time is written for the others. Under the lock, so two processes do
-    /// not both claim it; without a usable directory, only the in-memory bound applies.
-    pub(crate) fn claim_renewal(&self, interval: Duration) -> bool {
-        if self.prepare_dir(true).is_none() {
-            return true;
-        }
+    /// What a 401/403 to `used` may do, for every process of the identity: `Claimed` (and
+    /// the time is written for the others) unless one forced a renewal within `interval`
+    /// (the file `.renewed` says when, by the wall clock); then `Newer` if the shared file
+    /// holds another usable token (theirs: no token request needed), else `Refused`. Under
+    /// the lock, so two processes do not both claim it. Without a usable directory, only
+    /// the in-memory bound applies: `Claimed`.
+    pub(crate) fn claim_renewal(&self, used: &AccessToken, interval: Duration) -> Renewal {
+        let Some(euid) = self.prepare_dir(true) else {
+            return Renewal::Claimed;
+        };
         let lock = self.lock();
         let now = SystemTime::now();
         let last = fs::read_to_string(&self.renewed)
@@ -191,12 +194,21 @@ impl DiskCache {
             .filter(|secs| secs.is_finite() && *secs >= 0.0)
             .map(|secs| UNIX_EPOCH + Duration::from_secs_f64(secs));
         let recent = last.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age < interval));
-        if !recent {
+        let outcome = if recent {
+            let newer = self
+                .read_usable(euid)
+                .is_some_and(|held| held.fingerprint() != used.fingerprint());
+            if newer {
+                Renewal::Newer
+            } else {
+                Renewal::Refused
+            }
+        } else {
+            // Replaced, not rewritten: the file is only ever made new, private (under the
+            // lock, so no other process of ours is between the two).
             let secs = now
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            // Replaced, not rewritten: the file is only ever made new, private (under the
-            // lock, so no other process of ours is between the two).
             let _ = fs::remove_file(&self.renewed);
             let written = sys::create_private_file(&self.renewed)
                 .and_then(|mut file| file.write_all(format!("{secs}\n").as_bytes()));
@@ -206,18 +218,10 @@ impl DiskCache {
                     self.renewed.display()
                 );
             }
-        }
-        drop(lock);
-        !recent
-    }
-
-    /// Whether the file holds a usable token other than `used` (another process renewed).
-    pub(crate) fn holds_newer_than(&self, used: &AccessToken) -> bool {
-        let Some(euid) = self.prepare_dir(false) else {
-            return false;
+            Renewal::Claimed
         };
-        self.read_usable(euid)
-            .is_some_and(|held| held.fingerprint() != used.fingerprint())
+        drop(lock);
+        outcome
     }
 
     /// Drops the file's token: the one `used`, if the file still holds it, or whatever it

@@ -405,14 +405,26 @@ fn from_ureq(e: ureq::Error) -> TransportFailure {
 /// Parses an HTTP method: a token (RFC 9110 `tchar`s), sent as given. Methods are case
 /// sensitive: `get` is not `GET` (and is neither retried nor redirected as one).
 pub(crate) fn parse_method(method: &str) -> Result<Method, Error> {
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if method.is_empty() || !method.bytes().all(token) {
+    if !is_token(method) {
         return Err(Error::invalid_argument(
             "method is not an HTTP method token",
         ));
     }
     Method::from_bytes(method.as_bytes())
         .map_err(|_| Error::invalid_argument("method is not an HTTP method token"))
+}
+
+/// Whether `s` is an HTTP token (RFC 9110 `tchar`s): what a method or a header name is.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `s` may be a header value as given: no control character but tab (so no CR, LF
+/// or NUL that could end the header).
+pub(crate) fn is_field_value(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
 }
 
 /// Methods that may be sent again after a 429/5xx or a lost connection.

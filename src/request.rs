@@ -10,7 +10,7 @@ use ureq::http::Method;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::http::parse_method;
+use crate::http::{is_field_value, is_token, parse_method};
 use crate::response::Response;
 
 /// The content type of a body given without one.
@@ -63,7 +63,7 @@ impl Request {
     /// the names the library owns (`Authorization`, `Content-Length`, `Transfer-Encoding`,
     /// `Host`).
     pub fn add_header(&mut self, name: &str, value: &str) -> Result<&mut Self, Error> {
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        if !is_token(name) {
             return Err(Error::invalid_argument("header name is not an HTTP token"));
         }
         let name = name.to_ascii_lowercase();
@@ -73,10 +73,7 @@ impl Request {
             )));
         }
         // The value is not shown: it may be a credential of the caller's.
-        if !value
-            .bytes()
-            .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
-        {
+        if !is_field_value(value) {
             return Err(Error::invalid_argument(format!(
                 "the value of the {name} header holds a control character"
             )));
@@ -105,11 +102,7 @@ impl Request {
         content_type: Option<&str>,
     ) -> Result<&mut Self, Error> {
         let content_type = content_type.unwrap_or(DEFAULT_CONTENT_TYPE);
-        if content_type.is_empty()
-            || !content_type
-                .bytes()
-                .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
-        {
+        if content_type.is_empty() || !is_field_value(content_type) {
             return Err(Error::invalid_argument(
                 "content type is empty or holds a control character",
             ));
@@ -256,11 +249,6 @@ impl<'a> RequestBuilder<'a> {
     pub fn send_to(self, out: &mut dyn std::io::Write) -> Result<Response, Error> {
         self.client.send_to(&self.request?, out)
     }
-}
-
-/// `tchar` of RFC 9110: what a header name may hold.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Percent-encodes every byte of `s` but the unreserved ones and `$`.

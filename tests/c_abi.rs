@@ -117,6 +117,8 @@ fn run_suite(dir: &Path, prefix: &[&str], extra_env: &[(&str, &str)], limit: Dur
     assert!(missing.starts_with("status: 404\n"), "{missing}");
 
     let stream = go("stream", &[]);
+    // send_to: the body went to the callback; the response handed back keeps none of it.
+    assert!(stream.contains(" pieces, 0 kept\n"), "{stream}");
     for line in [
         "status: 200\n",
         "same body: yes\n",

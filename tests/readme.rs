@@ -413,5 +413,14 @@ fn top_commands() {
     let stdout = expect_success(&run_script(home.path(), commands[0]), commands[0]);
     let first = stdout.lines().next().unwrap_or_default();
     assert!(first.contains("using a local sandbox"), "{stdout}");
-    assert!(stdout.contains("200"), "{stdout}");
+    // Each call the quickstart shows was answered: plain, filtered, and Transact (which
+    // needs the subscription key), on one token until invalidate() fetches the second.
+    for line in [
+        "GET /v1/transactions -> 200 OK",
+        "GET /v1/transactions?$filter=status eq 'closed'&$orderby=price desc -> 200 OK",
+        "/transact-workflow/v1/transactions -> 200 OK (the same token",
+        "The sandbox saw 2 token requests",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
+    }
 }

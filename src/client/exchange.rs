@@ -48,7 +48,7 @@ impl Client {
                 // A 401/403 is not proof that the token is bad (a missing subscription key
                 // or permission gets one too): renewing on each would cost an issued token
                 // per call, so renewals are bounded, and past the bound the answer stands.
-                match self.inner.cache.claim_renewal(&token) {
+                match self.claim_renewal(&token) {
                     Renewal::Refused => {
                         log::debug!(
                             "lwolf-auth: api answered {} with token {}; renewed less than \
@@ -58,33 +58,6 @@ impl Client {
                             RENEWAL_INTERVAL.as_secs()
                         );
                         return hand_back(resp, url, out);
-                    }
-                    // Another process of this identity renewed less than 30 s ago: its
-                    // token, if the shared file holds a newer one (no token request), else
-                    // the answer stands.
-                    Renewal::Claimed
-                        if self
-                            .inner
-                            .disk
-                            .as_ref()
-                            .is_some_and(|disk| !disk.claim_renewal(RENEWAL_INTERVAL)) =>
-                    {
-                        let newer = self
-                            .inner
-                            .disk
-                            .as_ref()
-                            .is_some_and(|disk| disk.holds_newer_than(&token));
-                        if !newer {
-                            log::debug!(
-                                "lwolf-auth: api answered {} with token {}; another process \
-                                 renewed less than {} s ago, so handing the answer back",
-                                resp.status,
-                                token.fingerprint(),
-                                RENEWAL_INTERVAL.as_secs()
-                            );
-                            return hand_back(resp, url, out);
-                        }
-                        self.inner.cache.invalidate_if_current(&token);
                     }
                     Renewal::Claimed => {
                         log::info!(
@@ -99,7 +72,7 @@ impl Client {
                         }
                         self.inner.cache.invalidate_if_current(&token);
                     }
-                    // Another caller renewed it already: send the newer token.
+                    // Another caller (or process) renewed it already: send the newer token.
                     Renewal::Newer => {}
                 }
                 token = self.token()?;
@@ -119,6 +92,21 @@ impl Client {
             }
             return hand_back(resp, url, out);
         }
+    }
+
+    /// What a 401/403 to `used` may do: the in-memory bound of this identity, then (with a
+    /// `cache_dir`) the one every process of it shares. A newer token found in the shared
+    /// file replaces `used` in memory, so the next `token()` reads it instead of fetching.
+    fn claim_renewal(&self, used: &AccessToken) -> Renewal {
+        let claim = self.inner.cache.claim_renewal(used);
+        let (Renewal::Claimed, Some(disk)) = (&claim, &self.inner.disk) else {
+            return claim;
+        };
+        let shared = disk.claim_renewal(used, RENEWAL_INTERVAL);
+        if matches!(shared, Renewal::Newer) {
+            self.inner.cache.invalidate_if_current(used);
+        }
+        shared
     }
 
     /// One API exchange, retried on 408/429/5xx and lost connections for idempotent methods.

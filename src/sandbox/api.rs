@@ -96,10 +96,7 @@ pub(super) fn api_resource(state: &State, request: &mut Request, path: &str, url
             _ if get => {
                 let mut data = sample("transactions");
                 data.extend(state.created.lock().iter().cloned());
-                match odata(data, &query_pairs(url)) {
-                    Ok(reply) => reply,
-                    Err(why) => api_error(400, "invalid_query", &why),
-                }
+                list(data, url)
             }
             Method::Post => create_transaction(state, request),
             _ => not_allowed("GET, HEAD, POST"),
@@ -122,19 +119,16 @@ pub(super) fn api_resource(state: &State, request: &mut Request, path: &str, url
             }
         }
         ["v1", "tiers", id] => tier(state, request, id),
-        ["v1", "offices"] if get => list(sample("offices")),
-        ["v1", "employees"] if get => list(sample("employees")),
+        ["v1", "offices"] if get => list(sample("offices"), url),
+        ["v1", "employees"] if get => list(sample("employees"), url),
         ["v1", "offices"] | ["v1", "employees"] => not_allowed("GET, HEAD"),
         _ => api_error(404, "not_found", "no such resource"),
     }
 }
 
-pub(super) fn list(data: Vec<Value>) -> Reply {
-    let total = data.len();
-    Reply::json(
-        200,
-        &json!({ "data": data, "total": total, "page": 1, "pageSize": total.max(25) }),
-    )
+/// Every list, shaped alike, with the request's OData query applied; a bad one is 400.
+pub(super) fn list(data: Vec<Value>, url: &str) -> Reply {
+    odata(data, &query_pairs(url)).unwrap_or_else(|why| api_error(400, "invalid_query", &why))
 }
 
 pub(super) fn create_transaction(state: &State, request: &mut Request) -> Reply {

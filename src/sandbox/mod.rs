@@ -12,7 +12,7 @@
 //!   `WWW-Authenticate: Bearer error="invalid_token"` to those that don't.
 //!   `POST /backoffice/v1/transactions` stores and echoes a new transaction. Answers to a
 //!   token issued for an `lwt_client_id` carry it in `X-Sandbox-Lwt-Client-Id`.
-//!   The list of transactions takes OData's `$filter` (`field eq 'x'`, `ne`, `gt`, `ge`,
+//!   Every list (transactions, offices, employees) takes OData's `$filter` (`field eq 'x'`, `ne`, `gt`, `ge`,
 //!   `lt`, `le`, joined by `and`), `$orderby` (`field [asc|desc]`), `$top` and `$skip`.
 //!   `/backoffice/v1/tiers/{id}` answers with an `ETag`, and takes a `PATCH` only with an
 //!   `If-Match` of the current one (`412` for a stale one, `428` without).

@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use tiny_http::{Method, Request};
 
-use super::server::{has_scheme, header, read_body, Issued, Reply, State};
+use super::server::{has_scheme, header, percent_decode, read_body, Issued, Reply, State};
 use super::{DEFAULT_TOKEN_TTL, ISSUER, SWEEP_ABOVE};
 use crate::config::DEFAULT_AUDIENCE;
 use crate::token::sanitize_to;
@@ -243,32 +243,8 @@ pub(super) fn parse_basic(encoded: &str) -> Option<(String, String)> {
 }
 
 /// Reverses application/x-www-form-urlencoded; `None` for a bad escape or bad UTF-8.
-pub(super) fn form_decode(bytes: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = hex_digit(*bytes.get(i + 1)?)?;
-                let lo = hex_digit(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-pub(super) fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+fn form_decode(bytes: &[u8]) -> Option<String> {
+    percent_decode(bytes, true)
 }
 
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -331,15 +307,6 @@ pub(super) fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_decoding() {
-        assert_eq!(form_decode(b"a+b%26c%3Dd").as_deref(), Some("a b&c=d"));
-        assert_eq!(form_decode(b"%C3%A9").as_deref(), Some("é"));
-        assert_eq!(form_decode(b"%ZZ"), None);
-        assert_eq!(form_decode(b"%4"), None);
-        assert_eq!(form_decode(b"%FF"), None);
-    }
 
     #[test]
     fn basic_parsing() {

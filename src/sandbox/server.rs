@@ -133,15 +133,9 @@ pub(super) fn handle(state: &State, mut request: Request) {
 /// method, the query as decoded pairs (`+` is a plus: RFC 3986), the headers but the two
 /// that carry credentials, and the body's length and type. Needs no token.
 fn echo(request: &mut Request, url: &str) -> Reply {
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    let decode = |s: &str| percent_decode(s).unwrap_or_else(|| "<not UTF-8>".to_owned());
-    let pairs: Vec<Value> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (name, value) = p.split_once('=').unwrap_or((p, ""));
-            json!([decode(name), decode(value)])
-        })
+    let pairs: Vec<Value> = query_pairs(url)
+        .into_iter()
+        .map(|(name, value)| json!([name, value]))
         .collect();
     let headers: Vec<Value> = request
         .headers()
@@ -171,10 +165,11 @@ fn echo(request: &mut Request, url: &str) -> Reply {
     }
 }
 
-/// The decoded `name=value` pairs of a URL's query.
+/// The decoded `name=value` pairs of a URL's query (`+` is a plus: RFC 3986); a part that
+/// does not decode is empty.
 pub(super) fn query_pairs(url: &str) -> Vec<(String, String)> {
     let query = url.split_once('?').map_or("", |(_, q)| q);
-    let decode = |s: &str| percent_decode(s).unwrap_or_default();
+    let decode = |s: &str| percent_decode(s.as_bytes(), false).unwrap_or_default();
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -185,20 +180,23 @@ pub(super) fn query_pairs(url: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `%XX` decoded, and nothing else; `None` for a bad escape or non-UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
+/// `%XX` escapes decoded, and `+` as a space too when `plus_is_space` (form encoding);
+/// `None` for a bad escape or a result that is not UTF-8.
+pub(super) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Option<String> {
+    let hex = |b: u8| char::from(b).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+        match bytes[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' => {
+                let (hi, lo) = (hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?);
+                out.push((hi << 4 | lo) as u8);
+                i += 2;
+            }
+            b => out.push(b),
         }
+        i += 1;
     }
     String::from_utf8(out).ok()
 }
@@ -298,6 +296,23 @@ pub(super) fn has_scheme(value: &str, scheme: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding() {
+        assert_eq!(
+            percent_decode(b"a+b%26c%3Dd", true).as_deref(),
+            Some("a b&c=d")
+        );
+        assert_eq!(percent_decode(b"a+b%2B", false).as_deref(), Some("a+b+"));
+        assert_eq!(percent_decode(b"%C3%A9", false).as_deref(), Some("é"));
+        for bad in [&b"%ZZ"[..], b"%4", b"%FF", b"%+1"] {
+            assert_eq!(percent_decode(bad, false), None, "{bad:?}");
+        }
+        assert_eq!(
+            query_pairs("/x?a=1&b=%20&c&=d"),
+            [("a", "1"), ("b", " "), ("c", ""), ("", "d")].map(|(n, v)| (n.into(), v.into()))
+        );
+    }
 
     #[test]
     fn scheme_matching() {

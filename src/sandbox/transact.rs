@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use tiny_http::{Method, Request};
 
-use super::api::{api_error, check_bearer, odata, sample, unauthorized};
+use super::api::{api_error, check_bearer, list, sample, unauthorized};
 use super::server::{header, query_pairs, Reply};
 use super::State;
 use crate::token::sanitize_to;
@@ -36,8 +36,7 @@ pub(super) fn transact(state: &State, request: &mut Request, path: &str, url: &s
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        ["v1", "transactions"] => odata(sample("transactions"), &query_pairs(url))
-            .unwrap_or_else(|why| api_error(400, "invalid_query", &why)),
+        ["v1", "transactions"] => list(sample("transactions"), url),
         ["v1", "documents", id] => {
             let query = query_pairs(url);
             let size = query
