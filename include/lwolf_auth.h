@@ -28,6 +28,21 @@
 #define LWOLF_VERSION_MINOR 1
 #define LWOLF_VERSION_PATCH 0
 
+// Records of failures that C hosts must act on (none yet).
+#define LWOLF_LOG_ERROR 1
+
+// A failed refresh while the current token is kept; a cache directory refused or unusable.
+#define LWOLF_LOG_WARN 2
+
+// A token fetched (its fingerprint and lifetime); each retry, with its reason and wait.
+#define LWOLF_LOG_INFO 3
+
+// A token due for refresh; reads and writes of the shared cache file.
+#define LWOLF_LOG_DEBUG 4
+
+// Each HTTP exchange: method, URL without its query, status and time.
+#define LWOLF_LOG_TRACE 5
+
 // The result of an `lwolf_` function. The values are fixed and will not change.
 //
 // In C this is a `uint32_t`: compare it with the `LWOLF_*` constants, and treat any value
@@ -129,6 +144,11 @@ typedef struct {
 // transfer (`LWOLF_ERR_ABORTED`). Called on the thread that sends, never after the send
 // returns.
 typedef int (*lwolf_write_fn)(void *userdata, const uint8_t *data, size_t len);
+
+// A log callback: `level` is one of `LWOLF_LOG_*`, `message` a NUL-terminated UTF-8 line
+// without a trailing newline, valid during the call only; `userdata` is what was given to
+// `lwolf_set_log_callback`.
+typedef void (*lwolf_log_fn)(void *userdata, uint32_t level, const char *message);
 
 #ifdef __cplusplus
 extern "C" {
@@ -306,6 +326,19 @@ lwolf_status lwolf_config_set(lwolf_config *cfg, const char *key, const char *va
 // keep their own copy of the settings. The secret held in the configuration is zeroed.
 // `cfg` must not be used again, nor freed twice.
 void lwolf_config_free(lwolf_config *cfg);
+
+// Sends the library's log records at `max_level` and more severe (`LWOLF_LOG_ERROR` = 1 …
+// `LWOLF_LOG_TRACE` = 5; 0 sends none; above 5 is `LWOLF_LOG_TRACE`) to `callback`, with
+// `userdata`, in place of any callback set before. Process-wide. A NULL `callback` turns the
+// records off. Only the library's own records are sent, never those of the crates it is
+// built on, and no record at any level holds a secret, a key or a token.
+//
+// The callback runs on the thread that logs, possibly on several threads at once, and never
+// under a lock of the library (it may call any `lwolf_` function, this one included). When
+// this function returns, the callback it replaced is not running on any other thread and is
+// not called again, so its userdata may be freed; do not call it while holding a lock that
+// the callback it replaces takes.
+lwolf_status lwolf_set_log_callback(lwolf_log_fn callback, void *userdata, uint32_t max_level);
 
 // Makes a request of `method` to `path` and stores it in `*out`.
 //

@@ -1,20 +1,23 @@
 //! The token state machine: one token, at most one request in flight, refresh ahead.
 //!
 //! A caller that finds a usable token never waits on the network: if the token is due,
-//! the first such caller refreshes it inline while everyone else keeps getting the current
-//! one. Callers with no usable token wait for the one request in flight and share its
+//! the first such caller starts its refresh on a short-lived thread (inline where no thread
+//! can be started) while everyone keeps getting the current one. Callers with no usable token wait for the one request in flight and share its
 //! outcome; after a failure, until the shared backoff has passed, they get that failure at
 //! once (a loop of callers must not hammer a failing gateway). The lock is never held
 //! across I/O.
 
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{self, Mono};
 use crate::error::Error;
+use crate::fork;
+use crate::log;
 use crate::retry::Backoff;
 use crate::token::AccessToken;
 
@@ -32,7 +35,8 @@ pub(crate) enum Renewal {
 }
 
 pub(crate) struct TokenCache {
-    state: Mutex<State>,
+    /// Held across every fork (see `crate::fork`), so no child inherits it taken.
+    state: Arc<Mutex<State>>,
     finished: Condvar,
     /// After a failed request, the next refresh waits this backoff (shared by all callers).
     refresh_backoff: Backoff,
@@ -41,7 +45,10 @@ pub(crate) struct TokenCache {
 #[derive(Default)]
 struct State {
     current: Option<AccessToken>,
-    in_flight: bool,
+    /// A token request is under way, in the process of fork generation `flight_generation`:
+    /// in a child of a fork, one of the parent's is nobody's (see [`State::in_flight`]).
+    flight: bool,
+    flight_generation: u64,
     /// Bumped each time a request finishes, so waiters know theirs did.
     generation: u64,
     /// The outcome of the latest request, for the callers that waited on it.
@@ -53,22 +60,43 @@ struct State {
     last_forced_renewal: Option<Mono>,
 }
 
+impl State {
+    /// Whether a token request of this process is under way. One the parent of a fork had
+    /// in flight never finishes in the child: it is forgotten there.
+    fn in_flight(&mut self) -> bool {
+        if self.flight && self.flight_generation != fork::generation() {
+            self.flight = false;
+        }
+        self.flight
+    }
+
+    fn start_flight(&mut self) {
+        self.flight = true;
+        self.flight_generation = fork::generation();
+    }
+}
+
 impl TokenCache {
     pub(crate) fn new(refresh_backoff: Backoff) -> TokenCache {
+        let state = Arc::new(Mutex::new(State::default()));
+        fork::hold_across_fork(&state);
         TokenCache {
-            state: Mutex::new(State::default()),
+            state,
             finished: Condvar::new(),
             refresh_backoff,
         }
     }
 
-    /// `read` applied to a usable token: the cached one, or one fetched with `fetch`. On the
-    /// hot path (a cached token, not due) `read` runs under the lock, which spares the C ABI
-    /// an `Arc` clone and drop per call: it must be short and must not call back into this
-    /// cache.
+    /// `read` applied to a usable token: the cached one, or one fetched with `fetch`. A
+    /// token that is due is refreshed by `refresh_elsewhere` (which starts the refresh on
+    /// another thread, to call [`refresh`](Self::refresh), and says whether it could), else
+    /// inline with `fetch`. On the hot path (a cached token, not due) `read` runs under the
+    /// lock, which spares the C ABI an `Arc` clone and drop per call: it must be short and
+    /// must not call back into this cache.
     pub(crate) fn get_with<R>(
         &self,
         fetch: impl FnOnce() -> Result<AccessToken, Error>,
+        refresh_elsewhere: impl FnOnce() -> bool,
         read: impl FnOnce(&AccessToken) -> R,
     ) -> Result<R, Error> {
         // The clocks are read before the lock, to keep the critical section to a few loads:
@@ -79,36 +107,41 @@ impl TokenCache {
         let mut state = self.state.lock();
         if let Some(token) = &state.current {
             if token.is_usable(now, now_wall) {
-                let backing_off = state.retry_not_before.is_some_and(|t| now < t);
-                if state.in_flight || backing_off || !token.is_due(now, now_wall) {
+                if !token.is_due(now, now_wall) {
                     return Ok(read(token));
                 }
-                let current = token.clone();
-                state.in_flight = true;
+                let backing_off = state.retry_not_before.is_some_and(|t| now < t);
+                // `state.in_flight()` takes the borrow of `state` the token holds.
+                let token = token.clone();
+                if backing_off || state.in_flight() {
+                    return Ok(read(&token));
+                }
+                state.start_flight();
                 drop(state);
-                log::debug!(
-                    "lwolf-auth: token {} due for refresh",
-                    current.fingerprint()
-                );
+                log::debug!("token {} due for refresh", token.fingerprint());
+                if refresh_elsewhere() {
+                    return Ok(read(&token));
+                }
                 return match self.fetch_and_publish(fetch) {
                     Ok(fresh) => Ok(read(&fresh)),
-                    Err(e) if current.is_usable_now() => {
-                        log::warn!(
-                            "lwolf-auth: refresh failed ({e}); still serving token {}",
-                            current.fingerprint()
-                        );
-                        Ok(read(&current))
+                    Err(e) => {
+                        self.log_failed_refresh(&e);
+                        if token.is_usable_now() {
+                            Ok(read(&token))
+                        } else {
+                            Err(e)
+                        }
                     }
-                    Err(e) => Err(e),
                 };
             }
         }
-        if !state.in_flight && state.retry_not_before.is_some_and(|t| now < t) {
+        let in_flight = state.in_flight();
+        if !in_flight && state.retry_not_before.is_some_and(|t| now < t) {
             if let Some(Err(failure)) = &state.last_outcome {
                 return Err(failure.clone());
             }
         }
-        if state.in_flight {
+        if in_flight {
             let generation = state.generation;
             while state.generation == generation {
                 self.finished.wait(&mut state);
@@ -120,9 +153,27 @@ impl TokenCache {
             drop(state);
             return outcome.map(|token| read(&token));
         }
-        state.in_flight = true;
+        state.start_flight();
         drop(state);
         self.fetch_and_publish(fetch).map(|token| read(&token))
+    }
+
+    /// The refresh that `get_with` asked `refresh_elsewhere` to run: the flight is already
+    /// this one's.
+    pub(crate) fn refresh(&self, fetch: impl FnOnce() -> Result<AccessToken, Error>) {
+        if let Err(e) = self.fetch_and_publish(fetch) {
+            self.log_failed_refresh(&e);
+        }
+    }
+
+    fn log_failed_refresh(&self, e: &Error) {
+        match self.peek() {
+            Some(kept) => log::warn!(
+                "refresh failed ({e}); still serving token {}",
+                kept.fingerprint()
+            ),
+            None => log::warn!("refresh failed ({e}); the token expired meanwhile"),
+        }
     }
 
     /// Runs the one request in flight and publishes its outcome to everyone waiting.
@@ -205,7 +256,7 @@ impl Drop for FlightGuard<'_> {
                 state.retry_not_before = Some(Mono::now() + wait);
             }
         }
-        state.in_flight = false;
+        state.flight = false;
         state.generation = state.generation.wrapping_add(1);
         state.last_outcome = Some(self.outcome.clone());
         drop(state);

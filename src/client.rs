@@ -15,6 +15,7 @@ use crate::disk::DiskCache;
 use crate::error::Error;
 use crate::fetch::fetch_token;
 use crate::http::Http;
+use crate::log;
 use crate::request::{Request, RequestBuilder};
 use crate::response::Response;
 use crate::token::AccessToken;
@@ -56,6 +57,25 @@ struct Inner {
     cache: TokenCache,
     /// The token cache shared with other processes, behind `cache`, when `cache_dir` is set.
     disk: Option<DiskCache>,
+}
+
+impl Inner {
+    /// A new token: from the shared cache file when another process has a fresher one,
+    /// else from the token endpoint.
+    fn fetch(&self) -> Result<AccessToken, Error> {
+        let fetch = || {
+            fetch_token(
+                &self.shared.http,
+                &self.shared.config,
+                self.lwt_client_id.as_deref(),
+            )
+        };
+        match &self.disk {
+            // Only reached when memory has no token to hand out, or its token is due.
+            Some(disk) => disk.get_or_fetch(self.cache.peek().is_some(), fetch),
+            None => fetch(),
+        }
+    }
 }
 
 /// What tenant clients share: the settings and the connection pool.
@@ -154,8 +174,9 @@ impl Client {
 
     /// A usable bearer token: the cached one (no I/O, no allocation), or a new one.
     ///
-    /// While one caller refreshes a token that is due, everyone else gets the current
-    /// token at once; a failed refresh keeps it in service until it expires. Callers
+    /// A token that falls due is refreshed on a short-lived thread of its own while every
+    /// caller keeps getting the current token at once; a failed refresh keeps it in service
+    /// until it expires. Callers
     /// with no usable token share the outcome of one request.
     ///
     /// With a `cache_dir`, a token that is not in memory is looked for in the shared cache
@@ -168,21 +189,25 @@ impl Client {
     /// cached path `read` runs under the cache's lock (no `Arc` clone): keep it to a copy.
     pub(crate) fn with_token<R>(&self, read: impl FnOnce(&AccessToken) -> R) -> Result<R, Error> {
         let inner = &*self.inner;
-        let fetch = || {
-            let fetch = || {
-                fetch_token(
-                    &inner.shared.http,
-                    &inner.shared.config,
-                    inner.lwt_client_id.as_deref(),
-                )
-            };
-            match &inner.disk {
-                // Only reached when memory has no token to hand out, or its token is due.
-                Some(disk) => disk.get_or_fetch(inner.cache.peek().is_some(), fetch),
-                None => fetch(),
+        inner
+            .cache
+            .get_with(|| inner.fetch(), || self.refresh_in_background(), read)
+    }
+
+    /// Starts the refresh of a token that fell due on a thread of its own, gone when it is
+    /// done; false (the caller refreshes inline) when no thread could be started.
+    fn refresh_in_background(&self) -> bool {
+        let inner = Arc::clone(&self.inner);
+        let started = std::thread::Builder::new()
+            .name("lwolf-refresh".to_owned())
+            .spawn(move || inner.cache.refresh(|| inner.fetch()));
+        match started {
+            Ok(_) => true,
+            Err(e) => {
+                log::debug!("cannot start a refresh thread ({e}); refreshing inline");
+                false
             }
-        };
-        inner.cache.get_with(fetch, read)
+        }
     }
 
     /// The shared token cache file of this client's identity, when `cache_dir` is set

@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 use crate::cache::Renewal;
 use crate::config::Config;
 use crate::error::Error;
+use crate::log;
 use crate::secret::SecretString;
 use crate::token::AccessToken;
 
@@ -132,12 +133,12 @@ impl DiskCache {
             Ok(token) => {
                 match self.write(&token) {
                     Ok(()) => log::debug!(
-                        "lwolf-auth: token {} saved to the shared cache {}",
+                        "token {} saved to the shared cache {}",
                         token.fingerprint(),
                         self.file.display()
                     ),
                     Err(e) => log::warn!(
-                        "lwolf-auth: cannot write the shared token cache {}: {e}",
+                        "cannot write the shared token cache {}: {e}",
                         self.file.display()
                     ),
                 }
@@ -149,7 +150,7 @@ impl DiskCache {
                 match found {
                     Some(token) if !serving && token.is_usable_now() => {
                         log::warn!(
-                            "lwolf-auth: refresh failed ({e}); serving token {} from the shared cache",
+                            "refresh failed ({e}); serving token {} from the shared cache",
                             token.fingerprint()
                         );
                         Ok(token)
@@ -166,7 +167,7 @@ impl DiskCache {
         match self.read_usable(euid) {
             Some(token) if !is_due(&token) => {
                 log::debug!(
-                    "lwolf-auth: token {} {how} {}",
+                    "token {} {how} {}",
                     token.fingerprint(),
                     self.file.display()
                 );
@@ -213,10 +214,7 @@ impl DiskCache {
             let written = sys::create_private_file(&self.renewed)
                 .and_then(|mut file| file.write_all(format!("{secs}\n").as_bytes()));
             if let Err(e) = written {
-                log::warn!(
-                    "lwolf-auth: cannot record a renewal in {}: {e}",
-                    self.renewed.display()
-                );
+                log::warn!("cannot record a renewal in {}: {e}", self.renewed.display());
             }
             Renewal::Claimed
         };
@@ -240,12 +238,12 @@ impl DiskCache {
         if drop_it {
             match fs::remove_file(&self.file) {
                 Ok(()) => log::debug!(
-                    "lwolf-auth: token dropped from the shared cache {}",
+                    "token dropped from the shared cache {}",
                     self.file.display()
                 ),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => log::warn!(
-                    "lwolf-auth: cannot remove the shared token cache {}: {e}",
+                    "cannot remove the shared token cache {}: {e}",
                     self.file.display()
                 ),
             }
@@ -260,7 +258,7 @@ impl DiskCache {
         if create {
             if let Err(e) = sys::create_private_dir(&self.dir) {
                 log::warn!(
-                    "lwolf-auth: cannot create the token cache directory {}: {e}; tokens stay in memory",
+                    "cannot create the token cache directory {}: {e}; tokens stay in memory",
                     self.dir.display()
                 );
                 return None;
@@ -271,7 +269,7 @@ impl DiskCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return None,
             Err(e) => {
                 log::warn!(
-                    "lwolf-auth: cannot use the token cache directory {}: {e}",
+                    "cannot use the token cache directory {}: {e}",
                     self.dir.display()
                 );
                 return None;
@@ -279,21 +277,21 @@ impl DiskCache {
         };
         if !meta.is_dir() {
             log::warn!(
-                "lwolf-auth: the token cache directory {} is not a directory; tokens stay in memory",
+                "the token cache directory {} is not a directory; tokens stay in memory",
                 self.dir.display()
             );
             return None;
         }
         let Some(euid) = sys::effective_uid(&self.dir) else {
             log::warn!(
-                "lwolf-auth: cannot tell who this process runs as; the token cache {} is not used",
+                "cannot tell who this process runs as; the token cache {} is not used",
                 self.dir.display()
             );
             return None;
         };
         if let Some(why) = sys::refusal(&meta, euid) {
             log::warn!(
-                "lwolf-auth: refusing the token cache directory {}: {why}; tokens stay in memory",
+                "refusing the token cache directory {}: {why}; tokens stay in memory",
                 self.dir.display()
             );
             return None;
@@ -308,7 +306,7 @@ impl DiskCache {
             Some(token)
         } else {
             log::debug!(
-                "lwolf-auth: token {} in the shared cache has expired",
+                "token {} in the shared cache has expired",
                 token.fingerprint()
             );
             None
@@ -322,7 +320,7 @@ impl DiskCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
                 log::warn!(
-                    "lwolf-auth: cannot open the shared token cache {}: {e}",
+                    "cannot open the shared token cache {}: {e}",
                     self.file.display()
                 );
                 return None;
@@ -336,7 +334,7 @@ impl DiskCache {
         };
         if let Some(why) = refusal {
             log::warn!(
-                "lwolf-auth: refusing the shared token cache {}: {why}; not reading it",
+                "refusing the shared token cache {}: {why}; not reading it",
                 self.file.display()
             );
             return None;
@@ -344,7 +342,7 @@ impl DiskCache {
         let mut bytes = Zeroizing::new(Vec::with_capacity(1024));
         if let Err(e) = (&mut file).take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
             log::warn!(
-                "lwolf-auth: cannot read the shared token cache {}: {e}",
+                "cannot read the shared token cache {}: {e}",
                 self.file.display()
             );
             return None;
@@ -353,7 +351,7 @@ impl DiskCache {
             Ok(token) => Some(token),
             Err(why) => {
                 log::warn!(
-                    "lwolf-auth: ignoring the shared token cache {}: {why}; it will be replaced",
+                    "ignoring the shared token cache {}: {why}; it will be replaced",
                     self.file.display()
                 );
                 None
@@ -452,7 +450,7 @@ impl DiskCache {
             Ok(f) => f,
             Err(e) => {
                 log::warn!(
-                    "lwolf-auth: cannot open the lock file {}: {e}; going on without the lock",
+                    "cannot open the lock file {}: {e}; going on without the lock",
                     self.lock.display()
                 );
                 return None;
@@ -466,7 +464,7 @@ impl DiskCache {
                 Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(e)) => {
                     log::warn!(
-                        "lwolf-auth: cannot lock {}: {e}; going on without the lock",
+                        "cannot lock {}: {e}; going on without the lock",
                         self.lock.display()
                     );
                     return None;
@@ -475,7 +473,7 @@ impl DiskCache {
             let now = Instant::now();
             if now >= deadline {
                 log::warn!(
-                    "lwolf-auth: another process has held {} for over {} ms; going on without the lock",
+                    "another process has held {} for over {} ms; going on without the lock",
                     self.lock.display(),
                     self.lock_wait.as_millis()
                 );

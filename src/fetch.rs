@@ -12,6 +12,7 @@ use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::error::{Error, HttpFailure};
 use crate::http::{attempt_timeout, Exchange, Http, RawResponse, Read};
+use crate::log;
 use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::scrub;
 use crate::token::{
@@ -116,7 +117,7 @@ fn accept(
         parse_token_response(&resp.body, timing.sent_wall).map_err(|e| scrub_error(e, clean))?;
     let token = AccessToken::new(parsed.access_token, parsed.lifetime, timing);
     log::info!(
-        "lwolf-auth: token {} fetched, lifetime {}s",
+        "token {} fetched, lifetime {}s",
         token.fingerprint(),
         token.lifetime().as_secs()
     );

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use parking_lot::Mutex;
 use ureq::http::{HeaderValue, Method, Request, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::transport::DefaultConnector;
@@ -13,6 +14,8 @@ use ureq::{Agent, Proxy};
 
 use crate::config::Config;
 use crate::error::{Error, TransportFailure};
+use crate::fork;
+use crate::log;
 use crate::resolve::CachingResolver;
 use crate::retry::{self, Attempt};
 use crate::url::is_loopback_host;
@@ -121,10 +124,52 @@ impl Failure {
 
 /// The HTTP agents of one client and its tenant clones (the connection pool is shared).
 pub(crate) struct Http {
+    /// This process's agents; rebuilt in the child of a fork (see [`Http::agents`]).
+    agents: Arc<Mutex<Agents>>,
+    make: AgentMaker,
+    /// Hosts that are neither loopback nor on `NO_PROXY` go through `Agents::proxied`.
+    no_proxy: NoProxy,
+}
+
+/// The agents of one process, and the fork generation they were made in.
+#[derive(Clone)]
+struct Agents {
+    generation: u64,
     direct: Agent,
-    /// Used for hosts that are neither loopback nor on `NO_PROXY`, when the environment
-    /// names a proxy.
-    proxied: Option<(Agent, NoProxy)>,
+    /// When the environment names a proxy.
+    proxied: Option<Agent>,
+}
+
+/// What the agents are made of.
+struct AgentMaker {
+    tls: TlsConfig,
+    timeout: Duration,
+    user_agent: String,
+    proxy: Option<Proxy>,
+}
+
+impl AgentMaker {
+    fn agents(&self) -> Agents {
+        // A resolver per set of agents: its cache (and lock) belong to one process too.
+        let resolver = CachingResolver::default();
+        let agent = |proxy: Option<Proxy>| -> Agent {
+            let config = Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_global(Some(self.timeout))
+                .user_agent(self.user_agent.as_str())
+                .allow_non_standard_methods(true)
+                .tls_config(self.tls.clone())
+                .proxy(proxy)
+                .build();
+            Agent::with_parts(config, DefaultConnector::default(), resolver.clone())
+        };
+        Agents {
+            generation: fork::generation(),
+            direct: agent(None),
+            proxied: self.proxy.clone().map(|p| agent(Some(p))),
+        }
+    }
 }
 
 /// The environment's proxy: `HTTPS_PROXY`, else `ALL_PROXY` (either case). `HTTP_PROXY`
@@ -136,7 +181,7 @@ fn proxy_from_env(var: impl Fn(&str) -> Option<String>) -> Option<(Proxy, NoProx
     let proxy = match Proxy::new(url.trim()) {
         Ok(p) => p,
         Err(_) => {
-            log::warn!("lwolf-auth: ignoring an unparsable HTTPS_PROXY / ALL_PROXY");
+            log::warn!("ignoring an unparsable HTTPS_PROXY / ALL_PROXY");
             return None;
         }
     };
@@ -209,29 +254,65 @@ impl Http {
                 .map(|der| Certificate::from_der(der).to_owned());
             RootCerts::Specific(Arc::new(bundled.chain(extra).collect()))
         };
-        let tls = TlsConfig::builder().root_certs(roots).build();
-        let resolver = CachingResolver::default();
-        let agent = |proxy: Option<Proxy>| -> Agent {
-            let config = Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .timeout_global(Some(config.timeout))
-                .user_agent(config.user_agent.as_str())
-                .allow_non_standard_methods(true)
-                .tls_config(tls.clone())
-                .proxy(proxy)
-                .build();
-            Agent::with_parts(config, DefaultConnector::default(), resolver.clone())
+        let (proxy, no_proxy) = match proxy_from_env(|name| std::env::var(name).ok()) {
+            Some((proxy, no_proxy)) => (Some(proxy), no_proxy),
+            None => (None, NoProxy::default()),
         };
+        let make = AgentMaker {
+            tls: TlsConfig::builder().root_certs(roots).build(),
+            timeout: config.timeout,
+            user_agent: config.user_agent.clone(),
+            proxy,
+        };
+        let agents = Arc::new(Mutex::new(make.agents()));
+        fork::hold_across_fork(&agents);
         Http {
-            direct: agent(None),
-            proxied: proxy_from_env(|name| std::env::var(name).ok())
-                .map(|(proxy, no_proxy)| (agent(Some(proxy)), no_proxy)),
+            agents,
+            make,
+            no_proxy,
         }
+    }
+
+    /// This process's agents. In the child of a fork the parent's are left alone, never
+    /// used and never dropped: their pooled connections are the parent's, and closing one
+    /// here could end (over TLS, with a close_notify) a session the parent still uses. The
+    /// child's copies of those sockets stay open until it exits; the server times them out.
+    fn agents(&self) -> Agents {
+        let mut agents = self.agents.lock();
+        if agents.generation != fork::generation() {
+            std::mem::forget(std::mem::replace(&mut *agents, self.make.agents()));
+        }
+        agents.clone()
     }
 
     /// Makes one exchange and reads the response body as `read` says.
     pub(crate) fn send(&self, x: &Exchange<'_>, read: Read<'_>) -> Result<RawResponse, Failure> {
+        let started = std::time::Instant::now();
+        let outcome = self.exchange(x, read);
+        if log::enabled(log::Level::Trace) {
+            // The URL without its query, which is the caller's data.
+            let url = x.url.split(['?', '#']).next().unwrap_or_default();
+            let took = started.elapsed().as_millis();
+            match &outcome {
+                Ok(r) => log::trace!("{} {url}: {} in {took} ms", x.method, r.status),
+                Err(Failure::Transport(t)) => {
+                    log::trace!("{} {url}: {} after {took} ms", x.method, t.message)
+                }
+                Err(Failure::TooLarge) => {
+                    log::trace!("{} {url}: body over the limit after {took} ms", x.method)
+                }
+                Err(Failure::Aborted(kind)) => {
+                    log::trace!(
+                        "{} {url}: the writer stopped ({kind}) after {took} ms",
+                        x.method
+                    )
+                }
+            }
+        }
+        outcome
+    }
+
+    fn exchange(&self, x: &Exchange<'_>, read: Read<'_>) -> Result<RawResponse, Failure> {
         let invalid = |what| Failure::Transport(transport(what, false, None));
         let uri: Uri = x.url.parse().map_err(|_| invalid("invalid URL"))?;
         // Which host a transport failure was with: a process talks to two or more.
@@ -241,13 +322,14 @@ impl Http {
             Failure::Transport(t)
         };
         // Loopback never goes through a proxy: local development and tests stay local.
-        let agent = match (&self.proxied, uri.host()) {
-            (Some((proxied, no_proxy)), Some(host))
-                if !is_loopback_host(host) && !no_proxy.matches(host) =>
+        let agents = self.agents();
+        let agent = match (&agents.proxied, uri.host()) {
+            (Some(proxied), Some(host))
+                if !is_loopback_host(host) && !self.no_proxy.matches(host) =>
             {
                 proxied
             }
-            _ => &self.direct,
+            _ => &agents.direct,
         };
         let mut builder = Request::builder().method(x.method.clone()).uri(uri);
         for (name, value) in x.headers {

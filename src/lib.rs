@@ -35,9 +35,11 @@ mod error;
 mod fetch;
 /// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.
 pub mod ffi;
+mod fork;
 mod http;
 mod jitter;
 mod keys;
+pub mod log;
 mod request;
 mod resolve;
 mod response;

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::log;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Statuses worth another attempt: timeouts, rate limits and transient server failures.
@@ -112,14 +113,12 @@ pub(crate) fn run<T, E>(
         };
         let wait = backoff.delay(number - 1, asked);
         if Instant::now() + wait >= deadline {
-            log::warn!(
-                "lwolf-auth: {what} failed ({reason}); no retry: the call's deadline comes first"
-            );
+            log::info!("{what} failed ({reason}); no retry: the call's deadline comes first");
             return last;
         }
         drop(last);
-        log::warn!(
-            "lwolf-auth: {what} failed ({reason}); retry {number} of {max_retries} in {} ms",
+        log::info!(
+            "{what} failed ({reason}); retry {number} of {max_retries} in {} ms",
             wait.as_millis()
         );
         std::thread::sleep(wait);

@@ -732,7 +732,7 @@ fn retries_are_logged_with_verbose() {
     let r = run(cmd);
     assert_eq!(r.code, 8);
     assert!(
-        r.stderr.contains("lwolf: warn: token request failed"),
+        r.stderr.contains("lwolf: info: token request failed"),
         "{}",
         r.stderr
     );

@@ -213,6 +213,11 @@ fn parse_extern_fns(file: &str, raw: &str) -> Result<Vec<ExternFn>, String> {
             rest = start + EXTERN_C.len();
             continue;
         }
+        // The one foreign block: `pthread_atfork`, in fork.rs.
+        if after.starts_with('{') && file == "fork.rs" {
+            rest = start + EXTERN_C.len();
+            continue;
+        }
         if !after.starts_with("fn ") {
             return Err(format!("{file}: `extern \"C\"` not followed by `fn`"));
         }
@@ -224,6 +229,22 @@ fn parse_extern_fns(file: &str, raw: &str) -> Result<Vec<ExternFn>, String> {
         let close_brace = matching(&src, open_brace);
         // What stands between the previous item and this one: attributes and `pub`.
         let before = &src[..start];
+        // A callback the C library calls (the fork handlers): private, `on_*`, and one call
+        // of the callback boundary.
+        let item_start = before.rfind(';').into_iter().chain(before.rfind('}')).max();
+        if before[item_start.map_or(0, |i| i + 1)..].trim().is_empty() {
+            let body = src[open_brace + 1..close_brace].trim();
+            let one_call = body.starts_with("callback_boundary(")
+                && matching(body, "callback_boundary(".len() - 1) == body.len() - 1;
+            if !name.starts_with("on_") || !one_call {
+                return Err(format!(
+                    "{file}: {name}: a private extern fn must be an on_* callback whose body \
+                     is one callback_boundary(...) call"
+                ));
+            }
+            rest = close_brace;
+            continue;
+        }
         if !before.trim_end().ends_with("pub unsafe") {
             return Err(format!(
                 "{file}: {name} is not `pub unsafe extern \"C\" fn`"
@@ -370,6 +391,12 @@ fn the_boundary_checker_catches_violations() {
         "#[no_mangle]\nunsafe extern \"C\" fn lwolf_f() -> u16 { ffi_boundary(|| Ok(1)) }",
         // Safe: callable from safe Rust with any pointer.
         "#[no_mangle]\npub extern \"C\" fn lwolf_g() -> u16 { ffi_boundary(|| Ok(1)) }",
+        // A callback outside the callback boundary, or not named as one.
+        "extern \"C\" fn on_fork() { crate::fork::before() }",
+        "extern \"C\" fn on_fork() { callback_boundary(a); b() }",
+        "extern \"C\" fn helper() { callback_boundary(crate::fork::before) }",
+        // A foreign block outside fork.rs.
+        "extern \"C\" { fn getpid() -> i32; }",
     ];
     for bad in cases {
         assert!(check(bad).is_err(), "not caught:\n{bad}");

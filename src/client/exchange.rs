@@ -12,6 +12,7 @@ use super::Client;
 use crate::cache::{Renewal, RENEWAL_INTERVAL};
 use crate::error::Error;
 use crate::http::{attempt_timeout, is_idempotent, Exchange, Failure, RawResponse, Read};
+use crate::log;
 use crate::request::Request;
 use crate::response::Response;
 use crate::retry::{self, is_retryable_status};
@@ -51,7 +52,7 @@ impl Client {
                 match self.claim_renewal(&token) {
                     Renewal::Refused => {
                         log::debug!(
-                            "lwolf-auth: api answered {} with token {}; renewed less than \
+                            "api answered {} with token {}; renewed less than \
                              {} s ago, so handing the answer back",
                             resp.status,
                             token.fingerprint(),
@@ -61,7 +62,7 @@ impl Client {
                     }
                     Renewal::Claimed => {
                         log::info!(
-                            "lwolf-auth: api answered {} with token {}; renewing it",
+                            "api answered {} with token {}; renewing it",
                             resp.status,
                             token.fingerprint()
                         );
@@ -224,7 +225,7 @@ impl Client {
         match Origin::of(&next) {
             Ok(origin) if origin == self.api.origin => Some(next),
             _ => {
-                log::info!("lwolf-auth: not following a redirect to another origin");
+                log::info!("not following a redirect to another origin");
                 None
             }
         }

@@ -41,6 +41,8 @@ use crate::error::Error;
 
 mod client;
 mod config;
+pub(crate) mod fork;
+mod log;
 mod request;
 mod response;
 mod status;
@@ -52,6 +54,10 @@ pub use client::{
 };
 pub use config::{
     lwolf_config, lwolf_config_free, lwolf_config_from_env, lwolf_config_new, lwolf_config_set,
+};
+pub use log::{
+    lwolf_log_fn, lwolf_set_log_callback, LWOLF_LOG_DEBUG, LWOLF_LOG_ERROR, LWOLF_LOG_INFO,
+    LWOLF_LOG_TRACE, LWOLF_LOG_WARN,
 };
 pub use request::{
     lwolf_request, lwolf_request_body, lwolf_request_free, lwolf_request_header, lwolf_request_new,
@@ -119,26 +125,48 @@ pub(crate) fn ffi_boundary_keep_last_error<T: FfiReturn>(
     run(body)
 }
 
-/// The one place where panics are caught.
+/// Runs `body` and reports its outcome to C: the failure value of `T`, with the last error
+/// set, for an `Err` or a panic.
 fn run<T: FfiReturn>(body: impl FnOnce() -> Result<T, Error>) -> T {
+    match caught(body) {
+        Ok(value) => value,
+        Err(error) => {
+            set_last_error(&error);
+            T::from_error(&error)
+        }
+    }
+}
+
+/// Runs a callback the C library makes into us (the fork handlers; not exports): a panic is
+/// caught and dropped, since there is no caller to report it to and unwinding into C is
+/// undefined behaviour. Every non-exported `extern "C" fn` of this module is a single call
+/// of this function.
+pub(crate) fn callback_boundary(body: impl FnOnce()) {
+    let _ = caught(|| {
+        body();
+        Ok(())
+    });
+}
+
+/// The one place where panics are caught: a panic becomes `Error::Internal`.
+fn caught<T>(body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     // AssertUnwindSafe: a panic leaves nothing half-updated that C could see again. Clients
     // and responses are only touched through `&` (a client's state lives behind the core's
     // own locks, which do not poison); a config changes only through `ConfigBuilder::set`,
     // which builds the new value aside and assigns it whole; out-parameters are written last.
-    let error = match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(value)) => return value,
-        Ok(Err(error)) => error,
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(outcome) => outcome,
         Err(payload) => {
             let what = payload
                 .downcast_ref::<&str>()
                 .copied()
                 .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("unknown panic payload");
-            Error::Internal(format!("panic caught at the C boundary: {what}").into_boxed_str())
+            Err(Error::Internal(
+                format!("panic caught at the C boundary: {what}").into_boxed_str(),
+            ))
         }
-    };
-    set_last_error(&error);
-    T::from_error(&error)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

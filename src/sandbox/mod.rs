@@ -59,6 +59,7 @@ use parking_lot::Mutex;
 use tiny_http::Server;
 
 use crate::config::ConfigBuilder;
+use crate::log;
 use crate::secret::SecretString;
 use server::{worker, State};
 
@@ -203,7 +204,7 @@ impl SandboxBuilder {
                 .spawn(move || worker(&server, &state, &stopping))?;
             sandbox.workers.push(handle);
         }
-        log::debug!("lwolf-sandbox: listening on {addr}");
+        log::debug!("listening on {addr}");
         Ok(sandbox)
     }
 }
@@ -358,7 +359,7 @@ impl Drop for Sandbox {
             if handle.is_finished() {
                 let _ = handle.join();
             } else {
-                log::warn!("lwolf-sandbox: a worker is still busy with a request; not waiting");
+                log::warn!("a worker is still busy with a request; not waiting");
             }
         }
         // The last `Arc<Server>` goes with `self`: tiny_http then closes the listener.

@@ -13,6 +13,7 @@ use super::api::{api, api_error};
 use super::oauth::token_endpoint;
 use super::transact::transact;
 use super::MAX_BODY_BYTES;
+use crate::log;
 use crate::secret::SecretString;
 use crate::token::sanitize_to;
 
@@ -54,12 +55,12 @@ pub(super) fn worker(server: &Server, state: &State, stopping: &AtomicBool) {
                     handle(state, request)
                 }));
                 if outcome.is_err() {
-                    log::error!("lwolf-sandbox: a request handler panicked");
+                    log::error!("a request handler panicked");
                 }
             }
             Err(_) if stopping.load(Ordering::SeqCst) => return,
             Err(e) => {
-                log::warn!("lwolf-sandbox: {e}");
+                log::warn!("{e}");
                 if stopping.load(Ordering::SeqCst) {
                     return;
                 }
@@ -120,12 +121,7 @@ pub(super) fn handle(state: &State, mut request: Request) {
         api_error(404, "not_found", "no such resource")
     };
     // The path only: a query string could carry anything.
-    log::debug!(
-        "lwolf-sandbox: {} {} -> {}",
-        method,
-        sanitize_to(path, 100),
-        reply.status
-    );
+    log::debug!("{} {} -> {}", method, sanitize_to(path, 100), reply.status);
     respond(request, reply);
 }
 
@@ -240,7 +236,7 @@ pub(super) fn respond(request: Request, reply: Reply) {
     // the next request on the connection starts where it should.
     let mut writer = request.into_writer();
     if let Err(e) = writer.write_all(&out).and_then(|()| writer.flush()) {
-        log::debug!("lwolf-sandbox: could not send a response: {e}");
+        log::debug!("could not send a response: {e}");
     }
 }
 

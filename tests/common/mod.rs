@@ -952,6 +952,25 @@ pub fn ok<T>(r: Result<T, Error>) -> T {
 }
 
 /// Seconds since the UNIX epoch, as a float.
+/// Polls `done` every few ms until it holds; panics saying `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits (at most 10 s) until `client`'s cached token is `secret`: a refresh runs on a
+/// thread of its own, so the caller that started it still got the old token.
+pub fn wait_for_token(client: &lwolf_auth::Client, secret: &str) {
+    wait_until(
+        &format!("the cached token to become {secret}"),
+        secs(10),
+        || client.cached_token().is_some_and(|t| t.secret() == secret),
+    );
+}
+
 pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -34,6 +34,7 @@ Options:
   --tenant ID      the customer instance (lwt_client_id) for token, get, request and info
   --no-cache       keep the token in this process only (no shared cache file)
   -v, --verbose    log token fetches, refreshes and retries to stderr
+                   (twice, -vv: each HTTP exchange too)
   -h, --help       this help
   -V, --version    the version
 
@@ -98,7 +99,8 @@ impl RequestOptions {
 pub(crate) struct Args {
     pub(crate) command: Command,
     pub(crate) request: RequestOptions,
-    pub(crate) verbose: bool,
+    /// How many times `-v` was given.
+    pub(crate) verbose: u8,
     pub(crate) no_cache: bool,
     pub(crate) tenant: Option<String>,
     pub(crate) data: Option<Data>,
@@ -119,7 +121,7 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
     let mut args = Args {
         command: Command::Help,
         request: RequestOptions::default(),
-        verbose: false,
+        verbose: 0,
         no_cache: false,
         tenant: None,
         data: None,
@@ -154,7 +156,8 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
             "--" => only_words = true,
             "-h" | "--help" => help = true,
             "-V" | "--version" => version = true,
-            "-v" | "--verbose" => args.verbose = true,
+            "-v" | "--verbose" => args.verbose = args.verbose.saturating_add(1),
+            "-vv" => args.verbose = args.verbose.saturating_add(2),
             "--no-cache" => args.no_cache = true,
             "--json" => json = true,
             "-H" | "--header" => {

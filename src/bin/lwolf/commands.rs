@@ -10,20 +10,11 @@ use lwolf_auth::sandbox::Sandbox;
 use lwolf_auth::{rfc3339, AccessToken, Client, ConfigBuilder};
 
 use crate::args::{parse_args, Args, Command, Data, HELP};
-use crate::output::{human, print_out, Failure, StderrLog, EXIT_HTTP_ERROR};
+use crate::output::{human, log_to_stderr, print_out, Failure, EXIT_HTTP_ERROR};
 
 pub(crate) fn run(raw: Vec<OsString>) -> Result<u8, Failure> {
     let args = parse_args(raw)?;
-    let logger: &'static StderrLog = Box::leak(Box::new(StderrLog {
-        verbose: args.verbose,
-    }));
-    if log::set_logger(logger).is_ok() {
-        log::set_max_level(if args.verbose {
-            log::LevelFilter::Debug
-        } else {
-            log::LevelFilter::Warn
-        });
-    }
+    log_to_stderr(args.verbose);
     match &args.command {
         Command::Help => {
             print_out(HELP.as_bytes())?;

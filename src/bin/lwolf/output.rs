@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use lwolf_auth::ffi::lwolf_status;
+use lwolf_auth::log::{Level, LevelFilter};
 use lwolf_auth::Error;
 
 /// The API answered 4xx/5xx: curl's `--fail` code.
@@ -62,37 +63,19 @@ pub(crate) fn print_out(bytes: &[u8]) -> Result<(), Failure> {
     }
 }
 
-/// Log records on stderr, never a token (the library logs fingerprints only).
-pub(crate) struct StderrLog {
-    pub(crate) verbose: bool,
-}
-
-impl log::Log for StderrLog {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        let target = m.target();
-        if self.verbose {
-            // The library and the sandbox; not the HTTP stack's own debug output.
-            m.level() <= log::Level::Debug && target.starts_with("lwolf_auth")
-        } else {
-            // Unasked, only what needs fixing: a shared cache that cannot be used.
-            m.level() <= log::Level::Warn && target.starts_with("lwolf_auth::disk")
-        }
-    }
-
-    fn log(&self, record: &log::Record) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let text = record.args().to_string();
-        let text = text
-            .strip_prefix("lwolf-auth: ")
-            .or_else(|| text.strip_prefix("lwolf-sandbox: "))
-            .unwrap_or(&text);
-        let level = record.level().as_str().to_ascii_lowercase();
-        let _ = writeln!(io::stderr().lock(), "lwolf: {level}: {text}");
-    }
-
-    fn flush(&self) {}
+/// Sends the library's log records to stderr: warnings, or with `-v` the token fetches,
+/// refreshes and retries too (`-vv`: each HTTP exchange). They never hold a token (the
+/// library logs fingerprints only) and never come from the HTTP stack below it.
+pub(crate) fn log_to_stderr(verbose: u8) {
+    let max_level = match verbose {
+        0 => LevelFilter::Warn,
+        1 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    lwolf_auth::log::set_handler(max_level, |level: Level, message: &str| {
+        let level = level.as_str().to_ascii_lowercase();
+        let _ = writeln!(io::stderr().lock(), "lwolf: {level}: {message}");
+    });
 }
 
 /// `23h59m`, `4m05s`, `12s`.
