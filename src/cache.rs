@@ -9,14 +9,11 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{self, Mono};
 use crate::error::Error;
-use crate::fork;
+use crate::fork::PerProcess;
 use crate::log;
 use crate::retry::Backoff;
 use crate::token::AccessToken;
@@ -35,20 +32,18 @@ pub(crate) enum Renewal {
 }
 
 pub(crate) struct TokenCache {
-    /// Held across every fork (see `crate::fork`), so no child inherits it taken.
-    state: Arc<Mutex<State>>,
-    finished: Condvar,
+    /// The state and, signalled when a request finishes, its condition variable: a child of
+    /// a fork gets its own (see `crate::fork`), with the token kept and nothing in flight.
+    state: PerProcess<State>,
     /// After a failed request, the next refresh waits this backoff (shared by all callers).
     refresh_backoff: Backoff,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct State {
     current: Option<AccessToken>,
-    /// A token request is under way, in the process of fork generation `flight_generation`:
-    /// in a child of a fork, one of the parent's is nobody's (see [`State::in_flight`]).
-    flight: bool,
-    flight_generation: u64,
+    /// A token request is under way (in this process).
+    in_flight: bool,
     /// Bumped each time a request finishes, so waiters know theirs did.
     generation: u64,
     /// The outcome of the latest request, for the callers that waited on it.
@@ -61,28 +56,20 @@ struct State {
 }
 
 impl State {
-    /// Whether a token request of this process is under way. One the parent of a fork had
-    /// in flight never finishes in the child: it is forgotten there.
-    fn in_flight(&mut self) -> bool {
-        if self.flight && self.flight_generation != fork::generation() {
-            self.flight = false;
+    /// The state a child of a fork starts with: a request the parent had in flight never
+    /// finishes there.
+    fn in_a_child(&self) -> State {
+        State {
+            in_flight: false,
+            ..self.clone()
         }
-        self.flight
-    }
-
-    fn start_flight(&mut self) {
-        self.flight = true;
-        self.flight_generation = fork::generation();
     }
 }
 
 impl TokenCache {
     pub(crate) fn new(refresh_backoff: Backoff) -> TokenCache {
-        let state = Arc::new(Mutex::new(State::default()));
-        fork::hold_across_fork(&state);
         TokenCache {
-            state,
-            finished: Condvar::new(),
+            state: PerProcess::new(State::default(), State::in_a_child),
             refresh_backoff,
         }
     }
@@ -104,19 +91,20 @@ impl TokenCache {
         // the wait for it is far shorter than any token's safety margin.
         let now = Mono::now();
         let now_wall = clock::wall_now();
-        let mut state = self.state.lock();
+        let shared = self.state.get();
+        let mut state = shared.lock.lock();
         if let Some(token) = &state.current {
             if token.is_usable(now, now_wall) {
                 if !token.is_due(now, now_wall) {
                     return Ok(read(token));
                 }
                 let backing_off = state.retry_not_before.is_some_and(|t| now < t);
-                // `state.in_flight()` takes the borrow of `state` the token holds.
+                // `state.in_flight` takes the borrow of `state` the token holds.
                 let token = token.clone();
-                if backing_off || state.in_flight() {
+                if backing_off || state.in_flight {
                     return Ok(read(&token));
                 }
-                state.start_flight();
+                state.in_flight = true;
                 drop(state);
                 log::debug!("token {} due for refresh", token.fingerprint());
                 if refresh_elsewhere() {
@@ -135,7 +123,7 @@ impl TokenCache {
                 };
             }
         }
-        let in_flight = state.in_flight();
+        let in_flight = state.in_flight;
         if !in_flight && state.retry_not_before.is_some_and(|t| now < t) {
             if let Some(Err(failure)) = &state.last_outcome {
                 return Err(failure.clone());
@@ -144,7 +132,7 @@ impl TokenCache {
         if in_flight {
             let generation = state.generation;
             while state.generation == generation {
-                self.finished.wait(&mut state);
+                shared.changed.wait(&mut state);
             }
             let outcome = match &state.last_outcome {
                 Some(outcome) => outcome.clone(),
@@ -153,7 +141,7 @@ impl TokenCache {
             drop(state);
             return outcome.map(|token| read(&token));
         }
-        state.start_flight();
+        state.in_flight = true;
         drop(state);
         self.fetch_and_publish(fetch).map(|token| read(&token))
     }
@@ -194,14 +182,14 @@ impl TokenCache {
     /// Drops the cached token, whatever it is. A failure's backoff keeps running: dropping
     /// a token does not make the gateway any better.
     pub(crate) fn invalidate(&self) {
-        self.state.lock().current = None;
+        self.state.get().lock.lock().current = None;
     }
 
     /// After an API answered 401/403 to `used`: whether a renewal may be forced (and then
     /// this is it, for the interval), or a newer token is in service already.
     pub(crate) fn claim_renewal(&self, used: &AccessToken) -> Renewal {
         let now = Mono::now();
-        let mut state = self.state.lock();
+        let mut state = self.state.get().lock.lock();
         if !state.current.as_ref().is_some_and(|t| t.same_as(used)) {
             return Renewal::Newer;
         }
@@ -217,7 +205,7 @@ impl TokenCache {
 
     /// Drops `used` if it is still the cached token (a newer one is kept).
     pub(crate) fn invalidate_if_current(&self, used: &AccessToken) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.state.get().lock.lock();
         if state.current.as_ref().is_some_and(|t| t.same_as(used)) {
             state.current = None;
             return true;
@@ -227,7 +215,7 @@ impl TokenCache {
 
     /// The cached token if it is usable now; never fetches.
     pub(crate) fn peek(&self) -> Option<AccessToken> {
-        let state = self.state.lock();
+        let state = self.state.get().lock.lock();
         state
             .current
             .as_ref()
@@ -243,7 +231,8 @@ struct FlightGuard<'a> {
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        let mut state = self.cache.state.lock();
+        let shared = self.cache.state.get();
+        let mut state = shared.lock.lock();
         match &self.outcome {
             Ok(token) => {
                 state.current = Some(token.clone());
@@ -256,10 +245,10 @@ impl Drop for FlightGuard<'_> {
                 state.retry_not_before = Some(Mono::now() + wait);
             }
         }
-        state.flight = false;
+        state.in_flight = false;
         state.generation = state.generation.wrapping_add(1);
         state.last_outcome = Some(self.outcome.clone());
         drop(state);
-        self.cache.finished.notify_all();
+        shared.changed.notify_all();
     }
 }

@@ -4,71 +4,157 @@
 //! were doing stays frozen in its memory: a lock one of them held is never released, a token
 //! request one of them had in flight never finishes, and the pooled connections are the
 //! parent's too (two processes on one keep-alive connection get each other's responses;
-//! over TLS they encrypt with one key stream). So:
+//! over TLS they encrypt with one key stream). So each lock of this crate is a
+//! [`PerProcess`]: `pthread_atfork` handlers take them all before a fork and release them
+//! after it in the parent, and in the child each gets a new lock and a new condition
+//! variable, with a value made from the parent's (the cached token kept; no request in
+//! flight; no connection of the parent's pool). The parent's locks are never released in the
+//! child: with threads of the parent parked on one, releasing it may hand it to one of them
+//! (parking_lot's eventual fairness), and they do not exist there (3 children of 100 hung so).
 //!
-//! * `pthread_atfork` handlers take every registered lock before the fork and release them
-//!   in both processes after it, so a child never inherits a lock held by a thread it does
-//!   not have. A pid check cannot do this: by the time a child notices, the lock is lost.
-//! * The child handler starts a new generation. What belongs to one process (the connection
-//!   pool, a request in flight) carries the generation it was made in and is not used in
-//!   another. Comparing generations is one relaxed atomic load, where a pid check would be
-//!   a system call (glibc no longer caches `getpid`) on paths the contract keeps free of
-//!   them.
-//! * The cached token is plain data: the child keeps serving it.
+//! Why handlers and not a pid check: a lock must be taken before the fork to be consistent
+//! after it, which only `pthread_atfork` can do; and the check on each use is one relaxed
+//! load of a generation counter, where a pid check would be a system call (glibc no longer
+//! caches `getpid`) on paths the contract keeps free of them.
 
 #![forbid(unsafe_code)]
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 
-use once_cell::sync::Lazy;
-use parking_lot::{Mutex, MutexGuard};
+use once_cell::sync::{Lazy, OnceCell};
+use parking_lot::{ArcMutexGuard, Condvar, Mutex, RawMutex};
 
 /// Bumped in every child of a fork.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// The locks held across a fork.
-static LOCKS: Lazy<Mutex<Vec<Weak<dyn Holdable>>>> = Lazy::new(|| Mutex::new(Vec::new()));
+/// Every `PerProcess`, to be held across a fork.
+static REGISTRY: Lazy<Arc<Level<Vec<Weak<dyn Holdable>>>>> = Lazy::new(|| {
+    install_handlers();
+    Arc::new(Level::new(Vec::new(), |all| {
+        all.iter()
+            .filter(|w| w.strong_count() > 0)
+            .cloned()
+            .collect()
+    }))
+});
 
 thread_local! {
-    /// What `before` took, for `after_in_parent` / `after_in_child` to release (all three
-    /// run on the forking thread, which is the child's only thread).
-    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
-}
-
-/// Kept only to be dropped: that releases the locks.
-struct Held {
-    _registry: MutexGuard<'static, Vec<Weak<dyn Holdable>>>,
-    _guards: Vec<Box<dyn Any>>,
-}
-
-/// A lock that can be taken and kept past the scope that took it.
-trait Holdable: Send + Sync {
-    fn hold(self: Arc<Self>) -> Box<dyn Any>;
-}
-
-impl<T: Send + 'static> Holdable for Mutex<T> {
-    fn hold(self: Arc<Self>) -> Box<dyn Any> {
-        Box::new(self.lock_arc())
-    }
+    /// What `before` took, for `after_in_parent` / `after_in_child` (all three run on the
+    /// forking thread, which is the child's only thread).
+    static HELD: RefCell<Vec<Box<dyn Held>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// This process's generation: a new one in every child of a fork.
-pub(crate) fn generation() -> u64 {
+fn generation() -> u64 {
     GENERATION.load(Ordering::Relaxed)
 }
 
-/// Holds `lock` across every fork from now on, so no child inherits it taken. A lock so
-/// registered must never be taken while another registered lock is held, and nothing may
-/// be done under it that forks.
-pub(crate) fn hold_across_fork<T: Send + 'static>(lock: &Arc<Mutex<T>>) {
-    install_handlers();
-    let weak: Weak<Mutex<T>> = Arc::downgrade(lock);
-    let mut locks = LOCKS.lock();
-    locks.retain(|w| w.strong_count() > 0);
-    locks.push(weak);
+/// A lock and condition variable of which each process of a fork has its own, and the value
+/// they guard, carried into a child by `for_child`.
+pub(crate) struct PerProcess<T: Send + 'static> {
+    top: Arc<Level<T>>,
+}
+
+/// The lock of one process.
+pub(crate) struct Level<T> {
+    generation: u64,
+    pub(crate) lock: Arc<Mutex<T>>,
+    pub(crate) changed: Condvar,
+    /// The lock of this process's child of a fork, made by the child's handler.
+    child: OnceCell<Arc<Level<T>>>,
+    for_child: fn(&T) -> T,
+}
+
+impl<T: Send + 'static> PerProcess<T> {
+    /// `value` under a new lock. In a child of a fork the value starts as `for_child` of the
+    /// parent's (taken under its lock, as it was at the fork).
+    pub(crate) fn new(value: T, for_child: fn(&T) -> T) -> PerProcess<T> {
+        let top = Arc::new(Level::new(value, for_child));
+        let weak: Weak<dyn Holdable> = Arc::downgrade(&top) as Weak<dyn Holdable>;
+        let registry = current(&REGISTRY);
+        let mut all = registry.lock.lock();
+        all.retain(|w| w.strong_count() > 0);
+        all.push(weak);
+        drop(all);
+        PerProcess { top }
+    }
+
+    /// This process's lock: one relaxed load when there was no fork.
+    pub(crate) fn get(&self) -> &Level<T> {
+        let now = generation();
+        let mut level = &*self.top;
+        while level.generation != now {
+            match level.child.get() {
+                Some(child) => level = child,
+                None => break,
+            }
+        }
+        level
+    }
+}
+
+impl<T> Level<T> {
+    fn new(value: T, for_child: fn(&T) -> T) -> Level<T> {
+        Level {
+            generation: generation(),
+            lock: Arc::new(Mutex::new(value)),
+            changed: Condvar::new(),
+            child: OnceCell::new(),
+            for_child,
+        }
+    }
+}
+
+/// The deepest level of `top` made so far: this process's (or, in a child whose handler has
+/// not run yet, its parent's).
+fn current<T>(top: &Arc<Level<T>>) -> Arc<Level<T>> {
+    let mut level = Arc::clone(top);
+    while let Some(child) = level.child.get().cloned() {
+        level = child;
+    }
+    level
+}
+
+trait Holdable: Send + Sync {
+    /// Takes this process's lock, kept until the returned value is released or forked.
+    fn hold(self: Arc<Self>) -> Box<dyn Held>;
+}
+
+trait Held {
+    /// In the parent: releases the lock.
+    fn release(self: Box<Self>);
+    /// In the child: gives the level a child of its own; the lock stays taken, unused.
+    fn fork(self: Box<Self>);
+}
+
+impl<T: Send + 'static> Holdable for Level<T> {
+    fn hold(self: Arc<Self>) -> Box<dyn Held> {
+        let level = current(&self);
+        let guard = level.lock.lock_arc();
+        Box::new(HeldLevel { level, guard })
+    }
+}
+
+struct HeldLevel<T: 'static> {
+    level: Arc<Level<T>>,
+    guard: ArcMutexGuard<RawMutex, T>,
+}
+
+impl<T: Send + 'static> Held for HeldLevel<T> {
+    fn release(self: Box<Self>) {
+        drop(self.guard);
+    }
+
+    fn fork(self: Box<Self>) {
+        let value = (self.level.for_child)(&self.guard);
+        let _ = self
+            .level
+            .child
+            .set(Arc::new(Level::new(value, self.level.for_child)));
+        std::mem::forget(self.guard);
+    }
 }
 
 fn install_handlers() {
@@ -82,31 +168,44 @@ fn install_handlers() {
     });
 }
 
-/// Before a fork, on the forking thread: take every lock.
+/// Before a fork, on the forking thread: take every lock, the registry's first (so that no
+/// lock registered meanwhile is missed).
 pub(crate) fn before() {
-    let registry = LOCKS.lock();
-    let guards = registry
+    let level = current(&REGISTRY);
+    let registry = HeldLevel {
+        guard: level.lock.lock_arc(),
+        level,
+    };
+    let mut held: Vec<Box<dyn Held>> = registry
+        .guard
         .iter()
         .filter_map(Weak::upgrade)
         .map(Holdable::hold)
         .collect();
-    HELD.with(|h| {
-        *h.borrow_mut() = Some(Held {
-            _registry: registry,
-            _guards: guards,
-        })
-    });
+    held.insert(0, Box::new(registry));
+    HELD.with(|h| *h.borrow_mut() = held);
 }
 
 /// After a fork, in the parent: release them.
 pub(crate) fn after_in_parent() {
-    HELD.with(|h| drop(h.borrow_mut().take()));
+    for held in HELD.with(|h| std::mem::take(&mut *h.borrow_mut())) {
+        held.release();
+    }
 }
 
-/// After a fork, in the child: a new generation, then release them.
+/// After a fork, in the child: a new generation, and new locks.
 pub(crate) fn after_in_child() {
+    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    // The new levels are made with the new generation.
     GENERATION.fetch_add(1, Ordering::Relaxed);
-    HELD.with(|h| drop(h.borrow_mut().take()));
+    for held in held {
+        held.fork();
+    }
+}
+
+/// The values a child starts with: `Clone` ones are copied.
+pub(crate) fn cloned<T: Clone>(value: &T) -> T {
+    value.clone()
 }
 
 #[cfg(test)]
@@ -114,25 +213,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_handlers_take_and_release_every_registered_lock() {
-        let a = Arc::new(Mutex::new(1));
-        let b = Arc::new(Mutex::new(2));
-        hold_across_fork(&a);
-        hold_across_fork(&b);
+    fn a_child_gets_new_locks_and_the_parent_its_old_ones() {
+        let a = PerProcess::new(1, |v| v + 100);
+        let parent_lock = Arc::clone(&a.get().lock);
         before();
-        assert!(a.is_locked() && b.is_locked());
+        assert!(parent_lock.is_locked());
         after_in_parent();
-        assert!(!a.is_locked() && !b.is_locked());
-        let generation = generation();
+        assert!(!parent_lock.is_locked());
+        assert!(Arc::ptr_eq(&a.get().lock, &parent_lock));
+
+        // As if forked: the child's lock is new and unlocked, its value made from the old.
         before();
         after_in_child();
-        assert!(!a.is_locked());
-        assert_eq!(super::generation(), generation + 1);
-        // A dropped lock is skipped, and forgotten at the next registration.
-        drop(b);
+        assert!(!Arc::ptr_eq(&a.get().lock, &parent_lock));
+        assert_eq!(*a.get().lock.lock(), 101);
+        assert!(
+            parent_lock.is_locked(),
+            "the parent's lock is left alone in the child"
+        );
+        // A grandchild too.
+        before();
+        after_in_child();
+        assert_eq!(*a.get().lock.lock(), 201);
+        // New ones are registered in the child.
+        let b = PerProcess::new(7, cloned);
         before();
         after_in_parent();
-        hold_across_fork(&a);
-        assert!(LOCKS.lock().iter().all(|w| w.strong_count() > 0));
+        assert_eq!(*b.get().lock.lock(), 7);
     }
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::Mutex;
 use ureq::http::{HeaderValue, Method, Request, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::transport::DefaultConnector;
@@ -14,7 +13,7 @@ use ureq::{Agent, Proxy};
 
 use crate::config::Config;
 use crate::error::{Error, TransportFailure};
-use crate::fork;
+use crate::fork::PerProcess;
 use crate::log;
 use crate::resolve::CachingResolver;
 use crate::retry::{self, Attempt};
@@ -124,20 +123,30 @@ impl Failure {
 
 /// The HTTP agents of one client and its tenant clones (the connection pool is shared).
 pub(crate) struct Http {
-    /// This process's agents; rebuilt in the child of a fork (see [`Http::agents`]).
-    agents: Arc<Mutex<Agents>>,
-    make: AgentMaker,
+    /// This process's agents: a child of a fork makes its own (see [`Agents::in_a_child`]).
+    agents: PerProcess<Agents>,
     /// Hosts that are neither loopback nor on `NO_PROXY` go through `Agents::proxied`.
     no_proxy: NoProxy,
 }
 
-/// The agents of one process, and the fork generation they were made in.
+/// The agents of one process.
 #[derive(Clone)]
 struct Agents {
-    generation: u64,
     direct: Agent,
     /// When the environment names a proxy.
     proxied: Option<Agent>,
+    make: Arc<AgentMaker>,
+}
+
+impl Agents {
+    /// A child of a fork makes agents of its own. The parent's stay behind the parent's
+    /// lock, which the child never releases, so they are never used or dropped there: their
+    /// pooled connections are the parent's, and closing one in the child could end (over
+    /// TLS, with a close_notify) a session the parent still uses. The child's copies of those
+    /// sockets stay open until it exits; the server times them out.
+    fn in_a_child(&self) -> Agents {
+        self.make.agents()
+    }
 }
 
 /// What the agents are made of.
@@ -149,7 +158,7 @@ struct AgentMaker {
 }
 
 impl AgentMaker {
-    fn agents(&self) -> Agents {
+    fn agents(self: &Arc<Self>) -> Agents {
         // A resolver per set of agents: its cache (and lock) belong to one process too.
         let resolver = CachingResolver::default();
         let agent = |proxy: Option<Proxy>| -> Agent {
@@ -165,9 +174,9 @@ impl AgentMaker {
             Agent::with_parts(config, DefaultConnector::default(), resolver.clone())
         };
         Agents {
-            generation: fork::generation(),
             direct: agent(None),
             proxied: self.proxy.clone().map(|p| agent(Some(p))),
+            make: Arc::clone(self),
         }
     }
 }
@@ -258,31 +267,16 @@ impl Http {
             Some((proxy, no_proxy)) => (Some(proxy), no_proxy),
             None => (None, NoProxy::default()),
         };
-        let make = AgentMaker {
+        let make = Arc::new(AgentMaker {
             tls: TlsConfig::builder().root_certs(roots).build(),
             timeout: config.timeout,
             user_agent: config.user_agent.clone(),
             proxy,
-        };
-        let agents = Arc::new(Mutex::new(make.agents()));
-        fork::hold_across_fork(&agents);
+        });
         Http {
-            agents,
-            make,
+            agents: PerProcess::new(make.agents(), Agents::in_a_child),
             no_proxy,
         }
-    }
-
-    /// This process's agents. In the child of a fork the parent's are left alone, never
-    /// used and never dropped: their pooled connections are the parent's, and closing one
-    /// here could end (over TLS, with a close_notify) a session the parent still uses. The
-    /// child's copies of those sockets stay open until it exits; the server times them out.
-    fn agents(&self) -> Agents {
-        let mut agents = self.agents.lock();
-        if agents.generation != fork::generation() {
-            std::mem::forget(std::mem::replace(&mut *agents, self.make.agents()));
-        }
-        agents.clone()
     }
 
     /// Makes one exchange and reads the response body as `read` says.
@@ -322,7 +316,7 @@ impl Http {
             Failure::Transport(t)
         };
         // Loopback never goes through a proxy: local development and tests stay local.
-        let agents = self.agents();
+        let agents = self.agents.get().lock.lock().clone();
         let agent = match (&agents.proxied, uri.host()) {
             (Some(proxied), Some(host))
                 if !is_loopback_host(host) && !self.no_proxy.matches(host) =>

@@ -24,9 +24,8 @@ use std::time::Duration;
 
 pub use ::log::{Level, LevelFilter};
 use once_cell::sync::Lazy;
-use parking_lot::Mutex;
 
-use crate::fork;
+use crate::fork::{self, PerProcess};
 
 type Handler = dyn Fn(Level, &str) + Send + Sync;
 
@@ -40,11 +39,8 @@ struct Sink {
 static HANDLER_LEVEL: AtomicUsize = AtomicUsize::new(0);
 
 /// The handler. Taken only to clone or swap the `Arc`, never while a handler runs.
-static SINK: Lazy<Arc<Mutex<Option<Arc<Sink>>>>> = Lazy::new(|| {
-    let sink = Arc::new(Mutex::new(None));
-    fork::hold_across_fork(&sink);
-    sink
-});
+static SINK: Lazy<PerProcess<Option<Arc<Sink>>>> =
+    Lazy::new(|| PerProcess::new(None, fork::cloned));
 
 thread_local! {
     /// The handlers this thread is running now (their addresses): a handler that replaces
@@ -82,7 +78,7 @@ pub fn clear_handler() {
 
 fn replace(sink: Option<Arc<Sink>>) {
     let old = {
-        let mut slot = SINK.lock();
+        let mut slot = SINK.get().lock.lock();
         let level = sink.as_ref().map_or(LevelFilter::Off, |s| s.max_level);
         HANDLER_LEVEL.store(level as usize, Ordering::Relaxed);
         std::mem::replace(&mut *slot, sink)
@@ -134,7 +130,7 @@ pub(crate) fn emit(level: Level, target: &'static str, args: fmt::Arguments<'_>)
 }
 
 fn deliver(level: Level, message: &str) {
-    let Some(sink) = SINK.lock().clone() else {
+    let Some(sink) = SINK.get().lock.lock().clone() else {
         return;
     };
     if level > sink.max_level {
@@ -187,6 +183,7 @@ pub(crate) use {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parking_lot::Mutex;
     use std::sync::atomic::AtomicBool;
 
     // One test: the handler is process-wide, and the unit tests run in parallel.

@@ -17,7 +17,6 @@ mod common;
 mod ffi_support;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -345,19 +344,7 @@ fn field(out: &str, name: &str) -> usize {
 #[test]
 fn c_threads_share_one_client_under_faults() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    ffi_support::require_tool("cc", "gcc");
-    ffi_support::require_tool("make", "make");
-    let lib = ffi_support::c_library();
-    let builddir = ffi_support::scratch_dir("c-stress");
-    let mut make = Command::new("make");
-    make.arg("-C")
-        .arg(ffi_support::repo_root().join("examples-c"))
-        .arg("stress")
-        .arg(format!("LIBDIR={}", lib.dir.display()))
-        .arg(format!("BUILDDIR={}", builddir.display()))
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS");
-    ffi_support::expect_success(&ffi_support::run(&mut make, secs(300)), "make stress");
+    let builddir = ffi_support::make_examples(&["stress"], "c-stress");
 
     let books = Arc::new(Books::default());
     let server = stress_server(&books);

@@ -188,6 +188,28 @@ pub fn sandbox_env(cmd: &mut Command, sandbox: &lwolf_auth::sandbox::Sandbox) {
         .env("LWOLF_CLIENT_SECRET", sandbox.client_secret());
 }
 
+/// Builds `make -C examples-c <targets>` against [`c_library`] into a scratch directory
+/// named `name`; returns the build directory (programs under `dynamic/`).
+pub fn make_examples(targets: &[&str], name: &str) -> PathBuf {
+    require_tool("cc", "gcc");
+    require_tool("make", "make");
+    let lib = c_library();
+    let builddir = scratch_dir(name);
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(repo_root().join("examples-c"))
+        .args(targets)
+        .arg(format!("LIBDIR={}", lib.dir.display()))
+        .arg(format!("BUILDDIR={}", builddir.display()))
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS");
+    expect_success(
+        &run(&mut make, Duration::from_secs(300)),
+        &format!("make {}", targets.join(" ")),
+    );
+    builddir
+}
+
 /// Fails with the program's output unless it exited with 0; returns its stdout.
 pub fn expect_success(out: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
