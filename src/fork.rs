@@ -29,8 +29,11 @@ use parking_lot::{ArcMutexGuard, Condvar, Mutex, RawMutex};
 /// Bumped in every child of a fork.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// Every `PerProcess` made, as held across a fork.
+type Registered = Vec<Weak<dyn Holdable>>;
+
 /// Every `PerProcess`, to be held across a fork.
-static REGISTRY: Lazy<Arc<Level<Vec<Weak<dyn Holdable>>>>> = Lazy::new(|| {
+static REGISTRY: Lazy<Arc<Level<Registered>>> = Lazy::new(|| {
     install_handlers();
     Arc::new(Level::new(Vec::new(), |all| {
         all.iter()
