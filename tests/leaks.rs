@@ -61,11 +61,32 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
+/// (level, message) of every record the C log callback received.
+static C_RECORDS: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn capture_c_record(
+    _userdata: *mut std::ffi::c_void,
+    level: u32,
+    message: *const c_char,
+) {
+    // SAFETY: the library passes a NUL-terminated string valid during the call.
+    let message = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    C_RECORDS.lock().unwrap().push((level, message));
+}
+
+/// Both: a `log::Log` at Trace (every crate's records) and the C log callback at
+/// `LWOLF_LOG_TRACE` (the library's own only).
 fn capture_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         log::set_logger(&CAPTURE).expect("no other logger in this test binary");
         log::set_max_level(log::LevelFilter::Trace);
+        let status = unsafe {
+            lwolf_set_log_callback(Some(capture_c_record), ptr::null_mut(), LWOLF_LOG_TRACE)
+        };
+        assert_eq!(status, lwolf_status::LWOLF_OK);
     });
 }
 
@@ -394,6 +415,14 @@ fn everything_said_is_free_of_secrets() {
         tokens.set_default(Action::json(503, r#"{"error":"temporarily_unavailable"}"#));
         thread::sleep(ms(910));
         said.outcome("token during a failed refresh", &client.token());
+        // The refresh runs on a thread of its own: wait for its warning.
+        wait_until("the failed refresh's warning", secs(20), || {
+            LOG_LINES
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, _, msg)| msg.contains("refresh failed"))
+        });
     }
 
     // A slice of the fault matrix at the token endpoint.
@@ -814,8 +843,43 @@ fn everything_said_is_free_of_secrets() {
         unsafe { lwolf_client_free(client) };
     }
 
+    let c_records = C_RECORDS.lock().unwrap().clone();
+    for (level, message) in &c_records {
+        said.text(format!("C log callback, level {level}"), message.clone());
+    }
     let checked = said.check();
     let log_lines = LOG_LINES.lock().unwrap().len();
+    // The callback saw every level the library uses, and only the library's records: as
+    // many as the facade saw under lwolf_auth's targets, none of ureq-proto's wire dump.
+    for level in [
+        LWOLF_LOG_WARN,
+        LWOLF_LOG_INFO,
+        LWOLF_LOG_DEBUG,
+        LWOLF_LOG_TRACE,
+    ] {
+        assert!(
+            c_records.iter().any(|(l, _)| *l == level),
+            "no record at level {level} reached the C callback"
+        );
+    }
+    // Every record is one the facade saw under lwolf_auth's targets (it gets each record
+    // before the callback does; other tests of this binary log meanwhile, so no count).
+    let ours: std::collections::HashSet<String> = LOG_LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, target, _)| target.starts_with("lwolf_auth"))
+        .map(|(_, _, msg)| msg.clone())
+        .collect();
+    for (_, message) in &c_records {
+        assert!(
+            ours.contains(message),
+            "the C callback got a record that is not the library's: {message}"
+        );
+    }
+    assert!(c_records
+        .iter()
+        .any(|(l, m)| *l == LWOLF_LOG_WARN && m.contains("refresh failed")));
     let dump = wire_dump();
     let dump_rows = LOG_LINES
         .lock()

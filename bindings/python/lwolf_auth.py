@@ -21,10 +21,12 @@ module; ``target/release`` then ``target/debug`` of the source tree this module 
 system's library path.
 """
 
+import atexit
 import collections.abc
 import ctypes
 import ctypes.util
 import json as _json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -214,6 +216,8 @@ _ResponseP = ctypes.POINTER(_Response)
 _RequestP = ctypes.POINTER(_Request)
 # int (*lwolf_write_fn)(void *userdata, const uint8_t *data, size_t len)
 _WriteFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t)
+# void (*lwolf_log_fn)(void *userdata, uint32_t level, const char *message)
+_LogFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p)
 _size_p = ctypes.POINTER(ctypes.c_size_t)
 _u8_p = ctypes.POINTER(ctypes.c_uint8)
 _char_p_p = ctypes.POINTER(ctypes.c_char_p)
@@ -273,6 +277,7 @@ _SIGNATURES = [
     ("lwolf_last_error_message", ctypes.c_char_p, []),
     ("lwolf_version", ctypes.c_char_p, []),
     ("lwolf_status_name", ctypes.c_char_p, [ctypes.c_uint32]),
+    ("lwolf_set_log_callback", _status, [_LogFn, ctypes.c_void_p, ctypes.c_uint32]),
 ]
 
 
@@ -321,6 +326,33 @@ def _load():
 
 
 _lib, _lib_path = _load()
+
+# The library's log records go to the `logging` logger "lwolf_auth": ERROR, WARNING, INFO,
+# DEBUG, and TRACE as level 5 (each HTTP exchange). None holds a secret or a token.
+TRACE = 5
+logger = logging.getLogger("lwolf_auth")
+_LOGGING_LEVELS = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG, 5: TRACE}
+
+
+@_LogFn
+def _on_record(_userdata, level, message):
+    # Runs on the library's threads too (a refresh): it must never raise into C.
+    try:
+        py_level = _LOGGING_LEVELS.get(level, logging.DEBUG)
+        if logger.isEnabledFor(py_level):
+            logger.log(py_level, "%s", message.decode("utf-8", "replace"))
+    except Exception:  # noqa: BLE001 -- a log record is not worth a crash
+        pass
+
+
+def _stop_logging():
+    # Before the interpreter goes: no record may reach Python after that. The call waits
+    # for records under way on other threads.
+    _lib.lwolf_set_log_callback(_LogFn(), None, 0)
+
+
+_lib.lwolf_set_log_callback(_on_record, None, TRACE)
+atexit.register(_stop_logging)
 
 
 def library_path():

@@ -11,6 +11,7 @@ boundary is checked too. `cargo test --all-features` runs all this (tests/python
 
 import ctypes
 import json
+import logging
 import os
 import re
 import shlex
@@ -349,6 +350,69 @@ class ThreadsTest(unittest.TestCase):
             self.assertEqual(errors, [])
             self.assertEqual(len(tokens), 400)
             self.assertEqual(len(set(tokens)), 1)
+            self.assertEqual(sandbox.stats()["token_requests"], 1)
+            client.close()
+        finally:
+            sandbox.stop()
+
+
+class LoggingTest(unittest.TestCase):
+    def test_records_go_to_the_lwolf_auth_logger(self):
+        client = lwolf_auth.Client(**SANDBOX.settings())
+        with self.assertLogs("lwolf_auth", level=lwolf_auth.TRACE) as logs:
+            token = client.token()
+            client.get("/v1/transactions")
+        client.close()
+        levels = {(r.levelno, r.getMessage().split(" ")[0]) for r in logs.records}
+        self.assertIn((logging.INFO, "token"), levels)
+        self.assertTrue(any(r.levelno == lwolf_auth.TRACE and r.getMessage().startswith("POST ")
+                            for r in logs.records), logs.output)
+        self.assertTrue(any("fetched, lifetime" in r.getMessage() for r in logs.records))
+        for record in logs.records:
+            self.assertNotIn(token, record.getMessage())
+            self.assertNotIn(SANDBOX.settings()["client_secret"], record.getMessage())
+
+
+class ForkTest(unittest.TestCase):
+    def test_os_fork_parent_and_child_get_their_own_answers(self):
+        sandbox = Sandbox()
+        try:
+            client = lwolf_auth.Client(**sandbox.settings())
+            token = client.token()
+            echo = sandbox.origin + "/_sandbox/echo"
+            # A pooled keep-alive connection when we fork.
+            self.assertEqual(client.get(echo).status_code, 200)
+
+            def own_answers(who):
+                ok = 0
+                for i in range(20):
+                    r = client.get(echo, params=[("who", who), ("i", str(i))])
+                    ok += r.status_code == 200 and [tuple(p) for p in r.json()["query"]] == [
+                        ("who", who), ("i", str(i))]
+                return ok
+
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: report through the exit status, never raise
+                code = 1
+                try:
+                    signal_alarm = __import__("signal").alarm
+                    signal_alarm(20)
+                    os.close(write_end)
+                    os.read(read_end, 1)
+                    same_token = client.token() == token
+                    code = 0 if same_token and own_answers("child") == 20 else 1
+                finally:
+                    os._exit(code)
+            os.close(read_end)
+            os.write(write_end, b"x")  # both go at once
+            os.close(write_end)
+            parent_ok = own_answers("parent")
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(parent_ok, 20)
+            self.assertTrue(os.WIFEXITED(status), f"the child did not exit: {status}")
+            self.assertEqual(os.WEXITSTATUS(status), 0, "the child got a wrong answer or token")
+            # The child served the token cached before the fork.
             self.assertEqual(sandbox.stats()["token_requests"], 1)
             client.close()
         finally:
