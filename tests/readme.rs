@@ -4,13 +4,15 @@
 //!
 //! - the C example saved as `prog.c`, built and run dynamically, statically, and installed
 //!   under a prefix of the user's own with pkg-config (both ways);
+//! - the C++ example and its CMakeLists.txt, built with find_package against that prefix,
+//!   shared and static;
 //! - examples-c's build and run lines;
 //! - the command-line session, each `$` line's output compared with the README's, numbers,
 //!   tokens, times and paths aside;
 //! - the quickstart; the test command is the one `.ci/run` runs.
 //!
 //! `fenced_commands_are_all_run` fails when a README gains a command block no test runs.
-//! Needs bash, a C compiler, make, pkg-config and curl: a missing one fails the test.
+//! Needs bash, a C and C++ compiler, make, cmake, pkg-config and curl: a missing one fails the test.
 
 mod ffi_support;
 mod temp_dir;
@@ -78,7 +80,8 @@ fn block(file: &str, lang: &str, n: usize) -> Block {
 const RUN_BLOCKS: &[(&str, &str, usize, &str)] = &[
     ("README.md", "sh", 0, "top_commands"),
     ("README.md", "sh", 1, "c_example_three_ways"),
-    ("README.md", "sh", 2, "cli_session"),
+    ("README.md", "sh", 2, "cpp_and_cmake"),
+    ("README.md", "sh", 3, "cli_session"),
     ("README.md", "console", 0, "cli_session"),
     ("examples-c/README.md", "sh", 0, "examples_c_commands"),
     ("examples-c/README.md", "console", 0, "examples_c_commands"),
@@ -274,6 +277,42 @@ fn c_example_three_ways() {
 }
 
 #[test]
+fn cpp_and_cmake() {
+    for (tool, package) in [("c++", "g++"), ("make", "make"), ("cmake", "cmake")] {
+        require_tool(tool, package);
+    }
+    let home = TempDir::new("readme-cpp");
+    let dir = clone_dir();
+    // "Save the program as cpp-example/prog.cpp and this as cpp-example/CMakeLists.txt".
+    let example = dir.join("cpp-example");
+    let _ = std::fs::remove_dir_all(&example);
+    std::fs::create_dir_all(&example).unwrap();
+    std::fs::write(example.join("prog.cpp"), block("README.md", "cpp", 0).text).unwrap();
+    std::fs::write(
+        example.join("CMakeLists.txt"),
+        block("README.md", "cmake", 0).text,
+    )
+    .unwrap();
+    let commands = block("README.md", "sh", 2);
+    let stdout = expect_success(
+        &run_script(home.path(), &commands.text),
+        "README.md's C++ and CMake block",
+    );
+    // Both programs made their request and named the token by its fingerprint.
+    let answers = stdout
+        .lines()
+        .filter(|l| *l == "200 application/json")
+        .count();
+    assert_eq!(answers, 2, "{stdout}");
+    let named = stdout.lines().filter(|l| l.starts_with("token ")).count();
+    assert_eq!(named, 2, "{stdout}");
+    let shared = dynamic_section(&example.join("build/prog"));
+    assert!(shared.contains("[liblwolf_auth.so.0]"), "{shared}");
+    let fixed = dynamic_section(&example.join("build/prog-static"));
+    assert!(!fixed.contains("liblwolf_auth"), "{fixed}");
+}
+
+#[test]
 fn examples_c_commands() {
     for (tool, package) in [("cc", "gcc"), ("make", "make")] {
         require_tool(tool, package);
@@ -298,7 +337,7 @@ fn examples_c_commands() {
 fn cli_session() {
     require_tool("curl", "curl");
     let home = TempDir::new("readme-cli");
-    let build = block("README.md", "sh", 2);
+    let build = block("README.md", "sh", 3);
     check_session(home.path(), &build.text, &block("README.md", "console", 0));
 }
 
