@@ -7,9 +7,9 @@
 #                             # then about two minutes of measuring)
 #   benches/run.sh --quick    # shorter measurements, rough numbers (a smoke test)
 #
-# Needs: cargo, cc, make, python3; installs libcurl4-openssl-dev, time and binutils with
-# apt-get and `requests` with pip when they are missing. Nothing here fails on a missed
-# target: the table says so.
+# Needs: cargo, cc, make, python3; installs libcurl4-openssl-dev, time, binutils, golang-go
+# and golang-golang-x-oauth2-dev with apt-get, and `requests` with pip, when they are
+# missing. Nothing here fails on a missed target: the table says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,6 +28,9 @@ need=()
 command -v strip >/dev/null || need+=(binutils)
 command -v cc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
+# The Go baseline of row 3: golang.org/x/oauth2, as Debian packages it (GOPATH mode).
+command -v go >/dev/null || need+=(golang-go)
+[ -d /usr/share/gocode/src/golang.org/x/oauth2 ] || need+=(golang-golang-x-oauth2-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   apt-get update -qq
@@ -49,6 +52,12 @@ for line in sys.stdin:
 # After the bench build, so that the shipped library (no features) is the one measured.
 step "build: liblwolf_auth.so / .a (release, no features)"
 cargo build --release --lib
+
+step "build: the Go baseline (benches/go/stall.go)"
+mkdir -p "$OUT"
+GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE="$OUT/go-cache" GOFLAGS= \
+  go build -o "$OUT/go-stall" benches/go/stall.go
+export LWOLF_BENCH_GO_STALL=$OUT/go-stall
 
 step "build: C examples and C benches"
 make -s -C examples-c BUILDDIR="$OUT/examples" dynamic static
