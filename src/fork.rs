@@ -164,9 +164,14 @@ fn install_handlers() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
         if let Err(e) = crate::ffi::fork::install_handlers() {
-            crate::log::warn!(
-                "cannot install the fork handlers ({e}); do not fork with clients in use"
-            );
+            // The `log` facade alone: `crate::log` keeps its handler in a `PerProcess`,
+            // whose registry is being made right now.
+            #[allow(clippy::disallowed_macros)]
+            {
+                ::log::warn!(
+                    "cannot install the fork handlers ({e}); do not fork with clients in use"
+                );
+            }
         }
     });
 }
