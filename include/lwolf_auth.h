@@ -308,11 +308,14 @@ lwolf_status lwolf_config_from_env(lwolf_config **out);
 // `audience`, `token_url`, `api_base_url`, `lwt_client_id`, `refresh_ratio`, `timeout_ms`,
 // `deadline_ms` (the bound on one call, all attempts and waits included; 60000),
 // `max_retries`, `retry_base_ms`, `retry_max_ms`, `token_format` (`json` or `form`),
-// `client_auth` (`body` or `basic`), `ca_file`, `user_agent`, `max_response_bytes` (largest
-// API response body read), `cache_dir` (a directory for the token cache shared by the
-// processes of one user; empty or unset: memory only), `subscription_key` (sent as
-// `lw-subscription-key` on every API request, never to the token endpoint; a secret like
-// `client_secret`) and `subscription_key_file`.
+// `client_auth` (`body`, `basic` or `private_key_jwt`), `private_key_file` (the PEM RSA key,
+// PKCS#8 or PKCS#1, that signs `private_key_jwt` assertions; read by `lwolf_client_new`),
+// `private_key_id` (the assertion's `kid`), `assertion_alg` (`RS256`, `RS384` or `PS256`),
+// `assertion_audience` (default: the token URL's origin and `/`), `ca_file`, `user_agent`,
+// `max_response_bytes` (largest API response body read), `cache_dir` (a directory for the
+// token cache shared by the processes of one user; empty or unset: memory only),
+// `subscription_key` (sent as `lw-subscription-key` on every API request, never to the
+// token endpoint; a secret like `client_secret`) and `subscription_key_file`.
 //
 // A NULL argument, a string that is not UTF-8, an unknown key or an unparsable value is
 // `LWOLF_ERR_INVALID_ARGUMENT`, and leaves the configuration as it was. Whether the whole

@@ -1,5 +1,5 @@
-//! Configuration: the builder, string keys (shared by the C ABI and the environment), and
-//! the validation that turns a builder into a [`Config`].
+//! Configuration: the defaults, the validated [`Config`] and what it holds. The builder that
+//! makes one is in `builder.rs`, the string keys in `keys.rs`.
 
 #![forbid(unsafe_code)]
 
@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::builder::ConfigBuilder;
+use crate::credential::Credential;
 use crate::error::Error;
-use crate::secret::{SecretSource, SecretString};
+use crate::secret::SecretString;
 use crate::url::Origin;
 
 /// The vendor's token endpoint.
@@ -48,19 +50,24 @@ pub enum TokenFormat {
 
 /// Where the client credentials go in the token request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// `client_id` and `client_secret` in the request body.
     #[default]
     Body,
     /// HTTP Basic (RFC 6749 §2.3.1); the body then carries neither.
     Basic,
+    /// A JWT assertion signed with the client's private key (RFC 7523): no secret is needed
+    /// or sent.
+    PrivateKeyJwt,
 }
 
 /// A validated configuration. Make one with [`Config::builder`] or [`Config::from_env`].
 #[derive(Clone)]
 pub struct Config {
     pub(crate) client_id: String,
-    pub(crate) client_secret: SecretString,
+    /// The secret, or the key that signs assertions.
+    pub(crate) credential: Credential,
     /// Sent as `lw-subscription-key` on every API request, never to the token endpoint.
     pub(crate) subscription_key: Option<SecretString>,
     pub(crate) audience: String,
@@ -186,7 +193,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
+            .field("credential", &self.credential)
             .field("subscription_key", &self.subscription_key)
             .field("audience", &self.audience)
             .field("token_url", &self.token_url)
@@ -206,299 +213,4 @@ impl fmt::Debug for Config {
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
-}
-
-/// Builds a [`Config`]. Setters never fail; [`ConfigBuilder::build`] validates.
-///
-/// [`ConfigBuilder::set`] takes the contract's string keys and rejects unknown keys and
-/// unparsable values at once, as `lwolf_config_set` does.
-#[derive(Clone, Debug)]
-pub struct ConfigBuilder {
-    client_id: Option<String>,
-    secret: Option<SecretSource>,
-    subscription_key: Option<SecretSource>,
-    audience: String,
-    token_url: String,
-    api_base_url: String,
-    lwt_client_id: Option<String>,
-    refresh_ratio: f64,
-    timeout: Duration,
-    deadline: Duration,
-    max_retries: u32,
-    retry_base: Duration,
-    retry_max: Duration,
-    token_format: TokenFormat,
-    client_auth: ClientAuth,
-    ca_file: Option<PathBuf>,
-    user_agent: String,
-    max_response_bytes: usize,
-    cache_dir: Option<PathBuf>,
-}
-
-impl Default for ConfigBuilder {
-    fn default() -> Self {
-        ConfigBuilder {
-            client_id: None,
-            secret: None,
-            subscription_key: None,
-            audience: DEFAULT_AUDIENCE.into(),
-            token_url: DEFAULT_TOKEN_URL.into(),
-            api_base_url: DEFAULT_API_BASE_URL.into(),
-            lwt_client_id: None,
-            refresh_ratio: DEFAULT_REFRESH_RATIO,
-            timeout: DEFAULT_TIMEOUT,
-            deadline: DEFAULT_DEADLINE,
-            max_retries: DEFAULT_MAX_RETRIES,
-            retry_base: DEFAULT_RETRY_BASE,
-            retry_max: DEFAULT_RETRY_MAX,
-            token_format: TokenFormat::default(),
-            client_auth: ClientAuth::default(),
-            ca_file: None,
-            user_agent: DEFAULT_USER_AGENT.into(),
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            cache_dir: None,
-        }
-    }
-}
-
-impl ConfigBuilder {
-    /// The client id from the vendor. Required: no default.
-    pub fn client_id(mut self, v: impl Into<String>) -> Self {
-        self.client_id = Some(v.into());
-        self
-    }
-    /// The client secret from the vendor. Required, unless a secret file is set; the last of
-    /// the two set wins.
-    pub fn client_secret(mut self, v: impl Into<SecretString>) -> Self {
-        self.secret = Some(SecretSource::Value(v.into()));
-        self
-    }
-    /// Read the secret from this file at [`build`](Self::build) (one trailing newline
-    /// dropped), as mounted secrets are. Unset by default.
-    pub fn client_secret_file(mut self, v: impl Into<PathBuf>) -> Self {
-        self.secret = Some(SecretSource::File(v.into()));
-        self
-    }
-    /// The subscription key the Transact API requires, sent as `lw-subscription-key` on every
-    /// API request (never to the token endpoint). A secret like the client secret: never
-    /// shown, zeroed when dropped. Unset by default; empty unsets it.
-    pub fn subscription_key(mut self, v: impl Into<SecretString>) -> Self {
-        self.subscription_key = Some(SecretSource::Value(v.into()));
-        self
-    }
-    /// Read the subscription key from this file at [`build`](Self::build), as
-    /// [`client_secret_file`](Self::client_secret_file) does. Unset by default; the last of
-    /// the two set wins.
-    pub fn subscription_key_file(mut self, v: impl Into<PathBuf>) -> Self {
-        self.subscription_key = Some(SecretSource::File(v.into()));
-        self
-    }
-    /// The token audience. Default: [`DEFAULT_AUDIENCE`], `https://api.lwolf.com`.
-    pub fn audience(mut self, v: impl Into<String>) -> Self {
-        self.audience = v.into();
-        self
-    }
-    /// The token endpoint: `https://`, or `http://` to a loopback host. Default:
-    /// [`DEFAULT_TOKEN_URL`], `https://gateway.lwolf.com/oauth/token`.
-    pub fn token_url(mut self, v: impl Into<String>) -> Self {
-        self.token_url = v.into();
-        self
-    }
-    /// The base of API requests; its path is kept. Default: [`DEFAULT_API_BASE_URL`],
-    /// `https://api.lwolf.com/backoffice`.
-    pub fn api_base_url(mut self, v: impl Into<String>) -> Self {
-        self.api_base_url = v.into();
-        self
-    }
-    /// The customer instance for multi-tenant applications. Unset by default.
-    pub fn lwt_client_id(mut self, v: impl Into<String>) -> Self {
-        self.lwt_client_id = Some(v.into());
-        self
-    }
-    /// The fraction of the lifetime after which to refresh, 0 < r < 1. Default:
-    /// [`DEFAULT_REFRESH_RATIO`], 0.9.
-    pub fn refresh_ratio(mut self, v: f64) -> Self {
-        self.refresh_ratio = v;
-        self
-    }
-    /// The limit for one HTTP attempt, connect to last byte. Default: [`DEFAULT_TIMEOUT`],
-    /// 30 s.
-    pub fn timeout(mut self, v: Duration) -> Self {
-        self.timeout = v;
-        self
-    }
-    /// The bound on one call (`token()`, a request), all its attempts and the waits between
-    /// them included: no retry is begun that could not end in time, and each attempt gets at
-    /// most what is left. Default: [`DEFAULT_DEADLINE`], 60 s.
-    pub fn deadline(mut self, v: Duration) -> Self {
-        self.deadline = v;
-        self
-    }
-    /// Retries after the first attempt. Default: [`DEFAULT_MAX_RETRIES`], 4.
-    pub fn max_retries(mut self, v: u32) -> Self {
-        self.max_retries = v;
-        self
-    }
-    /// The first backoff; later ones double. Default: [`DEFAULT_RETRY_BASE`], 500 ms.
-    pub fn retry_base(mut self, v: Duration) -> Self {
-        self.retry_base = v;
-        self
-    }
-    /// The largest single wait between attempts, a server's `Retry-After` included.
-    /// Default: [`DEFAULT_RETRY_MAX`], 30 s.
-    pub fn retry_max(mut self, v: Duration) -> Self {
-        self.retry_max = v;
-        self
-    }
-    /// JSON (the vendor's form) or form-encoded (RFC 6749) token requests. Default:
-    /// [`TokenFormat::Json`].
-    pub fn token_format(mut self, v: TokenFormat) -> Self {
-        self.token_format = v;
-        self
-    }
-    /// Credentials in the body, or HTTP Basic. Default: [`ClientAuth::Body`].
-    pub fn client_auth(mut self, v: ClientAuth) -> Self {
-        self.client_auth = v;
-        self
-    }
-    /// A PEM file of extra trusted roots, added to the bundled ones. Unset by default: the
-    /// bundled web roots alone.
-    pub fn ca_file(mut self, v: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(v.into());
-        self
-    }
-    /// The User-Agent header. Default: [`DEFAULT_USER_AGENT`], `lwolf-auth/<version>`.
-    pub fn user_agent(mut self, v: impl Into<String>) -> Self {
-        self.user_agent = v.into();
-        self
-    }
-    /// The largest API response body that is read; a larger one is
-    /// [`Error::InvalidResponse`]. Default: [`DEFAULT_MAX_RESPONSE_BYTES`], 16 MiB.
-    pub fn max_response_bytes(mut self, v: usize) -> Self {
-        self.max_response_bytes = v;
-        self
-    }
-
-    /// Share tokens with other processes through files in this directory (created `0700`
-    /// if missing). Unset by default (and when set to an empty path): tokens live in memory
-    /// only. See the README's "Many processes".
-    pub fn cache_dir(mut self, v: impl Into<PathBuf>) -> Self {
-        let v = v.into();
-        self.cache_dir = (!v.as_os_str().is_empty()).then_some(v);
-        self
-    }
-
-    /// Validates the settings and reads the secret and CA files. No network I/O.
-    ///
-    /// A missing client id or secret, an unreadable or empty secret file, an unreadable
-    /// CA file or a forbidden URL is [`Error::Config`].
-    pub fn build(&self) -> Result<Config, Error> {
-        let client_id = match &self.client_id {
-            Some(id) if !id.is_empty() => id.clone(),
-            _ => return Err(Error::config("client_id is required")),
-        };
-        let client_secret = match &self.secret {
-            Some(source) => source.load("client_secret")?,
-            None => None,
-        }
-        .ok_or_else(|| Error::config("client_secret (or client_secret_file) is required"))?;
-        let subscription_key = match &self.subscription_key {
-            Some(source) => source.load("subscription_key")?,
-            None => None,
-        };
-        if subscription_key
-            .as_ref()
-            .is_some_and(|k| ureq::http::HeaderValue::from_str(k.expose()).is_err())
-        {
-            return Err(Error::config(
-                "subscription_key holds characters not allowed in a header",
-            ));
-        }
-        if self.audience.is_empty() {
-            return Err(Error::config("audience must not be empty"));
-        }
-        Origin::check_allowed(&self.token_url, "token_url")?;
-        let api_origin = Origin::check_allowed(&self.api_base_url, "api_base_url")?;
-        check_ratio(self.refresh_ratio).map_err(Error::config)?;
-        if self.timeout.is_zero() {
-            return Err(Error::config("timeout must be positive"));
-        }
-        if self.deadline.is_zero() {
-            return Err(Error::config("deadline must be positive"));
-        }
-        if self.retry_base > self.retry_max {
-            return Err(Error::config("retry_base_ms must not exceed retry_max_ms"));
-        }
-        if ureq::http::HeaderValue::from_str(&self.user_agent).is_err() {
-            return Err(Error::config("user_agent is not a valid header value"));
-        }
-        if matches!(&self.lwt_client_id, Some(id) if id.is_empty()) {
-            return Err(Error::config("lwt_client_id must not be empty when set"));
-        }
-        let extra_roots = match &self.ca_file {
-            Some(path) => read_ca_file(path)?,
-            None => Vec::new(),
-        };
-        Ok(Config {
-            client_id,
-            client_secret,
-            subscription_key,
-            audience: self.audience.clone(),
-            token_url: self.token_url.clone(),
-            api_base_url: self.api_base_url.trim_end_matches('/').to_owned(),
-            api_origin,
-            lwt_client_id: self.lwt_client_id.clone(),
-            refresh_ratio: self.refresh_ratio,
-            timeout: self.timeout,
-            deadline: self.deadline,
-            max_retries: self.max_retries,
-            retry_base: self.retry_base,
-            retry_max: self.retry_max,
-            token_format: self.token_format,
-            client_auth: self.client_auth,
-            ca_file: self.ca_file.clone(),
-            extra_roots: Arc::new(extra_roots),
-            user_agent: self.user_agent.clone(),
-            max_response_bytes: self.max_response_bytes,
-            cache_dir: self.cache_dir.clone(),
-        })
-    }
-}
-
-pub(crate) fn check_ratio(r: f64) -> Result<(), &'static str> {
-    if r > 0.0 && r < 1.0 {
-        Ok(())
-    } else {
-        Err("refresh_ratio must be between 0 and 1, exclusive")
-    }
-}
-
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
-    let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read ca_file {}: {}",
-            path.display(),
-            e.kind()
-        ))
-    })?;
-    let mut roots = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => roots.push(cert.der().to_vec()),
-            Ok(_) => {}
-            Err(_) => {
-                return Err(Error::config(format!(
-                    "ca_file {} is not valid PEM",
-                    path.display()
-                )))
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err(Error::config(format!(
-            "ca_file {} holds no certificate",
-            path.display()
-        )));
-    }
-    Ok(roots)
 }

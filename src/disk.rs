@@ -507,11 +507,7 @@ fn identity(
         }
         ctx.update(part.as_bytes());
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::token::hex(ctx.finish().as_ref())
 }
 
 // The file-system side: Unix, or elsewhere a stand-in that turns the shared cache off.

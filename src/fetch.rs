@@ -10,14 +10,18 @@ use zeroize::Zeroizing;
 
 use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
+use crate::credential::Credential;
 use crate::error::{Error, HttpFailure};
 use crate::http::{attempt_timeout, Exchange, Http, RawResponse, Read};
 use crate::log;
 use crate::retry::{self, is_retryable_status, Attempt};
-use crate::secret::scrub;
+use crate::secret::{scrub, SecretString};
 use crate::token::{
     error_fields_of, parse_token_response, AccessToken, Timing, MAX_TOKEN_RESPONSE_BYTES,
 };
+
+/// RFC 7523's `client_assertion_type` for a JWT assertion.
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Asks the token endpoint for a new token, retrying as the contract says.
 pub(crate) fn fetch_token(
@@ -25,10 +29,22 @@ pub(crate) fn fetch_token(
     config: &Config,
     lwt_client_id: Option<&str>,
 ) -> Result<AccessToken, Error> {
-    let (content_type, body) = request_body(config, lwt_client_id);
-    let basic = match config.client_auth {
-        ClientAuth::Basic => Some(basic_authorization(config)),
-        ClientAuth::Body => None,
+    let secret = config.credential.secret().map(SecretString::expose);
+    let basic = match (config.client_auth, secret) {
+        (ClientAuth::Basic, Some(secret)) => Some(basic_authorization(&config.client_id, secret)),
+        _ => None,
+    };
+    // A secret's body is the same for every attempt; an assertion is new for each.
+    let signer = match &config.credential {
+        Credential::PrivateKeyJwt(signer) => Some(signer),
+        Credential::Secret(_) => None,
+    };
+    let fixed_body = signer
+        .is_none()
+        .then(|| request_body(config, lwt_client_id, None));
+    let content_type = match config.token_format {
+        TokenFormat::Json => "application/json",
+        TokenFormat::Form => "application/x-www-form-urlencoded",
     };
     let mut headers = vec![
         ("content-type", content_type),
@@ -39,18 +55,17 @@ pub(crate) fn fetch_token(
     }
     // What a server echoing the request back could give the secret away in: the secret
     // itself, as the form body carries it, and HTTP Basic's base64 credentials.
-    let secret = config.client_secret.expose();
-    let mut form_secret = Zeroizing::new(String::with_capacity(secret.len() * 3));
-    form_encode(secret, &mut form_secret);
+    let mut form_secret = Zeroizing::new(String::new());
+    if let Some(secret) = secret {
+        form_encode(secret, &mut form_secret);
+    }
     let basic_credentials = basic.as_ref().and_then(|b| b.strip_prefix("Basic "));
-    let echoes = [Some(secret), Some(form_secret.as_str()), basic_credentials];
+    let echoes = [
+        secret,
+        secret.map(|_| form_secret.as_str()),
+        basic_credentials,
+    ];
     let deadline = Instant::now() + config.deadline;
-    let clean = |text: &str| {
-        echoes
-            .iter()
-            .flatten()
-            .fold(text.to_owned(), |text, echo| scrub(&text, echo))
-    };
     retry::run(
         &"token request",
         config.backoff(),
@@ -63,11 +78,36 @@ pub(crate) fn fetch_token(
                 refresh_ratio: config.refresh_ratio,
                 jitter: crate::jitter::fraction(),
             };
+            let assertion = match signer.map(|s| s.assertion(&config.client_id, timing.sent_wall)) {
+                Some(Ok(assertion)) => Some(assertion),
+                Some(Err(e)) => return Attempt::Done(Err(e)),
+                None => None,
+            };
+            let fresh_body;
+            let body = match &fixed_body {
+                Some(body) => body,
+                None => {
+                    fresh_body = request_body(
+                        config,
+                        lwt_client_id,
+                        assertion.as_deref().map(String::as_str),
+                    );
+                    &fresh_body
+                }
+            };
+            let clean = |text: &str| {
+                echoes
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .chain(assertion.as_deref().map(String::as_str))
+                    .fold(text.to_owned(), |text, echo| scrub(&text, echo))
+            };
             let exchange = Exchange {
                 method: &Method::POST,
                 url: &config.token_url,
                 headers: &headers,
-                body: Some(&body),
+                body: Some(body),
                 timeout: attempt_timeout(config.timeout, false, deadline),
             };
             let outcome = http.send(&exchange, Read::Whole(MAX_TOKEN_RESPONSE_BYTES));
@@ -140,21 +180,31 @@ struct TokenRequest<'a> {
     client_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_assertion_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_assertion: Option<&'a str>,
     audience: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     lwt_client_id: Option<&'a str>,
 }
 
-/// The body and its content type; zeroed on drop, since it may hold the secret.
+/// The body, zeroed on drop, since it may hold the secret; with `private_key_jwt`, it
+/// carries `assertion` instead.
 fn request_body(
     config: &Config,
     lwt_client_id: Option<&str>,
-) -> (&'static str, Zeroizing<Vec<u8>>) {
-    let in_body = config.client_auth == ClientAuth::Body;
+    assertion: Option<&str>,
+) -> Zeroizing<Vec<u8>> {
+    let in_body = config.client_auth != ClientAuth::Basic;
     let request = TokenRequest {
         grant_type: "client_credentials",
         client_id: in_body.then_some(config.client_id.as_str()),
-        client_secret: in_body.then(|| config.client_secret.expose()),
+        client_secret: in_body
+            .then(|| config.credential.secret().map(SecretString::expose))
+            .flatten(),
+        client_assertion_type: assertion.map(|_| ASSERTION_TYPE),
+        client_assertion: assertion,
         audience: &config.audience,
         lwt_client_id,
     };
@@ -163,6 +213,8 @@ fn request_body(
     let fields = [
         request.client_id,
         request.client_secret,
+        request.client_assertion_type,
+        request.client_assertion,
         Some(request.audience),
         request.lwt_client_id,
     ];
@@ -172,13 +224,15 @@ fn request_body(
         TokenFormat::Json => {
             // Serializing borrowed strings into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *body, &request);
-            ("application/json", body)
+            body
         }
         TokenFormat::Form => {
             let pairs = [
                 ("grant_type", Some(request.grant_type)),
                 ("client_id", request.client_id),
                 ("client_secret", request.client_secret),
+                ("client_assertion_type", request.client_assertion_type),
+                ("client_assertion", request.client_assertion),
                 ("audience", Some(request.audience)),
                 ("lwt_client_id", request.lwt_client_id),
             ];
@@ -193,14 +247,13 @@ fn request_body(
             }
             body.extend_from_slice(out.as_bytes());
             zeroize::Zeroize::zeroize(&mut out);
-            ("application/x-www-form-urlencoded", body)
+            body
         }
     }
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`, as RFC 6749 §2.3.1 asks.
-fn basic_authorization(config: &Config) -> Zeroizing<String> {
-    let (id, secret) = (&config.client_id, config.client_secret.expose());
+fn basic_authorization(id: &str, secret: &str) -> Zeroizing<String> {
     let mut pair = Zeroizing::new(String::with_capacity(3 * (id.len() + secret.len()) + 1));
     form_encode(id, &mut pair);
     pair.push(':');

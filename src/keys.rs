@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::config::{check_ratio, ClientAuth, ConfigBuilder, TokenFormat};
+use crate::builder::{check_ratio, ConfigBuilder};
+use crate::config::{ClientAuth, TokenFormat};
+use crate::credential::AssertionAlg;
 use crate::error::Error;
 
 /// Every configuration key, as accepted by [`ConfigBuilder::set`], `lwolf_config_set` and,
@@ -26,6 +28,10 @@ pub const CONFIG_KEYS: &[&str] = &[
     "retry_max_ms",
     "token_format",
     "client_auth",
+    "private_key_file",
+    "private_key_id",
+    "assertion_alg",
+    "assertion_audience",
     "ca_file",
     "user_agent",
     "max_response_bytes",
@@ -88,8 +94,16 @@ impl ConfigBuilder {
             "client_auth" => this.client_auth(match value {
                 "body" => ClientAuth::Body,
                 "basic" => ClientAuth::Basic,
-                _ => return Err(bad_value(key, "body or basic")),
+                "private_key_jwt" => ClientAuth::PrivateKeyJwt,
+                _ => return Err(bad_value(key, "body, basic or private_key_jwt")),
             }),
+            "private_key_file" => this.private_key_file(value),
+            "private_key_id" => this.private_key_id(value),
+            "assertion_alg" => this.assertion_alg(
+                AssertionAlg::from_name(value)
+                    .ok_or_else(|| bad_value(key, "RS256, RS384 or PS256"))?,
+            ),
+            "assertion_audience" => this.assertion_audience(value),
             "ca_file" => this.ca_file(value),
             "user_agent" => this.user_agent(value),
             "max_response_bytes" => this.max_response_bytes(parse(key, value)?),

@@ -26,10 +26,12 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod builder;
 mod cache;
 mod client;
 mod clock;
 mod config;
+mod credential;
 mod disk;
 mod error;
 mod fetch;
@@ -51,13 +53,15 @@ mod url;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
+pub use builder::ConfigBuilder;
 pub use client::Client;
 pub use clock::rfc3339;
 pub use config::{
-    ClientAuth, Config, ConfigBuilder, TokenFormat, DEFAULT_API_BASE_URL, DEFAULT_AUDIENCE,
-    DEFAULT_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_REFRESH_RATIO,
-    DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
+    ClientAuth, Config, TokenFormat, DEFAULT_API_BASE_URL, DEFAULT_AUDIENCE, DEFAULT_DEADLINE,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_REFRESH_RATIO, DEFAULT_RETRY_BASE,
+    DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
 };
+pub use credential::{AssertionAlg, ASSERTION_LIFETIME};
 pub use error::{Error, HttpFailure, TransportFailure};
 pub use keys::CONFIG_KEYS;
 pub use request::{Request, RequestBuilder, DEFAULT_CONTENT_TYPE};

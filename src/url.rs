@@ -57,6 +57,12 @@ impl Origin {
     }
 }
 
+/// `scheme://authority/` of an absolute URL: the issuer a token URL belongs to.
+pub(crate) fn origin_url(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    Some(format!("{}://{}/", uri.scheme_str()?, uri.authority()?))
+}
+
 /// Whether a URL host (as `http::Uri` gives it) is a loopback host.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_end_matches('.');

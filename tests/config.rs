@@ -70,6 +70,15 @@ fn every_key_can_be_set_from_a_string() {
         ("retry_max_ms", "400".into()),
         ("token_format", "form".into()),
         ("client_auth", "basic".into()),
+        // Used with client_auth=private_key_jwt only: accepted here, and seen to take effect
+        // through `set` in tests/private_key_jwt.rs (`keys_set_from_strings_take_effect`).
+        (
+            "private_key_file",
+            "/nonexistent/unused-with-basic.pem".into(),
+        ),
+        ("private_key_id", "kid-1".into()),
+        ("assertion_alg", "PS256".into()),
+        ("assertion_audience", "https://issuer.example/".into()),
         ("ca_file", ca.to_str().unwrap().into()),
         ("user_agent", "agent/9".into()),
         ("max_response_bytes", "12345".into()),

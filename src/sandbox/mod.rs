@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tiny_http::Server;
 
-use crate::config::ConfigBuilder;
+use crate::builder::ConfigBuilder;
 use crate::log;
 use crate::secret::SecretString;
 use server::{worker, State};

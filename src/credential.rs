@@ -1,0 +1,234 @@
+//! What authenticates the client at the token endpoint: a shared secret, or a private key
+//! that signs a short-lived JWT assertion (RFC 7523, `private_key_jwt`), so that nothing
+//! secret leaves the process.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{self, RsaKeyPair};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::secret::SecretString;
+
+/// How long an assertion is valid: Auth0 allows 5 minutes and recommends 1.
+pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The signature algorithm of a `private_key_jwt` assertion: what the gateway accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AssertionAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    #[default]
+    Rs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    Rs384,
+    /// RSASSA-PSS with SHA-256 (MGF1 SHA-256, 32-byte salt).
+    Ps256,
+}
+
+impl AssertionAlg {
+    /// The JOSE name: `RS256`, `RS384`, `PS256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AssertionAlg::Rs256 => "RS256",
+            AssertionAlg::Rs384 => "RS384",
+            AssertionAlg::Ps256 => "PS256",
+        }
+    }
+
+    /// The algorithm named `name` (as the configuration key takes it).
+    pub fn from_name(name: &str) -> Option<AssertionAlg> {
+        [
+            AssertionAlg::Rs256,
+            AssertionAlg::Rs384,
+            AssertionAlg::Ps256,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+    }
+
+    fn encoding(self) -> &'static dyn signature::RsaEncoding {
+        match self {
+            AssertionAlg::Rs256 => &signature::RSA_PKCS1_SHA256,
+            AssertionAlg::Rs384 => &signature::RSA_PKCS1_SHA384,
+            AssertionAlg::Ps256 => &signature::RSA_PSS_SHA256,
+        }
+    }
+}
+
+/// The client's credential, as the token request uses it.
+#[derive(Clone)]
+pub(crate) enum Credential {
+    Secret(SecretString),
+    PrivateKeyJwt(Arc<AssertionSigner>),
+}
+
+impl Credential {
+    /// The secret, if this is one.
+    pub(crate) fn secret(&self) -> Option<&SecretString> {
+        match self {
+            Credential::Secret(s) => Some(s),
+            Credential::PrivateKeyJwt(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Secret(s) => f.debug_tuple("Secret").field(s).finish(),
+            Credential::PrivateKeyJwt(k) => f.debug_tuple("PrivateKeyJwt").field(k).finish(),
+        }
+    }
+}
+
+/// Signs `private_key_jwt` assertions with an RSA key read from a PEM file.
+pub(crate) struct AssertionSigner {
+    key: RsaKeyPair,
+    alg: AssertionAlg,
+    kid: Option<String>,
+    audience: String,
+}
+
+impl fmt::Debug for AssertionSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssertionSigner")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("audience", &self.audience)
+            .field(
+                "key",
+                &format_args!("RSA {} bits, redacted", self.key.public().modulus_len() * 8),
+            )
+            .finish()
+    }
+}
+
+impl AssertionSigner {
+    /// Reads the RSA key at `path` (PEM: PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`).
+    /// Every failure is [`Error::Config`], and no message holds key material.
+    pub(crate) fn load(
+        path: &Path,
+        alg: AssertionAlg,
+        kid: Option<String>,
+        audience: String,
+    ) -> Result<AssertionSigner, Error> {
+        let pem = Zeroizing::new(std::fs::read(path).map_err(|e| {
+            Error::config(format!(
+                "cannot read private_key_file {}: {}",
+                path.display(),
+                e.kind()
+            ))
+        })?);
+        let unusable =
+            |why: &str| Error::config(format!("private_key_file {}: {why}", path.display()));
+        let (label, der) = pem_block(&pem).ok_or_else(|| unusable("no PEM private key in it"))?;
+        let key = match label {
+            "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
+            "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(unusable("the key is encrypted; give it unencrypted"))
+            }
+            _ => return Err(unusable("not an RSA private key (PKCS#8 or PKCS#1 PEM)")),
+        }
+        .map_err(|e| {
+            unusable(&format!(
+                "not a usable RSA private key ({}; 2048 to 8192 bits)",
+                rejected(&e)
+            ))
+        })?;
+        Ok(AssertionSigner {
+            key,
+            alg,
+            kid,
+            audience,
+        })
+    }
+
+    /// A new assertion for `client_id`, issued at `now`: `exp` is 60 s later and `jti` 128
+    /// random bits, new for every call.
+    pub(crate) fn assertion(
+        &self,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Result<Zeroizing<String>, Error> {
+        let rng = SystemRandom::new();
+        let mut jti = [0u8; 16];
+        rng.fill(&mut jti)
+            .map_err(|_| Error::internal("no randomness for the assertion's jti"))?;
+        let iat = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut header = serde_json::json!({ "alg": self.alg.name(), "typ": "JWT" });
+        if let Some(kid) = &self.kid {
+            header["kid"] = kid.as_str().into();
+        }
+        let claims = serde_json::json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": self.audience,
+            "iat": iat,
+            "exp": iat + ASSERTION_LIFETIME.as_secs(),
+            "jti": URL_SAFE_NO_PAD.encode(jti),
+        });
+        let mut jwt = Zeroizing::new(format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        ));
+        let mut sig = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(self.alg.encoding(), &rng, jwt.as_bytes(), &mut sig)
+            .map_err(|_| Error::internal("signing the assertion failed"))?;
+        jwt.push('.');
+        jwt.push_str(&URL_SAFE_NO_PAD.encode(&sig));
+        Ok(jwt)
+    }
+}
+
+/// The first PEM block that holds a private key: its label and its bytes (zeroed on drop).
+fn pem_block(pem: &[u8]) -> Option<(&'static str, Zeroizing<Vec<u8>>)> {
+    let text = std::str::from_utf8(pem).ok()?;
+    for label in [
+        "PRIVATE KEY",
+        "RSA PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+        "EC PRIVATE KEY",
+    ] {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        let Some(start) = text.find(&begin) else {
+            continue;
+        };
+        let body = &text[start + begin.len()..];
+        let stop = body.find(&end)?;
+        let b64: Zeroizing<String> = Zeroizing::new(
+            body[..stop]
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect(),
+        );
+        let der = Zeroizing::new(STANDARD.decode(b64.as_bytes()).ok()?);
+        return Some((label, der));
+    }
+    None
+}
+
+/// Why ring rejected a key, in a few words: its `KeyRejected` names a reason, never key
+/// material.
+fn rejected(e: &ring::error::KeyRejected) -> &'static str {
+    match e.to_string().as_str() {
+        "InvalidEncoding" => "invalid encoding",
+        "TooSmall" => "too small",
+        "TooLarge" => "too large",
+        "WrongAlgorithm" => "not an RSA key",
+        "InconsistentComponents" => "inconsistent components",
+        _ => "rejected",
+    }
+}
