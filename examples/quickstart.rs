@@ -6,7 +6,8 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! With `LWOLF_CLIENT_ID` and `LWOLF_CLIENT_SECRET` (or `LWOLF_CLIENT_SECRET_FILE`) set it
+//! With `LWOLF_CLIENT_ID` and `LWOLF_CLIENT_SECRET` (or `LWOLF_CLIENT_SECRET_FILE`, or a key:
+//! `LWOLF_CLIENT_AUTH=private_key_jwt` and `LWOLF_PRIVATE_KEY_FILE`) set it
 //! talks to the real gateway, configured from the environment like any `LWOLF_*` program
 //! (the Transact call needs `LWOLF_SUBSCRIPTION_KEY`, and goes to `LWOLF_TRANSACT_BASE_URL`,
 //! by default `https://gateway.lwolf.com/transact-workflow`).
@@ -35,8 +36,11 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn Error>> {
     let has_env = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    // A secret, or a key (LWOLF_CLIENT_AUTH=private_key_jwt with LWOLF_PRIVATE_KEY_FILE).
     let use_real_gateway = has_env("LWOLF_CLIENT_ID")
-        && (has_env("LWOLF_CLIENT_SECRET") || has_env("LWOLF_CLIENT_SECRET_FILE"));
+        && (has_env("LWOLF_CLIENT_SECRET")
+            || has_env("LWOLF_CLIENT_SECRET_FILE")
+            || has_env("LWOLF_PRIVATE_KEY_FILE"));
 
     let (config, sandbox) = if use_real_gateway {
         let config = Config::from_env()?;

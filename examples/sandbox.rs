@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example sandbox -- [--port N] [--token-ttl SECONDS] [--client-id ID]
 //!                                [--client-secret S] [--rate-limit N]
+//!                                [--client-key PUBLIC-KEY.pem]
 //!                                [--exit-on-stdin-eof | --detach]
 //! ```
 //!
@@ -17,6 +18,9 @@
 //! eval "$(cargo run -q --example sandbox -- --detach)"   # then run clients; stop it with
 //! kill $LWOLF_SANDBOX_PID
 //! ```
+//!
+//! `--client-key` registers a PEM public key (as `lwolf jwk` prints it): the sandbox then
+//! also accepts `private_key_jwt` assertions signed by its private half.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -25,7 +29,8 @@ use std::time::Duration;
 use lwolf_auth::sandbox::Sandbox;
 
 const USAGE: &str = "usage: sandbox [--port N] [--token-ttl SECONDS] [--client-id ID] \
-                     [--client-secret S] [--rate-limit N] [--exit-on-stdin-eof | --detach]";
+                     [--client-secret S] [--rate-limit N] [--client-key PUBLIC-KEY.pem] \
+                     [--exit-on-stdin-eof | --detach]";
 
 struct Options {
     port: u16,
@@ -33,6 +38,7 @@ struct Options {
     client_id: Option<String>,
     client_secret: Option<String>,
     rate_limit: Option<u32>,
+    client_key: Option<String>,
     exit_on_stdin_eof: bool,
     detach: bool,
 }
@@ -44,6 +50,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         client_id: None,
         client_secret: None,
         rate_limit: None,
+        client_key: None,
         exit_on_stdin_eof: false,
         detach: false,
     };
@@ -82,6 +89,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                         .parse()
                         .map_err(|_| "--rate-limit needs a whole number".to_owned())?,
                 )
+            }
+            "--client-key" => {
+                let path = value("a PEM public key file")?;
+                options.client_key = Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read --client-key {path}: {e}"))?,
+                );
             }
             "--exit-on-stdin-eof" if inline.is_none() => options.exit_on_stdin_eof = true,
             "--detach" if inline.is_none() => options.detach = true,
@@ -134,6 +148,9 @@ fn main() -> ExitCode {
     }
     if let Some(n) = options.rate_limit {
         builder = builder.rate_limit(n);
+    }
+    if let Some(pem) = options.client_key {
+        builder = builder.client_public_key(pem);
     }
     let sandbox = match builder.start() {
         Ok(s) => s,

@@ -232,3 +232,125 @@ fn rejected(e: &ring::error::KeyRejected) -> &'static str {
         _ => "rejected",
     }
 }
+
+/// The public half of a `private_key_jwt` key: what to register with the gateway.
+#[derive(Clone, Debug)]
+pub struct PublicJwk {
+    jwk: String,
+    pem: String,
+    thumbprint: String,
+}
+
+impl PublicJwk {
+    /// The public key of the RSA private key in `path` (read as `private_key_file` is).
+    pub fn from_private_key_file(path: &Path) -> Result<PublicJwk, Error> {
+        let signer = AssertionSigner::load(path, AssertionAlg::default(), None, String::new())?;
+        let rsa_public_key = signer.key.public().as_ref();
+        let (n, e) = rsa_components(rsa_public_key)
+            .ok_or_else(|| Error::internal("cannot read the RSA public key"))?;
+        let (n, e) = (URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e));
+        // RFC 7638: the SHA-256 of the required members, in lexicographic order.
+        let members = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+        let thumbprint = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            members.as_bytes(),
+        ));
+        let jwk = serde_json::json!({
+            "kty": "RSA",
+            "use": "sig",
+            "kid": thumbprint,
+            "n": n,
+            "e": e,
+        })
+        .to_string();
+        let spki = subject_public_key_info(rsa_public_key);
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for line in STANDARD.encode(spki).as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        Ok(PublicJwk {
+            jwk,
+            pem,
+            thumbprint,
+        })
+    }
+
+    /// The JWK (`kty`, `use`, `kid`, `n`, `e`), as one line of JSON; `kid` is the thumbprint.
+    pub fn jwk(&self) -> &str {
+        &self.jwk
+    }
+
+    /// The public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), as Auth0's dashboard
+    /// takes it.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The RFC 7638 thumbprint (base64url SHA-256): a good `private_key_id`.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+}
+
+/// `n` and `e` of a DER `RSAPublicKey` (SEQUENCE of two INTEGERs), without leading zeros.
+fn rsa_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    fn element(der: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+        let (&t, rest) = der.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (first as usize, rest)
+        } else {
+            let n = (first & 0x7f) as usize;
+            let (bytes, rest) = (rest.get(..n)?, rest.get(n..)?);
+            (
+                bytes.iter().fold(0usize, |l, &b| (l << 8) | b as usize),
+                rest,
+            )
+        };
+        (t == tag).then_some(())?;
+        Some((rest.get(..len)?, rest.get(len..)?))
+    }
+    let (seq, _) = element(der, 0x30)?;
+    let (n, rest) = element(seq, 0x02)?;
+    let (e, _) = element(rest, 0x02)?;
+    Some((strip_zeros(n), strip_zeros(e)))
+}
+
+/// A DER INTEGER's bytes without the leading zeros that keep it positive.
+fn strip_zeros(b: &[u8]) -> &[u8] {
+    let zeros = b.iter().take_while(|&&x| x == 0).count();
+    &b[zeros.min(b.len().saturating_sub(1))..]
+}
+
+/// The SubjectPublicKeyInfo (RFC 5280) of a DER `RSAPublicKey`.
+fn subject_public_key_info(rsa_public_key: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, content: &[u8], out: &mut Vec<u8>) {
+        out.push(tag);
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|&b| b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+    }
+    // AlgorithmIdentifier { rsaEncryption (1.2.840.113549.1.1.1), NULL }
+    const RSA_ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut bits = vec![0u8]; // no unused bits
+    bits.extend_from_slice(rsa_public_key);
+    let mut body = RSA_ALGORITHM.to_vec();
+    tlv(0x03, &bits, &mut body);
+    let mut spki = Vec::new();
+    tlv(0x30, &body, &mut spki);
+    spki
+}

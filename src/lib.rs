@@ -61,7 +61,7 @@ pub use config::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_REFRESH_RATIO, DEFAULT_RETRY_BASE,
     DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
 };
-pub use credential::{AssertionAlg, ASSERTION_LIFETIME};
+pub use credential::{AssertionAlg, PublicJwk, ASSERTION_LIFETIME};
 pub use error::{Error, HttpFailure, TransportFailure};
 pub use keys::CONFIG_KEYS;
 pub use request::{Request, RequestBuilder, DEFAULT_CONTENT_TYPE};

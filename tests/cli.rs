@@ -877,3 +877,65 @@ fn processes_answered_403_share_one_renewal() {
         0o600
     );
 }
+
+fn test_key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/keys")
+        .join(name)
+}
+
+#[test]
+fn jwk_prints_the_public_key_to_register_and_private_key_uses_it() {
+    let home = TempDir::new("jwk");
+    let key = test_key("rsa-pkcs8.pem");
+    let r = run(bare_command(&["jwk", key.to_str().unwrap()], &home));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut lines = r.stdout.splitn(2, '\n');
+    let jwk: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["use"].as_str(), jwk["e"].as_str()),
+        (Some("RSA"), Some("sig"), Some("AQAB"))
+    );
+    assert!(
+        jwk.get("d").is_none() && jwk.get("p").is_none(),
+        "private members: {jwk}"
+    );
+    // The PEM is the one openssl derives from the key (tests/keys/rsa-public.pem).
+    let pem = fs::read_to_string(test_key("rsa-public.pem")).unwrap();
+    assert_eq!(lines.next().unwrap(), pem);
+    // Nothing of the private key is printed.
+    let private = fs::read_to_string(&key).unwrap();
+    for line in private.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!r.stdout.contains(line), "private key material printed");
+    }
+
+    // A key that is not RSA: a configuration error; no key: a usage error.
+    let ec = test_key("ec-p256-pkcs8.pem");
+    let r = run(bare_command(&["jwk", ec.to_str().unwrap()], &home));
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("not a usable RSA private key"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(run(bare_command(&["jwk"], &home)).code, 64);
+
+    // --private-key: the sandbox, given the public key, issues a token for the assertion.
+    let sandbox = Sandbox::builder().client_public_key(pem).start().unwrap();
+    let mut cmd = bare_command(
+        &[
+            "--private-key",
+            key.to_str().unwrap(),
+            "--no-cache",
+            "token",
+        ],
+        &home,
+    );
+    cmd.env("LWOLF_CLIENT_ID", sandbox.client_id())
+        .env("LWOLF_TOKEN_URL", sandbox.token_url())
+        .env("LWOLF_API_BASE_URL", sandbox.api_base_url());
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.trim().len() > 20, "{}", r.stdout);
+    assert_eq!(sandbox.tokens_issued(), 1);
+}

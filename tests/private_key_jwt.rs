@@ -321,3 +321,86 @@ fn through_the_c_abi() {
     assert!(out.is_null());
     assert!(c_calls::last_error().contains("not a usable RSA private key"));
 }
+
+#[test]
+fn the_sandbox_verifies_assertions_against_the_registered_key() {
+    use lwolf_auth::sandbox::Sandbox;
+    let public = std::fs::read_to_string(key("rsa-public.pem")).unwrap();
+    let sandbox = Sandbox::builder()
+        .client_public_key(public)
+        .start()
+        .unwrap();
+    let config = |key_file: &str| {
+        sandbox
+            .config_builder()
+            .client_auth(ClientAuth::PrivateKeyJwt)
+            .private_key_file(key(key_file))
+            .build()
+            .unwrap()
+    };
+    // The registered key's private half: a token, and API calls with it.
+    let client = Client::new(config("rsa-pkcs1.pem"));
+    ok(client.token());
+    assert_eq!(ok(client.get("/v1/offices").send()).status(), 200);
+    // Another key: refused as a bad client.
+    let e = err(Client::new(config("rsa3072-pkcs8.pem")).token());
+    assert!(matches!(e, Error::InvalidCredentials(_)), "{e:?}");
+    assert!(e.to_string().contains("signature does not verify"), "{e}");
+
+    // An assertion replayed (its jti seen before) or for another audience is refused.
+    let post = |assertion: &str| {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let body = serde_json::json!({
+            "grant_type": "client_credentials",
+            "client_id": sandbox.client_id(),
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+            "audience": "https://api.lwolf.com",
+        });
+        let mut resp = agent
+            .post(sandbox.token_url())
+            .header("content-type", "application/json")
+            .send(body.to_string().as_bytes())
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap())
+    };
+    let assertion = sign_assertion(sandbox.client_id(), &format!("{}/", sandbox.url()));
+    assert_eq!(post(&assertion).0, 200);
+    let (status, body) = post(&assertion);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("jti has already been used"), "{body}");
+    let (status, body) = post(&sign_assertion(
+        sandbox.client_id(),
+        "https://elsewhere.example/",
+    ));
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("aud must be"), "{body}");
+}
+
+/// An RS256 assertion made here, with the test key, as a server sees one.
+fn sign_assertion(client_id: &str, aud: &str) -> String {
+    let key = RsaKeyPair::from_pkcs8(&pem_der("rsa-pkcs8.pem")).unwrap();
+    let now = unix_now() as u64;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(
+        serde_json::json!({
+            "iss": client_id, "sub": client_id, "aud": aud,
+            "iat": now, "exp": now + 60, "jti": format!("test-{now}-{aud}"),
+        })
+        .to_string(),
+    );
+    let signed = format!("{header}.{claims}");
+    let mut sig = vec![0; key.public().modulus_len()];
+    key.sign(
+        &signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+}

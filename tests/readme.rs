@@ -80,8 +80,9 @@ fn block(file: &str, lang: &str, n: usize) -> Block {
 const RUN_BLOCKS: &[(&str, &str, usize, &str)] = &[
     ("README.md", "sh", 0, "top_commands"),
     ("README.md", "sh", 1, "c_example_three_ways"),
-    ("README.md", "sh", 2, "cpp_and_cmake"),
-    ("README.md", "sh", 3, "cli_session"),
+    ("README.md", "sh", 2, "private_key_jwt_commands"),
+    ("README.md", "sh", 3, "cpp_and_cmake"),
+    ("README.md", "sh", 4, "cli_session"),
     ("README.md", "console", 0, "cli_session"),
     ("examples-c/README.md", "sh", 0, "examples_c_commands"),
     ("examples-c/README.md", "console", 0, "examples_c_commands"),
@@ -277,6 +278,41 @@ fn c_example_three_ways() {
 }
 
 #[test]
+fn private_key_jwt_commands() {
+    require_tool("openssl", "openssl");
+    let home = TempDir::new("readme-jwt");
+    let commands = block("README.md", "sh", 2);
+    let stdout = expect_success(
+        &run_script(home.path(), &commands.text),
+        "README.md's private_key_jwt block",
+    );
+    let dir = clone_dir();
+    // The JWK line and the PEM, of an RSA key.
+    let public = std::fs::read_to_string(dir.join("lwolf-key.pub")).unwrap();
+    let jwk: serde_json::Value = serde_json::from_str(public.lines().next().unwrap()).unwrap();
+    assert_eq!(jwk["kty"], "RSA", "{public}");
+    assert!(
+        jwk["kid"].as_str().is_some_and(|k| k.len() == 43),
+        "{public}"
+    );
+    assert!(public.contains("-----BEGIN PUBLIC KEY-----"), "{public}");
+    // `lwolf token --json` got a token from the sandbox with the assertion alone.
+    let token_line = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"token\""))
+        .unwrap_or_else(|| panic!("no token JSON in:\n{stdout}"));
+    assert!(token_line.contains("\"fingerprint\""), "{token_line}");
+    // And the quickstart ran against it from the environment.
+    assert!(
+        stdout.contains("Using the gateway from the environment"),
+        "{stdout}"
+    );
+    for file in ["lwolf-key.pem", "lwolf-key.pub", "lwolf-public.pem"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+}
+
+#[test]
 fn cpp_and_cmake() {
     for (tool, package) in [("c++", "g++"), ("make", "make"), ("cmake", "cmake")] {
         require_tool(tool, package);
@@ -293,7 +329,7 @@ fn cpp_and_cmake() {
         block("README.md", "cmake", 0).text,
     )
     .unwrap();
-    let commands = block("README.md", "sh", 2);
+    let commands = block("README.md", "sh", 3);
     let stdout = expect_success(
         &run_script(home.path(), &commands.text),
         "README.md's C++ and CMake block",
@@ -337,7 +373,7 @@ fn examples_c_commands() {
 fn cli_session() {
     require_tool("curl", "curl");
     let home = TempDir::new("readme-cli");
-    let build = block("README.md", "sh", 3);
+    let build = block("README.md", "sh", 4);
     check_session(home.path(), &build.text, &block("README.md", "console", 0));
 }
 

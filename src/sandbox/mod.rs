@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod assertion;
 mod oauth;
 mod server;
 mod transact;
@@ -93,6 +94,7 @@ pub struct SandboxBuilder {
     subscription_key: SecretString,
     token_ttl: Duration,
     rate_limit: Option<u32>,
+    client_public_key_pem: Option<String>,
     port: u16,
 }
 
@@ -104,6 +106,7 @@ impl Default for SandboxBuilder {
             subscription_key: DEFAULT_SUBSCRIPTION_KEY.into(),
             token_ttl: DEFAULT_TOKEN_TTL,
             rate_limit: None,
+            client_public_key_pem: None,
             port: 0,
         }
     }
@@ -117,6 +120,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("subscription_key", &self.subscription_key)
             .field("token_ttl", &self.token_ttl)
             .field("rate_limit", &self.rate_limit)
+            .field("client_public_key", &self.client_public_key_pem.is_some())
             .field("port", &self.port)
             .finish()
     }
@@ -157,6 +161,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// Accepts `private_key_jwt` assertions signed by the private half of `pem`, a PEM
+    /// `PUBLIC KEY` (what `lwolf jwk` prints). Unset by default: secrets only. A PEM that
+    /// holds no RSA public key is an error at [`start`](Self::start).
+    pub fn client_public_key(mut self, pem: impl Into<String>) -> Self {
+        self.client_public_key_pem = Some(pem.into());
+        self
+    }
+
     /// The port to listen on, on 127.0.0.1 (default 0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -166,6 +178,15 @@ impl SandboxBuilder {
     /// Binds the port and starts serving. Fails only if the port cannot be bound or a
     /// thread cannot be started.
     pub fn start(self) -> io::Result<Sandbox> {
+        let client_public_key = match &self.client_public_key_pem {
+            Some(pem) => Some(assertion::rsa_public_key_of_pem(pem).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the client public key is not a PEM RSA PUBLIC KEY",
+                )
+            })?),
+            None => None,
+        };
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))?;
         let addr = listener.local_addr()?;
         let server = Server::from_listener(listener, None)
@@ -174,6 +195,9 @@ impl SandboxBuilder {
         let state = Arc::new(State {
             client_id: self.client_id,
             client_secret: self.client_secret,
+            client_public_key,
+            issuer: format!("http://{addr}/"),
+            seen_jtis: Mutex::new(Default::default()),
             subscription_key: self.subscription_key,
             token_ttl: self.token_ttl,
             rate_limit: self.rate_limit,

@@ -8,6 +8,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use tiny_http::{Method, Request};
 
+use super::assertion;
 use super::server::{has_scheme, header, percent_decode, read_body, Issued, Reply, State};
 use super::{DEFAULT_TOKEN_TTL, ISSUER, SWEEP_ABOVE};
 use crate::config::DEFAULT_AUDIENCE;
@@ -78,8 +79,32 @@ pub(super) fn token_endpoint(state: &State, request: &mut Request) -> Reply {
             &format!("Unsupported grant type: {}", sanitize_to(grant_type, 100)),
         );
     }
+    // private_key_jwt: a signed assertion instead of a secret (RFC 7523).
+    let asserted = match get("client_assertion") {
+        Some(_) if basic.is_some() || get("client_secret").is_some() => {
+            return oauth_error(
+                400,
+                "invalid_request",
+                "more than one client authentication method",
+            )
+        }
+        Some(jwt) => match assertion::verify(state, get("client_assertion_type"), jwt) {
+            Ok(id) => Some(id),
+            Err(reply) => return reply,
+        },
+        None => None,
+    };
     let (client_id, client_secret) = if basic.is_some() {
         (client_id, client_secret)
+    } else if let Some(id) = &asserted {
+        if get("client_id").is_some_and(|body_id| body_id != id) {
+            return oauth_error(
+                400,
+                "invalid_request",
+                "client_id differs from the assertion's",
+            );
+        }
+        (id.as_str(), "")
     } else {
         match (get("client_id"), get("client_secret")) {
             (None, _) => return missing("client_id"),
@@ -97,10 +122,11 @@ pub(super) fn token_endpoint(state: &State, request: &mut Request) -> Reply {
     };
 
     let id_ok = constant_time_eq(client_id.as_bytes(), state.client_id.as_bytes());
-    let secret_ok = constant_time_eq(
-        client_secret.as_bytes(),
-        state.client_secret.expose().as_bytes(),
-    );
+    let secret_ok = asserted.is_some()
+        || constant_time_eq(
+            client_secret.as_bytes(),
+            state.client_secret.expose().as_bytes(),
+        );
     if !(id_ok && secret_ok) {
         let reply = oauth_error(401, "access_denied", "Unauthorized");
         return if basic.is_some() {

@@ -21,6 +21,12 @@ use crate::token::sanitize_to;
 pub(super) struct State {
     pub(super) client_id: String,
     pub(super) client_secret: SecretString,
+    /// For `private_key_jwt`: the client's RSA public key (DER `RSAPublicKey`), if given.
+    pub(super) client_public_key: Option<Vec<u8>>,
+    /// The assertions' `aud`: this sandbox's origin and `/`.
+    pub(super) issuer: String,
+    /// Every assertion `jti` seen: each is used once.
+    pub(super) seen_jtis: Mutex<std::collections::HashSet<String>>,
     pub(super) subscription_key: SecretString,
     pub(super) token_ttl: Duration,
     pub(super) rate_limit: Option<u32>,

@@ -16,6 +16,8 @@ Usage:
                                   any API call (PATCH, PUT, ...); @- reads the body from stdin
   lwolf info                      the identity, the token's fingerprint and times, the cache
                                   file (never the token)
+  lwolf jwk KEYFILE               the public JWK and PEM of an RSA private key, to register
+                                  with the gateway for --private-key (private_key_jwt)
   lwolf sandbox [--port N] [--token-ttl SECONDS] [--detach]
                                   run a local stand-in gateway and API, print the LWOLF_*
                                   exports that point at it, and serve until killed
@@ -33,6 +35,9 @@ Options of get and request:
 Options:
   --tenant ID      the customer instance (lwt_client_id) for token, get, request and info
   --no-cache       keep the token in this process only (no shared cache file)
+  --private-key FILE
+                   authenticate with a JWT assertion signed by this RSA key (PEM) instead
+                   of a secret (client_auth=private_key_jwt, private_key_file=FILE)
   -v, --verbose    log token fetches, refreshes and retries to stderr
                    (twice, -vv: each HTTP exchange too)
   -h, --help       this help
@@ -65,6 +70,7 @@ pub(crate) enum Command {
     Token { json: bool },
     Request { method: String, path: String },
     Info,
+    Jwk { key_file: PathBuf },
     Sandbox { detach: bool },
     Help,
     Version,
@@ -103,6 +109,7 @@ pub(crate) struct Args {
     pub(crate) verbose: u8,
     pub(crate) no_cache: bool,
     pub(crate) tenant: Option<String>,
+    pub(crate) private_key: Option<PathBuf>,
     pub(crate) data: Option<Data>,
     pub(crate) port: Option<u16>,
     pub(crate) token_ttl: Option<Duration>,
@@ -124,6 +131,7 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
         verbose: 0,
         no_cache: false,
         tenant: None,
+        private_key: None,
         data: None,
         port: None,
         token_ttl: None,
@@ -197,6 +205,7 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
             }
             "--detach" => detach = true,
             "--tenant" => args.tenant = Some(value("a customer instance id")?),
+            "--private-key" => args.private_key = Some(value("a PEM key file")?.into()),
             "-d" | "--data" => {
                 let v = value("a body: JSON, @FILE or @-")?;
                 args.data = Some(match v.strip_prefix('@') {
@@ -272,6 +281,12 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
         "info" => {
             expect(0, "lwolf info")?;
             Command::Info
+        }
+        "jwk" => {
+            expect(1, "lwolf jwk KEYFILE")?;
+            Command::Jwk {
+                key_file: rest[0].clone().into(),
+            }
         }
         "sandbox" => {
             expect(

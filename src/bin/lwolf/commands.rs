@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use lwolf_auth::sandbox::Sandbox;
-use lwolf_auth::{rfc3339, AccessToken, Client, ConfigBuilder};
+use lwolf_auth::{rfc3339, AccessToken, Client, ClientAuth, ConfigBuilder, PublicJwk};
 
 use crate::args::{parse_args, Args, Command, Data, HELP};
 use crate::output::{human, log_to_stderr, print_out, Failure, EXIT_HTTP_ERROR};
@@ -27,6 +27,7 @@ pub(crate) fn run(raw: Vec<OsString>) -> Result<u8, Failure> {
         Command::Token { json } => token(&client(&args)?, *json),
         Command::Request { method, path } => request(&client(&args)?, method, path, &args),
         Command::Info => info(&args),
+        Command::Jwk { key_file } => jwk(key_file),
         Command::Sandbox { detach: false } => sandbox(&args),
         Command::Sandbox { detach: true } => sandbox_detached(),
     }
@@ -59,11 +60,23 @@ fn client(args: &Args) -> Result<Client, Failure> {
             }
         }
     }
+    if let Some(key) = &args.private_key {
+        builder = builder
+            .client_auth(ClientAuth::PrivateKeyJwt)
+            .private_key_file(key);
+    }
     let client = Client::new(builder.build()?);
     match &args.tenant {
         Some(id) => Ok(client.for_tenant(id)?),
         None => Ok(client),
     }
+}
+
+/// The public JWK (one line) and PEM of a private key: nothing secret is printed.
+fn jwk(key_file: &std::path::Path) -> Result<u8, Failure> {
+    let public = PublicJwk::from_private_key_file(key_file)?;
+    print_out(format!("{}\n{}", public.jwk(), public.pem()).as_bytes())?;
+    Ok(0)
 }
 
 fn token(client: &Client, json: bool) -> Result<u8, Failure> {
