@@ -64,6 +64,9 @@ int main() {
     lwolf::Client copy = client;
     CHECK(copy.token() == token);
     CHECK(client.token_info().fingerprint.size() == 12);
+    CHECK(client.token_info().token_type == "Bearer");
+    lwolf::AuthHeaders auth = client.auth_headers("GET", origin + "/backoffice/v1/offices");
+    CHECK(auth.authorization == "Bearer " + token && auth.dpop.empty());
 
     // Requests and responses.
     lwolf::Response list = client.send(lwolf::Request("GET", "/v1/transactions"));

@@ -137,6 +137,9 @@ typedef struct {
     // A short, stable, non-reversible name for the token (hex digits of its SHA-256),
     // NUL-terminated; safe to log and to compare across processes.
     char fingerprint[16];
+    // How the token is sent, NUL-terminated: `"Bearer"`, or `"DPoP"` for a token bound to
+    // the client's DPoP key (only with `dpop` on).
+    char token_type[8];
 } lwolf_token_info;
 
 // Called with each piece of a streamed response body (`lwolf_client_send_to`): `data` holds
@@ -153,6 +156,37 @@ typedef void (*lwolf_log_fn)(void *userdata, uint32_t level, const char *message
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Writes what a request of `method` (`"GET"`…) to `url` (absolute) must carry, for
+// callers that send their own requests: the `Authorization` header's value (`Bearer
+// <token>`, or `DPoP <token>` for a DPoP-bound token) into `authorization` (of
+// `authorization_cap` bytes) and, for a DPoP-bound token, the `DPoP` header's value (a new
+// proof for `method` and `url`) into `dpop` (of `dpop_cap` bytes); `dpop` gets `""` for a
+// bearer token. Each gets a terminating NUL. A token is fetched if none is cached.
+//
+// `*authorization_len` and `*dpop_len` are set to the values' lengths (without the NUL),
+// also on `LWOLF_ERR_BUFFER_TOO_SMALL` (either buffer too short; nothing is copied then:
+// call again with larger buffers, for a new proof). `dpop` may be NULL when `dpop_cap` is
+// 0. NULL `client`, `method`, `url`, `authorization`, `authorization_len` or `dpop_len`,
+// or NULL `dpop` with a non-zero `dpop_cap`, is `LWOLF_ERR_INVALID_ARGUMENT`. The values
+// are secrets: send them, never log them. Thread-safe.
+lwolf_status lwolf_client_auth_headers(const lwolf_client *client,
+                                       const char *method,
+                                       const char *url,
+                                       char *authorization,
+                                       size_t authorization_cap,
+                                       size_t *authorization_len,
+                                       char *dpop,
+                                       size_t dpop_cap,
+                                       size_t *dpop_len);
+
+// Keeps the `DPoP-Nonce` header a server at `url` answered with (to a request sent by
+// other means), so that the next proof for that origin carries it. Does nothing when
+// `dpop` is off. NULL arguments or strings that are not UTF-8 are
+// `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
+lwolf_status lwolf_client_dpop_nonce(const lwolf_client *client,
+                                     const char *url,
+                                     const char *nonce);
 
 // Makes a client from the settings in `cfg` and stores it in `*out`. No network I/O
 // happens here: the first token is fetched on first use.

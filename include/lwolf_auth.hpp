@@ -223,6 +223,14 @@ struct TokenInfo {
     std::int64_t usable_until_unix;
     std::uint64_t lifetime_secs;
     std::string fingerprint;
+    // "Bearer", or "DPoP" for a token bound to the client's DPoP key.
+    std::string token_type;
+};
+
+// What a request sent by other means must carry (secrets: send them, never log them).
+struct AuthHeaders {
+    std::string authorization; // "Bearer <token>" or "DPoP <token>"
+    std::string dpop;          // the DPoP proof; empty for a bearer token
 };
 
 // A token client for one identity. Thread-safe; copies share the handle, so the token.
@@ -259,7 +267,35 @@ public:
         lwolf_token_info info{};
         detail::check(lwolf_client_token_info(client_.get(), &info));
         return TokenInfo{info.expires_at_unix, info.refresh_at_unix, info.usable_until_unix,
-                         info.lifetime_secs, std::string(info.fingerprint)};
+                         info.lifetime_secs, std::string(info.fingerprint),
+                         std::string(info.token_type)};
+    }
+
+    // The Authorization (and, for a DPoP-bound token, DPoP) values for a request of
+    // `method` to `url` that the caller sends itself, with libcurl say.
+    AuthHeaders auth_headers(const std::string &method, const std::string &url) const {
+        std::size_t size = 2048;
+        for (;;) {
+            std::string auth(size, '\0'), proof(size, '\0');
+            std::size_t auth_len = 0, proof_len = 0;
+            lwolf_status st = lwolf_client_auth_headers(
+                client_.get(), detail::c_str(method, "method"), detail::c_str(url, "url"),
+                auth.data(), auth.size(), &auth_len, proof.data(), proof.size(), &proof_len);
+            if (st == LWOLF_ERR_BUFFER_TOO_SMALL) {
+                size = (auth_len > proof_len ? auth_len : proof_len) + 1;
+                continue;
+            }
+            detail::check(st);
+            auth.resize(auth_len);
+            proof.resize(proof_len);
+            return AuthHeaders{std::move(auth), std::move(proof)};
+        }
+    }
+
+    // Keeps the DPoP-Nonce a server at `url` answered with, for the next proof there.
+    void dpop_nonce(const std::string &url, const std::string &nonce) const {
+        detail::check(lwolf_client_dpop_nonce(client_.get(), detail::c_str(url, "url"),
+                                              detail::c_str(nonce, "nonce")));
     }
 
     // Drops the cached token: the next token() fetches a new one.

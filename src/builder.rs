@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::config::*;
 use crate::credential::{AssertionAlg, AssertionSigner, Credential};
+use crate::dpop::DpopKey;
 use crate::error::Error;
 use crate::secret::{SecretSource, SecretString};
 use crate::url::{origin_url, Origin};
@@ -38,6 +39,8 @@ pub struct ConfigBuilder {
     private_key_id: Option<String>,
     assertion_alg: AssertionAlg,
     assertion_audience: Option<String>,
+    dpop: bool,
+    dpop_key_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     user_agent: String,
     max_response_bytes: usize,
@@ -66,6 +69,8 @@ impl Default for ConfigBuilder {
             private_key_id: None,
             assertion_alg: AssertionAlg::default(),
             assertion_audience: None,
+            dpop: false,
+            dpop_key_file: None,
             ca_file: None,
             user_agent: DEFAULT_USER_AGENT.into(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -201,6 +206,22 @@ impl ConfigBuilder {
         self.assertion_audience = Some(v.into());
         self
     }
+    /// Ask for sender-constrained tokens (DPoP, RFC 9449): every token and API request then
+    /// carries a proof signed with the client's ES256 key, and a token the server binds to
+    /// that key (`token_type` `DPoP`) is useless to anyone else. A server that does not bind
+    /// tokens answers with a bearer token, which is then used as one. Off by default.
+    pub fn dpop(mut self, on: bool) -> Self {
+        self.dpop = on;
+        self
+    }
+    /// The DPoP key: a PEM PKCS#8 P-256 private key, read at [`build`](Self::build). Unset by
+    /// default: a key made at `build`, kept in memory only (its tokens are then not shared
+    /// through the `cache_dir`).
+    pub fn dpop_key_file(mut self, v: impl Into<PathBuf>) -> Self {
+        let v = v.into();
+        self.dpop_key_file = (!v.as_os_str().is_empty()).then_some(v);
+        self
+    }
     /// A PEM file of extra trusted roots, added to the bundled ones. Unset by default: the
     /// bundled web roots alone.
     pub fn ca_file(mut self, v: impl Into<PathBuf>) -> Self {
@@ -238,6 +259,11 @@ impl ConfigBuilder {
             _ => return Err(Error::config("client_id is required")),
         };
         let credential = self.credential()?;
+        let dpop = match (self.dpop, &self.dpop_key_file) {
+            (false, _) => None,
+            (true, Some(path)) => Some(Arc::new(DpopKey::load(path)?)),
+            (true, None) => Some(Arc::new(DpopKey::generate()?)),
+        };
         let subscription_key = match &self.subscription_key {
             Some(source) => source.load("subscription_key")?,
             None => None,
@@ -292,6 +318,7 @@ impl ConfigBuilder {
             retry_max: self.retry_max,
             token_format: self.token_format,
             client_auth: self.client_auth,
+            dpop,
             ca_file: self.ca_file.clone(),
             extra_roots: Arc::new(extra_roots),
             user_agent: self.user_agent.clone(),

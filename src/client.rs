@@ -18,7 +18,7 @@ use crate::http::Http;
 use crate::log;
 use crate::request::{Request, RequestBuilder};
 use crate::response::Response;
-use crate::token::AccessToken;
+use crate::token::{AccessToken, TokenType};
 use crate::url::Origin;
 
 /// A token client for one identity (client id + customer instance).
@@ -210,6 +210,40 @@ impl Client {
         }
     }
 
+    /// What a request sent by other means (libcurl, another HTTP library) must carry to
+    /// `url` with `method`: the `Authorization` value (`Bearer <token>`, or `DPoP <token>` for
+    /// a DPoP-bound token) and, for a DPoP-bound token, a new `DPoP` proof for `method` and
+    /// `url` (with `ath` and the last nonce `url`'s origin gave). Fetches a token if need be.
+    /// The values are secrets: send them, never log them.
+    pub fn auth_headers(&self, method: &str, url: &str) -> Result<AuthHeaders, Error> {
+        crate::http::parse_method(method)?;
+        crate::url::Origin::of(url).map_err(|why| Error::invalid_argument(format!("url {why}")))?;
+        let token = self.token()?;
+        let dpop = match (&self.inner.shared.config.dpop, token.token_type()) {
+            (Some(key), TokenType::Dpop) => Some(key.proof(method, url, Some(token.secret()))?),
+            _ => None,
+        };
+        let scheme = token.token_type().as_str();
+        let mut authorization = zeroize::Zeroizing::new(String::with_capacity(
+            scheme.len() + 1 + token.secret().len(),
+        ));
+        authorization.push_str(scheme);
+        authorization.push(' ');
+        authorization.push_str(token.secret());
+        Ok(AuthHeaders {
+            authorization,
+            dpop,
+        })
+    }
+
+    /// Keeps the `DPoP-Nonce` a server at `url` answered with (to a request sent by other
+    /// means), for the next proof to that origin. Does nothing with `dpop` off.
+    pub fn dpop_nonce(&self, url: &str, nonce: &str) {
+        if let Some(key) = &self.inner.shared.config.dpop {
+            key.remember_nonce(url, nonce);
+        }
+    }
+
     /// The shared token cache file of this client's identity, when `cache_dir` is set
     /// (whether or not it exists yet). The lock file beside it ends in `.lock`.
     pub fn cache_file(&self) -> Option<&Path> {
@@ -297,6 +331,33 @@ impl Client {
     /// error stops the transfer: [`Error::Aborted`].
     pub fn send_to(&self, request: &Request, out: &mut dyn Write) -> Result<Response, Error> {
         self.exchange(request, Some(out))
+    }
+}
+
+/// What a request sent by other means must carry: see [`Client::auth_headers`]. `Debug`
+/// shows neither value.
+pub struct AuthHeaders {
+    authorization: zeroize::Zeroizing<String>,
+    dpop: Option<String>,
+}
+
+impl AuthHeaders {
+    /// The `Authorization` header's value.
+    pub fn authorization(&self) -> &str {
+        &self.authorization
+    }
+
+    /// The `DPoP` header's value, for a DPoP-bound token.
+    pub fn dpop(&self) -> Option<&str> {
+        self.dpop.as_deref()
+    }
+}
+
+impl fmt::Debug for AuthHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthHeaders")
+            .field("dpop", &self.dpop.is_some())
+            .finish_non_exhaustive()
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::builder::ConfigBuilder;
 use crate::credential::Credential;
+use crate::dpop::DpopKey;
 use crate::error::Error;
 use crate::secret::SecretString;
 use crate::url::Origin;
@@ -83,6 +84,8 @@ pub struct Config {
     pub(crate) retry_max: Duration,
     pub(crate) token_format: TokenFormat,
     pub(crate) client_auth: ClientAuth,
+    /// With `dpop` on: the key that signs the DPoP proofs.
+    pub(crate) dpop: Option<Arc<DpopKey>>,
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) extra_roots: Arc<Vec<Vec<u8>>>,
     pub(crate) user_agent: String,
@@ -175,6 +178,10 @@ impl Config {
     pub fn client_auth(&self) -> ClientAuth {
         self.client_auth
     }
+    /// Whether tokens are asked for as DPoP-bound (RFC 9449).
+    pub fn dpop(&self) -> bool {
+        self.dpop.is_some()
+    }
     /// The User-Agent header. Default: [`DEFAULT_USER_AGENT`], `lwolf-auth/<version>`.
     pub fn user_agent(&self) -> &str {
         &self.user_agent
@@ -207,6 +214,7 @@ impl fmt::Debug for Config {
             .field("retry_max", &self.retry_max)
             .field("token_format", &self.token_format)
             .field("client_auth", &self.client_auth)
+            .field("dpop", &self.dpop)
             .field("ca_file", &self.ca_file)
             .field("user_agent", &self.user_agent)
             .field("max_response_bytes", &self.max_response_bytes)

@@ -193,7 +193,7 @@ impl AssertionSigner {
 }
 
 /// The first PEM block that holds a private key: its label and its bytes (zeroed on drop).
-fn pem_block(pem: &[u8]) -> Option<(&'static str, Zeroizing<Vec<u8>>)> {
+pub(crate) fn pem_block(pem: &[u8]) -> Option<(&'static str, Zeroizing<Vec<u8>>)> {
     let text = std::str::from_utf8(pem).ok()?;
     for label in [
         "PRIVATE KEY",

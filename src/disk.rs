@@ -32,7 +32,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::log;
 use crate::secret::SecretString;
-use crate::token::AccessToken;
+use crate::token::{AccessToken, TokenType};
 
 /// The file format written, and the only one read.
 const FORMAT_VERSION: u64 = 1;
@@ -63,6 +63,9 @@ pub(crate) struct DiskCache {
 struct Entry {
     identity: String,
     access_token: String,
+    /// `DPoP` for a bound token; absent (older files too) for a bearer token.
+    #[serde(default)]
+    token_type: Option<String>,
     obtained_at: f64,
     lifetime: f64,
 }
@@ -73,6 +76,8 @@ struct EntryOut<'a> {
     version: u64,
     identity: &'a str,
     access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
     obtained_at: f64,
     lifetime: f64,
 }
@@ -81,11 +86,20 @@ impl DiskCache {
     /// The shared cache for this identity, when `config` names a `cache_dir`. No I/O.
     pub(crate) fn new(config: &Config, lwt_client_id: Option<&str>) -> Option<DiskCache> {
         let dir = config.cache_dir.clone()?;
+        // A DPoP-bound token is of use only to a process holding its key: shared only
+        // between those (the key's thumbprint is part of the identity), and not at all when
+        // the key was made by this process.
+        let dpop_key = match &config.dpop {
+            Some(key) if key.generated() => return None,
+            Some(key) => Some(key.thumbprint()),
+            None => None,
+        };
         let identity = identity(
             &config.token_url,
             &config.client_id,
             &config.audience,
             lwt_client_id,
+            dpop_key,
         );
         let stem = &identity[..32];
         Some(DiskCache {
@@ -386,8 +400,14 @@ impl DiskCache {
         if !valid_secs(entry.obtained_at) || !valid_secs(entry.lifetime) || entry.lifetime == 0.0 {
             return Err("its times are malformed");
         }
+        let token_type = match entry.token_type.as_deref() {
+            None => TokenType::Bearer,
+            Some("DPoP") => TokenType::Dpop,
+            Some(_) => return Err("its token type is unknown"),
+        };
         Ok(AccessToken::from_wall_clock(
             value,
+            token_type,
             Duration::from_secs_f64(entry.lifetime),
             UNIX_EPOCH + Duration::from_secs_f64(entry.obtained_at),
             self.refresh_ratio,
@@ -406,6 +426,7 @@ impl DiskCache {
             version: FORMAT_VERSION,
             identity: &self.identity,
             access_token: token.secret(),
+            token_type: (token.token_type() == TokenType::Dpop).then_some("DPoP"),
             obtained_at: secs(token.obtained_at()),
             lifetime: token.lifetime().as_secs_f64(),
         };
@@ -498,6 +519,7 @@ fn identity(
     client_id: &str,
     audience: &str,
     lwt_client_id: Option<&str>,
+    dpop_key: Option<&str>,
 ) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let parts = [token_url, client_id, audience, lwt_client_id.unwrap_or("")];
@@ -506,6 +528,10 @@ fn identity(
             ctx.update(b"\0");
         }
         ctx.update(part.as_bytes());
+    }
+    if let Some(thumbprint) = dpop_key {
+        ctx.update(b"\0dpop\0");
+        ctx.update(thumbprint.as_bytes());
     }
     crate::token::hex(ctx.finish().as_ref())
 }
@@ -523,14 +549,16 @@ mod tests {
 
     #[test]
     fn identity_separates_fields_and_ignores_the_secret() {
-        let a = identity("https://t", "id", "aud", None);
+        let a = identity("https://t", "id", "aud", None, None);
         assert_eq!(a.len(), 64);
-        assert_eq!(a, identity("https://t", "id", "aud", None));
-        assert_ne!(a, identity("https://t", "id", "aud", Some("x")));
+        assert_eq!(a, identity("https://t", "id", "aud", None, None));
+        assert_ne!(a, identity("https://t", "id", "aud", Some("x"), None));
+        // A DPoP key of its own: another identity.
+        assert_ne!(a, identity("https://t", "id", "aud", None, Some("thumb")));
         // NUL separators: moving a character between fields changes the identity.
         assert_ne!(
-            identity("https://t", "ida", "ud", None),
-            identity("https://t", "id", "aud", None)
+            identity("https://t", "ida", "ud", None, None),
+            identity("https://t", "id", "aud", None, None)
         );
         let config = Config::builder()
             .client_id("id")
@@ -581,6 +609,7 @@ mod tests {
                 version,
                 identity,
                 access_token: token,
+                token_type: None,
                 obtained_at,
                 lifetime,
             })

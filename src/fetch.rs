@@ -11,13 +11,14 @@ use zeroize::Zeroizing;
 use crate::clock::Mono;
 use crate::config::{ClientAuth, Config, TokenFormat};
 use crate::credential::Credential;
+use crate::dpop;
 use crate::error::{Error, HttpFailure};
-use crate::http::{attempt_timeout, Exchange, Http, RawResponse, Read};
+use crate::http::{attempt_timeout, Exchange, Failure, Http, RawResponse, Read};
 use crate::log;
 use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::{scrub, SecretString};
 use crate::token::{
-    error_fields_of, parse_token_response, AccessToken, Timing, MAX_TOKEN_RESPONSE_BYTES,
+    error_fields_of, parse_token_response, AccessToken, Timing, TokenType, MAX_TOKEN_RESPONSE_BYTES,
 };
 
 /// RFC 7523's `client_assertion_type` for a JWT assertion.
@@ -72,13 +73,8 @@ pub(crate) fn fetch_token(
         config.max_retries,
         deadline,
         |attempts| {
-            let timing = Timing {
-                sent: Mono::now(),
-                sent_wall: SystemTime::now(),
-                refresh_ratio: config.refresh_ratio,
-                jitter: crate::jitter::fraction(),
-            };
-            let assertion = match signer.map(|s| s.assertion(&config.client_id, timing.sent_wall)) {
+            let assertion = match signer.map(|s| s.assertion(&config.client_id, SystemTime::now()))
+            {
                 Some(Ok(assertion)) => Some(assertion),
                 Some(Err(e)) => return Attempt::Done(Err(e)),
                 None => None,
@@ -103,14 +99,10 @@ pub(crate) fn fetch_token(
                     .chain(assertion.as_deref().map(String::as_str))
                     .fold(text.to_owned(), |text, echo| scrub(&text, echo))
             };
-            let exchange = Exchange {
-                method: &Method::POST,
-                url: &config.token_url,
-                headers: &headers,
-                body: Some(body),
-                timeout: attempt_timeout(config.timeout, false, deadline),
+            let (outcome, timing) = match send_with_proof(http, config, &headers, body, deadline) {
+                Ok(sent) => sent,
+                Err(e) => return Attempt::Done(Err(e)),
             };
-            let outcome = http.send(&exchange, Read::Whole(MAX_TOKEN_RESPONSE_BYTES));
             let resp = match outcome {
                 Ok(resp) => resp,
                 Err(failure) => {
@@ -119,7 +111,7 @@ pub(crate) fn fetch_token(
                 }
             };
             if (200..300).contains(&resp.status) {
-                return Attempt::Done(accept(&resp, &timing, clean));
+                return Attempt::Done(accept(&resp, &timing, clean, config.dpop.is_some()));
             }
             if (300..400).contains(&resp.status) {
                 return Attempt::Done(Err(Error::invalid_response(format!(
@@ -146,20 +138,84 @@ pub(crate) fn fetch_token(
     )
 }
 
+/// One attempt at the token endpoint, with a DPoP proof when `dpop` is on: a 400 that asks
+/// for a nonce (and gives one) is sent once more at once with it, not counted as a retry.
+/// The timing is that of the send whose answer is returned.
+fn send_with_proof(
+    http: &Http,
+    config: &Config,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    deadline: Instant,
+) -> Result<(Result<RawResponse, Failure>, Timing), Error> {
+    let mut sends = 0;
+    loop {
+        sends += 1;
+        let timing = Timing {
+            sent: Mono::now(),
+            sent_wall: SystemTime::now(),
+            refresh_ratio: config.refresh_ratio,
+            jitter: crate::jitter::fraction(),
+        };
+        let proof = match &config.dpop {
+            Some(key) => Some(key.proof("POST", &config.token_url, None)?),
+            None => None,
+        };
+        let mut all = headers.to_vec();
+        if let Some(proof) = &proof {
+            all.push(("dpop", proof.as_str()));
+        }
+        let exchange = Exchange {
+            method: &Method::POST,
+            url: &config.token_url,
+            headers: &all,
+            body: Some(body),
+            timeout: attempt_timeout(config.timeout, false, deadline),
+        };
+        let outcome = http.send(&exchange, Read::Whole(MAX_TOKEN_RESPONSE_BYTES));
+        if let (Some(key), Ok(resp)) = (&config.dpop, &outcome) {
+            if let Some(nonce) = resp.header("dpop-nonce") {
+                key.remember_nonce(&config.token_url, nonce);
+                if sends == 1 && resp.status == 400 && dpop::asks_for_nonce(&resp.body, None) {
+                    log::debug!("the token endpoint asked for a DPoP nonce; sending once more");
+                    continue;
+                }
+            }
+        }
+        return Ok((outcome, timing));
+    }
+}
+
 /// The token of a 2xx answer, placed by `timing`; `clean` scrubs echoes of the secret out
-/// of a parse error.
+/// of a parse error. A DPoP-bound token is accepted only when `dpop` is on.
 fn accept(
     resp: &RawResponse,
     timing: &Timing,
     clean: impl Fn(&str) -> String,
+    dpop: bool,
 ) -> Result<AccessToken, Error> {
     let parsed =
         parse_token_response(&resp.body, timing.sent_wall).map_err(|e| scrub_error(e, clean))?;
-    let token = AccessToken::new(parsed.access_token, parsed.lifetime, timing);
+    if parsed.token_type == TokenType::Dpop && !dpop {
+        return Err(Error::invalid_response(
+            "the token endpoint answered with a DPoP-bound token, but dpop is off",
+        ));
+    }
+    let token = AccessToken::typed(
+        parsed.access_token,
+        parsed.token_type,
+        parsed.lifetime,
+        timing,
+    );
     log::info!(
-        "token {} fetched, lifetime {}s",
+        "token {} fetched, lifetime {}s{}",
         token.fingerprint(),
-        token.lifetime().as_secs()
+        token.lifetime().as_secs(),
+        if token.token_type() == TokenType::Dpop {
+            ", DPoP-bound"
+        } else {
+            ""
+        }
     );
     Ok(token)
 }

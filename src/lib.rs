@@ -33,6 +33,7 @@ mod clock;
 mod config;
 mod credential;
 mod disk;
+mod dpop;
 mod error;
 mod fetch;
 /// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.
@@ -54,7 +55,7 @@ mod url;
 pub mod sandbox;
 
 pub use builder::ConfigBuilder;
-pub use client::Client;
+pub use client::{AuthHeaders, Client};
 pub use clock::rfc3339;
 pub use config::{
     ClientAuth, Config, TokenFormat, DEFAULT_API_BASE_URL, DEFAULT_AUDIENCE, DEFAULT_DEADLINE,
@@ -68,7 +69,8 @@ pub use request::{Request, RequestBuilder, DEFAULT_CONTENT_TYPE};
 pub use response::Response;
 pub use secret::SecretString;
 pub use token::{
-    parse_token_response, AccessToken, TokenResponse, MAX_TOKEN_RESPONSE_BYTES, MIN_LIFETIME,
+    parse_token_response, AccessToken, TokenResponse, TokenType, MAX_TOKEN_RESPONSE_BYTES,
+    MIN_LIFETIME,
 };
 
 // The README's Rust examples compile as doc-tests (its shell and C blocks are run by

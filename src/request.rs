@@ -16,9 +16,10 @@ use crate::response::Response;
 /// The content type of a body given without one.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
 
-/// Headers the library writes itself: the bearer token, and the message framing.
-const OWN_HEADERS: [&str; 4] = [
+/// Headers the library writes itself: the token, its DPoP proof, and the message framing.
+const OWN_HEADERS: [&str; 5] = [
     "authorization",
+    "dpop",
     "content-length",
     "transfer-encoding",
     "host",

@@ -28,6 +28,28 @@ const MIN_MARGIN: Duration = Duration::from_millis(10);
 /// The jitter may move the refresh this fraction of the lifetime earlier.
 pub(crate) const MAX_JITTER_RATIO: f64 = 0.05;
 
+/// How a token is sent: `Authorization: Bearer`, or (RFC 9449) `Authorization: DPoP` with a
+/// proof of the key it is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// A bearer token: whoever holds it may use it.
+    #[default]
+    Bearer,
+    /// A DPoP-bound token: useless without this client's key.
+    Dpop,
+}
+
+impl TokenType {
+    /// The scheme of the `Authorization` header: `Bearer` or `DPoP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Bearer => "Bearer",
+            TokenType::Dpop => "DPoP",
+        }
+    }
+}
+
 /// A bearer token with the times that govern it.
 ///
 /// Cheap to clone (an `Arc`). `Debug` and `Display` show the fingerprint, never the token;
@@ -37,6 +59,7 @@ pub struct AccessToken(Arc<TokenData>);
 
 struct TokenData {
     value: SecretString,
+    token_type: TokenType,
     fingerprint: String,
     lifetime: Duration,
     refresh_at: Mono,
@@ -56,7 +79,18 @@ pub(crate) struct Timing {
 }
 
 impl AccessToken {
+    #[cfg(test)]
     pub(crate) fn new(value: SecretString, lifetime: Duration, t: &Timing) -> AccessToken {
+        AccessToken::typed(value, TokenType::Bearer, lifetime, t)
+    }
+
+    /// [`new`](Self::new), for a token of `token_type`.
+    pub(crate) fn typed(
+        value: SecretString,
+        token_type: TokenType,
+        lifetime: Duration,
+        t: &Timing,
+    ) -> AccessToken {
         let lifetime = lifetime.min(MAX_LIFETIME);
         // Served until a safety margin before expiry; refreshed at the ratio, a little
         // earlier by jitter, and never after the margin. The margin outlasts a tick of the
@@ -72,6 +106,7 @@ impl AccessToken {
         AccessToken(Arc::new(TokenData {
             fingerprint: fingerprint(value.expose()),
             value,
+            token_type,
             lifetime,
             refresh_at: t.sent + refresh_after,
             refresh_at_wall: t.sent_wall + refresh_after,
@@ -88,6 +123,7 @@ impl AccessToken {
     /// as now. The placement rules are those of [`AccessToken::new`].
     pub(crate) fn from_wall_clock(
         value: SecretString,
+        token_type: TokenType,
         lifetime: Duration,
         obtained_at: SystemTime,
         refresh_ratio: f64,
@@ -99,8 +135,9 @@ impl AccessToken {
             Ok(age) => (now.saturating_sub(age), obtained_at),
             Err(_) => (now, now_wall),
         };
-        AccessToken::new(
+        AccessToken::typed(
             value,
+            token_type,
             lifetime,
             &Timing {
                 sent,
@@ -114,6 +151,12 @@ impl AccessToken {
     /// When the request that got this token was sent, by the wall clock.
     pub(crate) fn obtained_at(&self) -> SystemTime {
         self.0.expires_at_wall - self.0.lifetime
+    }
+
+    /// How the token is sent: [`TokenType::Bearer`], or [`TokenType::Dpop`] (only with
+    /// `dpop` on, when the server bound it to the client's key).
+    pub fn token_type(&self) -> TokenType {
+        self.0.token_type
     }
 
     /// The bearer token itself. Put it on the wire; never in a log.
@@ -178,6 +221,7 @@ impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
             .field("fingerprint", &self.0.fingerprint)
+            .field("token_type", &self.0.token_type)
             .field("lifetime", &self.0.lifetime)
             .field("expires_at", &unix_secs(self.0.expires_at_wall))
             .finish_non_exhaustive()
@@ -209,6 +253,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub struct TokenResponse {
     /// The bearer token.
     pub access_token: SecretString,
+    /// `Bearer`, or `DPoP` for a token bound to the client's key.
+    pub token_type: TokenType,
     /// Its lifetime: `expires_in`, else the JWT `exp` claim, else one hour.
     pub lifetime: Duration,
 }
@@ -217,13 +263,14 @@ impl fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenResponse")
             .field("access_token", &self.access_token)
+            .field("token_type", &self.token_type)
             .field("lifetime", &self.lifetime)
             .finish()
     }
 }
 
 /// Reads a 2xx token response body by the contract's rules: a JSON object with a non-empty
-/// string `access_token`, `token_type` `bearer` in any case (or absent), and `expires_in` a
+/// string `access_token`, `token_type` `bearer` or `DPoP` in any case (or absent), and `expires_in` a
 /// number or numeric string of at least 1 s (or absent: then the JWT `exp`, else 3600 s).
 /// Anything else is [`Error::InvalidResponse`]. `now` is the wall clock, for JWT `exp`.
 ///
@@ -268,17 +315,18 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
             "access_token holds characters not allowed in a header",
         ));
     }
-    match obj.get("token_type") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
+    let token_type = match obj.get("token_type") {
+        None | Some(Value::Null) => TokenType::Bearer,
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => TokenType::Bearer,
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("dpop") => TokenType::Dpop,
         Some(Value::String(t)) => {
             return Err(Error::invalid_response(format!(
-                "token_type {:?} is not bearer",
+                "token_type {:?} is neither bearer nor DPoP",
                 sanitize(t)
             )))
         }
         Some(_) => return Err(Error::invalid_response("token_type is not a string")),
-    }
+    };
     let lifetime = match obj.get("expires_in") {
         None | Some(Value::Null) => match jwt_expiry(access_token) {
             Some(exp) => {
@@ -304,6 +352,7 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
     };
     Ok(TokenResponse {
         access_token: SecretString::from(access_token.as_str()),
+        token_type,
         lifetime,
     })
 }
@@ -446,7 +495,8 @@ mod tests {
     fn wall_clock_placement() {
         let l = Duration::from_secs(3600);
         let hour_ago = SystemTime::now() - Duration::from_secs(3000);
-        let tok = AccessToken::from_wall_clock("x".into(), l, hour_ago, 0.9, 0.0);
+        let tok =
+            AccessToken::from_wall_clock("x".into(), TokenType::Bearer, l, hour_ago, 0.9, 0.0);
         assert_eq!(tok.obtained_at(), hour_ago);
         assert_eq!(tok.expires_at(), hour_ago + l);
         let now = Mono::now();
@@ -458,6 +508,7 @@ mod tests {
         // Due, but still usable.
         let tok = AccessToken::from_wall_clock(
             "x".into(),
+            TokenType::Bearer,
             l,
             SystemTime::now() - Duration::from_secs(3300),
             0.9,
@@ -468,6 +519,7 @@ mod tests {
         // Expired by both clocks.
         let tok = AccessToken::from_wall_clock(
             "x".into(),
+            TokenType::Bearer,
             l,
             SystemTime::now() - Duration::from_secs(3590),
             0.9,
@@ -478,6 +530,7 @@ mod tests {
         let before = SystemTime::now();
         let tok = AccessToken::from_wall_clock(
             "x".into(),
+            TokenType::Bearer,
             l,
             SystemTime::now() + Duration::from_secs(600),
             0.9,
@@ -487,6 +540,7 @@ mod tests {
         // Older than any lifetime: expired by both clocks, not only by the wall clock.
         let tok = AccessToken::from_wall_clock(
             "x".into(),
+            TokenType::Bearer,
             l,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1),
             0.9,

@@ -79,6 +79,9 @@ fn every_key_can_be_set_from_a_string() {
         ("private_key_id", "kid-1".into()),
         ("assertion_alg", "PS256".into()),
         ("assertion_audience", "https://issuer.example/".into()),
+        // DPoP: seen to take effect in tests/dpop.rs (`set("dpop", ...)` there).
+        ("dpop", "off".into()),
+        ("dpop_key_file", "".into()),
         ("ca_file", ca.to_str().unwrap().into()),
         ("user_agent", "agent/9".into()),
         ("max_response_bytes", "12345".into()),

@@ -206,6 +206,7 @@ class _TokenInfo(ctypes.Structure):
         ("usable_until_unix", ctypes.c_int64),
         ("lifetime_secs", ctypes.c_uint64),
         ("fingerprint", ctypes.c_char * 16),
+        ("token_type", ctypes.c_char * 8),
     ]
 
 
@@ -278,6 +279,22 @@ _SIGNATURES = [
     ("lwolf_version", ctypes.c_char_p, []),
     ("lwolf_status_name", ctypes.c_char_p, [ctypes.c_uint32]),
     ("lwolf_set_log_callback", _status, [_LogFn, ctypes.c_void_p, ctypes.c_uint32]),
+    (
+        "lwolf_client_auth_headers",
+        _status,
+        [
+            _ClientP,
+            ctypes.c_char_p,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_char),
+            ctypes.c_size_t,
+            _size_p,
+            ctypes.POINTER(ctypes.c_char),
+            ctypes.c_size_t,
+            _size_p,
+        ],
+    ),
+    ("lwolf_client_dpop_nonce", _status, [_ClientP, ctypes.c_char_p, ctypes.c_char_p]),
 ]
 
 
@@ -554,13 +571,15 @@ class Response:
 
 
 class TokenInfo:
-    """Metadata of a token: ``fingerprint`` (safe to log), ``expires_at``, ``refresh_at``,
+    """Metadata of a token: ``fingerprint`` (safe to log), ``token_type`` (``"Bearer"``, or
+    ``"DPoP"`` for a token bound to the client's DPoP key), ``expires_at``, ``refresh_at``,
     ``usable_until`` (UNIX seconds) and ``lifetime`` (seconds)."""
 
-    __slots__ = ("fingerprint", "expires_at", "refresh_at", "usable_until", "lifetime")
+    __slots__ = ("fingerprint", "token_type", "expires_at", "refresh_at", "usable_until", "lifetime")
 
     def __init__(self, raw):
         self.fingerprint = raw.fingerprint.decode()
+        self.token_type = raw.token_type.decode()
         self.expires_at = raw.expires_at_unix
         self.refresh_at = raw.refresh_at_unix
         self.usable_until = raw.usable_until_unix
@@ -668,6 +687,31 @@ class Client:
         raw = _TokenInfo()
         _check(_lib.lwolf_client_token_info(self._handle, ctypes.byref(raw)))
         return TokenInfo(raw)
+
+    def auth_headers(self, method, url):
+        """The headers a request of ``method`` to ``url`` sent by other means must carry:
+        ``{"Authorization": "Bearer ..."}``, or for a DPoP-bound token ``{"Authorization":
+        "DPoP ...", "DPoP": <a new proof>}``. Secrets: send them, never log them."""
+        size = 4096
+        while True:
+            auth = ctypes.create_string_buffer(size)
+            proof = ctypes.create_string_buffer(size)
+            auth_len, proof_len = ctypes.c_size_t(), ctypes.c_size_t()
+            status = _lib.lwolf_client_auth_headers(
+                self._handle, _encode(method, "method"), _encode(url, "url"),
+                auth, size, ctypes.byref(auth_len), proof, size, ctypes.byref(proof_len))
+            if status == ERR_BUFFER_TOO_SMALL:
+                size = max(auth_len.value, proof_len.value) + 1
+                continue
+            _check(status)
+            headers = {"Authorization": auth.value.decode()}
+            if proof_len.value:
+                headers["DPoP"] = proof.value.decode()
+            return headers
+
+    def dpop_nonce(self, url, nonce):
+        """Keeps the ``DPoP-Nonce`` a server at ``url`` answered with, for the next proof."""
+        _check(_lib.lwolf_client_dpop_nonce(self._handle, _encode(url, "url"), _encode(nonce, "nonce")))
 
     def invalidate(self):
         """Drops the cached token; the next call fetches a new one."""

@@ -10,13 +10,14 @@ use zeroize::Zeroizing;
 
 use super::Client;
 use crate::cache::{Renewal, RENEWAL_INTERVAL};
+use crate::dpop;
 use crate::error::Error;
 use crate::http::{attempt_timeout, is_idempotent, Exchange, Failure, RawResponse, Read};
 use crate::log;
 use crate::request::Request;
 use crate::response::Response;
 use crate::retry::{self, is_retryable_status};
-use crate::token::AccessToken;
+use crate::token::{AccessToken, TokenType};
 use crate::url::{api_url, resolve_location, Origin};
 
 /// Redirects followed within the API's origin before the 3xx is handed back.
@@ -144,7 +145,9 @@ impl Client {
                         Err(e) => return retry::Attempt::Done(Err(e)),
                     }
                 }
-                match self.send_once(attempt, token, out.as_deref_mut()) {
+                match self.send_with_proof(attempt, token, out.as_deref_mut()) {
+                    Err(Sent::Proof(e)) => retry::Attempt::Done(Err(e)),
+                    Err(Sent::Failed(failure)) => failure.into_attempt(attempts, too_large),
                     Ok(resp) if !resp.streamed && is_retryable_status(resp.status) => {
                         retry::Attempt::Again {
                             reason: format!("http status {}", resp.status),
@@ -153,26 +156,74 @@ impl Client {
                         }
                     }
                     Ok(resp) => retry::Attempt::Done(Ok(resp)),
-                    Err(failure) => failure.into_attempt(attempts, too_large),
                 }
             },
         )
     }
 
-    /// One attempt: `Authorization: Bearer`, `Accept`, `lw-subscription-key` when one is set,
-    /// the request's own headers, and its body with its content type.
+    /// One attempt; with a DPoP-bound token, a proof for it, and a 401 that asks for a
+    /// DPoP nonce (and gives one) sent once more at once with it, without a new token and
+    /// not counted as a retry.
+    fn send_with_proof<'w>(
+        &self,
+        attempt: &Attempt<'_>,
+        token: &AccessToken,
+        mut out: Option<&mut (dyn Write + 'w)>,
+    ) -> Result<RawResponse, Sent> {
+        let key = match (&self.inner.shared.config.dpop, token.token_type()) {
+            (Some(key), TokenType::Dpop) => Some(key),
+            _ => None,
+        };
+        let mut sends = 0;
+        loop {
+            sends += 1;
+            let proof = match key {
+                Some(key) => Some(
+                    key.proof(attempt.method.as_str(), attempt.url, Some(token.secret()))
+                        .map_err(Sent::Proof)?,
+                ),
+                None => None,
+            };
+            let resp = self
+                .send_once(attempt, token, proof.as_deref(), out.as_deref_mut())
+                .map_err(Sent::Failed)?;
+            if let (Some(key), Some(nonce)) = (key, resp.header("dpop-nonce")) {
+                key.remember_nonce(attempt.url, nonce);
+                let asked = resp.status == 401
+                    && !resp.streamed
+                    && dpop::asks_for_nonce(&resp.body, resp.header("www-authenticate"));
+                if asked && sends == 1 {
+                    log::debug!("the api asked for a DPoP nonce; sending once more");
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// One exchange: `Authorization: Bearer` (or `DPoP`, with `proof`), `Accept`,
+    /// `lw-subscription-key` when one is set, the request's own headers, and its body with
+    /// its content type.
     fn send_once<'w>(
         &self,
         attempt: &Attempt<'_>,
         token: &AccessToken,
+        proof: Option<&str>,
         out: Option<&mut (dyn Write + 'w)>,
     ) -> Result<RawResponse, Failure> {
-        let mut authorization = Zeroizing::new(String::with_capacity(7 + token.secret().len()));
-        authorization.push_str("Bearer ");
+        let scheme = token.token_type().as_str();
+        let mut authorization = Zeroizing::new(String::with_capacity(
+            scheme.len() + 1 + token.secret().len(),
+        ));
+        authorization.push_str(scheme);
+        authorization.push(' ');
         authorization.push_str(token.secret());
         let config = &self.inner.shared.config;
         let request = attempt.request;
         let mut headers = vec![("authorization", authorization.as_str())];
+        if let Some(proof) = proof {
+            headers.push(("dpop", proof));
+        }
         if request.header("accept").is_none() {
             headers.push(("accept", "application/json"));
         }
@@ -230,6 +281,12 @@ impl Client {
             }
         }
     }
+}
+
+/// Why an attempt got no response: its proof could not be made, or the exchange failed.
+enum Sent {
+    Proof(Error),
+    Failed(Failure),
 }
 
 /// One exchange of a request: where it goes now (a redirect may have changed the method and

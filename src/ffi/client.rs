@@ -18,7 +18,7 @@ use crate::{Client, Error, Request};
 /// token request is in flight at a time. Created by `lwolf_client_new` or
 /// `lwolf_client_for_tenant`, freed by `lwolf_client_free` once no thread uses it any more.
 pub struct lwolf_client {
-    client: Client,
+    pub(super) client: Client,
 }
 
 /// Metadata of the current token, filled in by `lwolf_client_token_info`. Times are UNIX
@@ -37,6 +37,9 @@ pub struct lwolf_token_info {
     /// A short, stable, non-reversible name for the token (hex digits of its SHA-256),
     /// NUL-terminated; safe to log and to compare across processes.
     pub fingerprint: [c_char; 16],
+    /// How the token is sent, NUL-terminated: `"Bearer"`, or `"DPoP"` for a token bound to
+    /// the client's DPoP key (only with `dpop` on).
+    pub token_type: [c_char; 8],
 }
 
 /// Makes a client from the settings in `cfg` and stores it in `*out`. No network I/O
@@ -188,7 +191,15 @@ pub unsafe extern "C" fn lwolf_client_token_info(
         {
             *dst = src as c_char;
         }
+        let mut token_type = [0 as c_char; 8];
+        for (dst, src) in token_type
+            .iter_mut()
+            .zip(token.token_type().as_str().bytes().take(7))
+        {
+            *dst = src as c_char;
+        }
         let info = lwolf_token_info {
+            token_type,
             expires_at_unix: unix_secs(token.expires_at()),
             refresh_at_unix: unix_secs(token.refresh_at()),
             usable_until_unix: unix_secs(token.usable_until()),
@@ -367,7 +378,9 @@ pub unsafe extern "C" fn lwolf_client_for_api(
 ///
 /// `client` must be NULL or a live handle from `lwolf_client_new`/`lwolf_client_for_tenant`
 /// that is not freed for `'a`.
-unsafe fn client_ref<'a>(client: *const lwolf_client) -> Result<&'a lwolf_client, Error> {
+pub(super) unsafe fn client_ref<'a>(
+    client: *const lwolf_client,
+) -> Result<&'a lwolf_client, Error> {
     if client.is_null() {
         return Err(null_argument("client"));
     }

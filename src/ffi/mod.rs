@@ -39,6 +39,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::Error;
 
+mod auth;
 mod client;
 mod config;
 pub(crate) mod fork;
@@ -47,6 +48,7 @@ mod request;
 mod response;
 mod status;
 
+pub use auth::{lwolf_client_auth_headers, lwolf_client_dpop_nonce};
 pub use client::{
     lwolf_client, lwolf_client_for_api, lwolf_client_for_tenant, lwolf_client_free,
     lwolf_client_invalidate, lwolf_client_new, lwolf_client_request, lwolf_client_send,

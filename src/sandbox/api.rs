@@ -9,6 +9,7 @@ use tiny_http::{Method, Request};
 
 use std::collections::HashMap;
 
+use super::dpop;
 use super::server::{has_scheme, header, query_pairs, read_body, Reply, State};
 use super::MAX_CREATED;
 use crate::token::sanitize_to;
@@ -53,29 +54,73 @@ pub(super) fn unauthorized(message: &str) -> Reply {
         .with("WWW-Authenticate", "Bearer error=\"invalid_token\"")
 }
 
-/// The customer instance of the request's bearer token, or why the token is not accepted.
-pub(super) fn check_bearer(
-    state: &State,
-    request: &Request,
-) -> Result<Option<String>, &'static str> {
-    let value = header(request, "Authorization").ok_or("missing bearer token")?;
-    if !has_scheme(value, "bearer") {
-        return Err("the Authorization header is not a bearer token");
+/// The customer instance of the request's token, or the 401 to answer with: a bearer token
+/// it issued, or a DPoP-bound one with a proof of its key for this request.
+pub(super) fn check_token(state: &State, request: &Request) -> Result<Option<String>, Reply> {
+    let value =
+        header(request, "Authorization").ok_or_else(|| unauthorized("missing bearer token"))?;
+    let (scheme_dpop, token) = if has_scheme(value, "bearer") {
+        (false, value[7..].trim())
+    } else if has_scheme(value, "dpop") {
+        (true, value[5..].trim())
+    } else {
+        return Err(unauthorized(
+            "the Authorization header is not a bearer token",
+        ));
+    };
+    let (tenant, jkt) = {
+        let tokens = state.tokens.lock();
+        match tokens.get(token) {
+            None => return Err(unauthorized("the token is not valid")),
+            Some(t) if Instant::now() >= t.expires => {
+                return Err(unauthorized("the token has expired"))
+            }
+            Some(t) => (t.lwt_client_id.clone(), t.jkt.clone()),
+        }
+    };
+    let Some(jkt) = jkt else {
+        return if scheme_dpop {
+            Err(unauthorized("a bearer token sent as DPoP"))
+        } else {
+            Ok(tenant)
+        };
+    };
+    let dpop_unauthorized = |why: &str| {
+        api_error(401, "invalid_token", why)
+            .with("WWW-Authenticate", "DPoP error=\"invalid_token\"")
+    };
+    if !scheme_dpop {
+        return Err(dpop_unauthorized("a DPoP-bound token must be sent as DPoP"));
     }
-    let token = value[7..].trim();
-    let tokens = state.tokens.lock();
-    match tokens.get(token) {
-        None => Err("the token is not valid"),
-        Some(t) if Instant::now() >= t.expires => Err("the token has expired"),
-        Some(t) => Ok(t.lwt_client_id.clone()),
+    let proof = header(request, "DPoP").ok_or_else(|| dpop_unauthorized("missing DPoP proof"))?;
+    let path = request.url().split(['?', '#']).next().unwrap_or_default();
+    let htu = format!("{}{}", state.issuer.trim_end_matches('/'), path);
+    let proof = dpop::verify(state, proof, request.method().as_str(), &htu, Some(token))
+        .map_err(dpop_unauthorized)?;
+    if proof.jkt != jkt {
+        return Err(dpop_unauthorized(
+            "the DPoP proof is of another key than the token's",
+        ));
     }
+    if let Some(nonce) = &state.dpop_nonce {
+        if dpop::lacks_nonce(state, &proof) {
+            return Err(api_error(
+                401,
+                "use_dpop_nonce",
+                "Resource server requires nonce in DPoP proof",
+            )
+            .with("WWW-Authenticate", "DPoP error=\"use_dpop_nonce\"")
+            .with("DPoP-Nonce", nonce.as_str()));
+        }
+    }
+    Ok(tenant)
 }
 
 pub(super) fn api(state: &State, request: &mut Request, path: &str, url: &str) -> Reply {
     state.api_requests.fetch_add(1, Ordering::SeqCst);
-    let tenant = match check_bearer(state, request) {
+    let tenant = match check_token(state, request) {
         Ok(tenant) => tenant,
-        Err(why) => return unauthorized(why),
+        Err(reply) => return reply,
     };
     let reply = api_resource(state, request, path, url);
     match tenant {

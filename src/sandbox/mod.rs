@@ -43,6 +43,7 @@
 
 mod api;
 mod assertion;
+mod dpop;
 mod oauth;
 mod server;
 mod transact;
@@ -95,6 +96,7 @@ pub struct SandboxBuilder {
     token_ttl: Duration,
     rate_limit: Option<u32>,
     client_public_key_pem: Option<String>,
+    dpop_nonce: bool,
     port: u16,
 }
 
@@ -107,6 +109,7 @@ impl Default for SandboxBuilder {
             token_ttl: DEFAULT_TOKEN_TTL,
             rate_limit: None,
             client_public_key_pem: None,
+            dpop_nonce: false,
             port: 0,
         }
     }
@@ -121,6 +124,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("token_ttl", &self.token_ttl)
             .field("rate_limit", &self.rate_limit)
             .field("client_public_key", &self.client_public_key_pem.is_some())
+            .field("dpop_nonce", &self.dpop_nonce)
             .field("port", &self.port)
             .finish()
     }
@@ -169,6 +173,13 @@ impl SandboxBuilder {
         self
     }
 
+    /// Asks every DPoP proof (token endpoint and APIs) for a nonce: a proof without it is
+    /// answered `use_dpop_nonce` with a `DPoP-Nonce` header, as Auth0 may. Off by default.
+    pub fn dpop_nonce(mut self, on: bool) -> Self {
+        self.dpop_nonce = on;
+        self
+    }
+
     /// The port to listen on, on 127.0.0.1 (default 0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -197,6 +208,9 @@ impl SandboxBuilder {
             client_secret: self.client_secret,
             client_public_key,
             issuer: format!("http://{addr}/"),
+            dpop_nonce: self
+                .dpop_nonce
+                .then(|| format!("nonce-{:016x}", crate::jitter::u64())),
             seen_jtis: Mutex::new(Default::default()),
             subscription_key: self.subscription_key,
             token_ttl: self.token_ttl,

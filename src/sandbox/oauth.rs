@@ -8,8 +8,8 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use tiny_http::{Method, Request};
 
-use super::assertion;
 use super::server::{has_scheme, header, percent_decode, read_body, Issued, Reply, State};
+use super::{assertion, dpop};
 use super::{DEFAULT_TOKEN_TTL, ISSUER, SWEEP_ABOVE};
 use crate::config::DEFAULT_AUDIENCE;
 use crate::token::sanitize_to;
@@ -146,12 +146,34 @@ pub(super) fn token_endpoint(state: &State, request: &mut Request) -> Reply {
         );
     }
 
-    let (token, expires_in) = issue(state, client_id, audience, lwt_client_id);
+    // DPoP: a proof binds the token to its key.
+    let proof = match header(request, "DPoP") {
+        Some(proof) => {
+            let htu = format!("{}oauth/token", state.issuer);
+            match dpop::verify(state, proof, "POST", &htu, None) {
+                Ok(proof) => Some(proof),
+                Err(why) => return oauth_error(400, "invalid_dpop_proof", why),
+            }
+        }
+        None => None,
+    };
+    if let (Some(proof), Some(nonce)) = (&proof, &state.dpop_nonce) {
+        if dpop::lacks_nonce(state, proof) {
+            return oauth_error(
+                400,
+                "use_dpop_nonce",
+                "Authorization server requires nonce in DPoP proof",
+            )
+            .with("DPoP-Nonce", nonce.as_str());
+        }
+    }
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let (token, expires_in) = issue(state, client_id, audience, lwt_client_id, jkt);
     Reply::json(
         200,
         &json!({
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
             "expires_in": expires_in,
         }),
     )
@@ -286,6 +308,7 @@ pub(super) fn issue(
     client_id: &str,
     audience: &str,
     lwt_client_id: Option<&str>,
+    jkt: Option<&str>,
 ) -> (String, u64) {
     let expires_in = state.token_ttl.as_secs().max(1);
     let iat = SystemTime::now()
@@ -299,6 +322,9 @@ pub(super) fn issue(
     claims.insert("exp".into(), iat.saturating_add(expires_in).into());
     if let Some(id) = lwt_client_id {
         claims.insert("lwt_client_id".into(), id.into());
+    }
+    if let Some(jkt) = jkt {
+        claims.insert("cnf".into(), json!({ "jkt": jkt }));
     }
     let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
@@ -323,6 +349,7 @@ pub(super) fn issue(
             Issued {
                 expires,
                 lwt_client_id: lwt_client_id.map(str::to_owned),
+                jkt: jkt.map(str::to_owned),
             },
         );
     }

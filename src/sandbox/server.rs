@@ -25,7 +25,9 @@ pub(super) struct State {
     pub(super) client_public_key: Option<Vec<u8>>,
     /// The assertions' `aud`: this sandbox's origin and `/`.
     pub(super) issuer: String,
-    /// Every assertion `jti` seen: each is used once.
+    /// With DPoP nonces asked for: the nonce every proof must carry.
+    pub(super) dpop_nonce: Option<String>,
+    /// Every assertion and DPoP proof `jti` seen: each is used once.
     pub(super) seen_jtis: Mutex<std::collections::HashSet<String>>,
     pub(super) subscription_key: SecretString,
     pub(super) token_ttl: Duration,
@@ -49,6 +51,8 @@ pub(super) struct Issued {
     pub(super) expires: Instant,
     /// Echoed on API answers as `X-Sandbox-Lwt-Client-Id`, so tests can tell tenants apart.
     pub(super) lwt_client_id: Option<String>,
+    /// For a DPoP-bound token: the thumbprint of the key it is bound to (`cnf.jkt`).
+    pub(super) jkt: Option<String>,
 }
 
 pub(super) fn worker(server: &Server, state: &State, stopping: &AtomicBool) {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use tiny_http::{Method, Request};
 
-use super::api::{api_error, check_bearer, list, sample, unauthorized};
+use super::api::{api_error, check_token, list, sample};
 use super::server::{header, query_pairs, Reply};
 use super::State;
 use crate::token::sanitize_to;
@@ -15,8 +15,8 @@ const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
 pub(super) fn transact(state: &State, request: &mut Request, path: &str, url: &str) -> Reply {
     state.api_requests.fetch_add(1, Ordering::SeqCst);
-    if let Err(why) = check_bearer(state, request) {
-        return unauthorized(why);
+    if let Err(reply) = check_token(state, request) {
+        return reply;
     }
     let key_ok = header(request, "lw-subscription-key").is_some_and(|k| {
         crate::sandbox::oauth::constant_time_eq(
