@@ -173,6 +173,7 @@ fn run() -> Result<(), Box<dyn Error>> {
 /// What a person wants to know about a token: never the token itself.
 fn describe(token: &AccessToken) {
     println!("  fingerprint  {}", token.fingerprint());
+    println!("  type         {}", token.token_type().as_str());
     println!("  lifetime     {}", human_duration(token.lifetime()));
     println!("  expires at   {}", lwolf_auth::rfc3339(token.expires_at()));
     println!("  refresh at   {}", lwolf_auth::rfc3339(token.refresh_at()));

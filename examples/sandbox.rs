@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --example sandbox -- [--port N] [--token-ttl SECONDS] [--client-id ID]
 //!                                [--client-secret S] [--rate-limit N]
-//!                                [--client-key PUBLIC-KEY.pem]
+//!                                [--client-key PUBLIC-KEY.pem] [--dpop-nonce]
 //!                                [--exit-on-stdin-eof | --detach]
 //! ```
 //!
@@ -20,7 +20,9 @@
 //! ```
 //!
 //! `--client-key` registers a PEM public key (as `lwolf jwk` prints it): the sandbox then
-//! also accepts `private_key_jwt` assertions signed by its private half.
+//! also accepts `private_key_jwt` assertions signed by its private half. DPoP proofs are
+//! always verified and bind the tokens they come with; `--dpop-nonce` makes every proof
+//! carry a nonce it gives out (`use_dpop_nonce`), as Auth0 may.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -30,7 +32,7 @@ use lwolf_auth::sandbox::Sandbox;
 
 const USAGE: &str = "usage: sandbox [--port N] [--token-ttl SECONDS] [--client-id ID] \
                      [--client-secret S] [--rate-limit N] [--client-key PUBLIC-KEY.pem] \
-                     [--exit-on-stdin-eof | --detach]";
+                     [--dpop-nonce] [--exit-on-stdin-eof | --detach]";
 
 struct Options {
     port: u16,
@@ -39,6 +41,7 @@ struct Options {
     client_secret: Option<String>,
     rate_limit: Option<u32>,
     client_key: Option<String>,
+    dpop_nonce: bool,
     exit_on_stdin_eof: bool,
     detach: bool,
 }
@@ -51,6 +54,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         client_secret: None,
         rate_limit: None,
         client_key: None,
+        dpop_nonce: false,
         exit_on_stdin_eof: false,
         detach: false,
     };
@@ -97,6 +101,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                         .map_err(|e| format!("cannot read --client-key {path}: {e}"))?,
                 );
             }
+            "--dpop-nonce" if inline.is_none() => options.dpop_nonce = true,
             "--exit-on-stdin-eof" if inline.is_none() => options.exit_on_stdin_eof = true,
             "--detach" if inline.is_none() => options.detach = true,
             "-h" | "--help" => return Err(String::new()),
@@ -152,6 +157,7 @@ fn main() -> ExitCode {
     if let Some(pem) = options.client_key {
         builder = builder.client_public_key(pem);
     }
+    builder = builder.dpop_nonce(options.dpop_nonce);
     let sandbox = match builder.start() {
         Ok(s) => s,
         Err(e) => {

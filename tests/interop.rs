@@ -15,6 +15,7 @@
 //! Missing `node` or missing packages FAIL the tests with what to run; they never pass
 //! silently.
 
+mod c_calls;
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
@@ -28,6 +29,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use common::*;
 use lwolf_auth::ffi::lwolf_status;
+
 use lwolf_auth::{AccessToken, Client, ConfigBuilder, Error};
 use serde_json::Value;
 
@@ -40,6 +42,15 @@ const BASIC_CLIENT: &str = "interop-basic";
 /// Every character HTTP Basic must url-encode (RFC 6749 §2.3.1) is in here.
 const BASIC_SECRET: &str = "interop basic:s3cr3t/+&=%-DO-NOT-LEAK";
 const RESOURCE: &str = "https://api.lwolf.com";
+/// oidc-provider.mjs's DPoP client: its tokens are bound to the proof's key.
+const DPOP_CLIENT: &str = "interop-dpop";
+const DPOP_SECRET: &str = "interop-dpop-s3cr3t-DO-NOT-LEAK";
+
+fn test_key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/keys")
+        .join(name)
+}
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
@@ -419,6 +430,119 @@ fn oidc_provider_wrong_secret_is_invalid_client() {
     );
     assert_eq!(server.settle("grant.error", 2), 2);
     assert_eq!(server.count("grant.success"), 1);
+}
+
+#[test]
+fn oidc_provider_private_key_jwt_rs256_and_ps256_through_rust_and_c() {
+    let server = NodeServer::start(OIDC_SCRIPT, &[]);
+    let issuer = server.info["issuer"].as_str().unwrap().to_owned();
+    for (client_id, alg, key) in [
+        ("interop-jwt-rs256", "RS256", "rsa-pkcs8.pem"),
+        ("interop-jwt-ps256", "PS256", "rsa-pkcs1.pem"),
+    ] {
+        let key = test_key(key);
+        // oidc-provider's issuer has no trailing slash (Auth0's has one, the default).
+        let settings = [
+            ("client_id", client_id),
+            ("token_url", &*server.token_url()),
+            ("token_format", "form"),
+            ("client_auth", "private_key_jwt"),
+            ("private_key_file", key.to_str().unwrap()),
+            ("assertion_alg", alg),
+            ("assertion_audience", &*issuer),
+            ("audience", RESOURCE),
+        ];
+        let mut b = lwolf_auth::Config::builder();
+        for (k, v) in settings {
+            b.set(k, v).unwrap();
+        }
+        let client = Client::new(b.build().unwrap());
+        let token = ok(client.token());
+        assert_eq!(claims(token.secret())["client_id"], client_id, "{alg}");
+        // And through the C ABI, with the same settings.
+        let c_client = c_calls::client(&settings);
+        let c_token = c_calls::token(c_client).unwrap_or_else(|e| panic!("{alg} through C: {e:?}"));
+        assert_eq!(claims(&c_token)["client_id"], client_id, "{alg}");
+        // SAFETY: made above, freed once.
+        unsafe { lwolf_auth::ffi::lwolf_client_free(c_client) };
+    }
+    assert_eq!(server.settle("grant.success", 4), 4);
+    assert_eq!(server.count("grant.error"), 0);
+
+    // Signed with another key: invalid_client.
+    let mut b = lwolf_auth::Config::builder();
+    for (k, v) in [
+        ("client_id", "interop-jwt-rs256"),
+        ("token_url", &*server.token_url()),
+        ("token_format", "form"),
+        ("client_auth", "private_key_jwt"),
+        (
+            "private_key_file",
+            test_key("rsa3072-pkcs8.pem").to_str().unwrap(),
+        ),
+        ("assertion_audience", &*issuer),
+    ] {
+        b.set(k, v).unwrap();
+    }
+    let e = err(Client::new(b.build().unwrap()).token());
+    assert!(matches!(e, Error::InvalidCredentials(_)), "{e:?}");
+}
+
+#[test]
+fn oidc_provider_dpop_bound_tokens_with_and_without_nonces() {
+    for args in [&[][..], &["--dpop-nonce"][..]] {
+        let server = NodeServer::start(OIDC_SCRIPT, args);
+        let settings = [
+            ("client_id", DPOP_CLIENT),
+            ("client_secret", DPOP_SECRET),
+            ("token_url", &*server.token_url()),
+            ("token_format", "form"),
+            ("dpop", "on"),
+            (
+                "dpop_key_file",
+                &*test_key("ec-p256-pkcs8.pem").to_string_lossy().into_owned(),
+            ),
+        ];
+        let mut b = lwolf_auth::Config::builder();
+        for (k, v) in settings {
+            b.set(k, v).unwrap();
+        }
+        let client = Client::new(b.build().unwrap());
+        let token = ok(client.token());
+        assert_eq!(token.token_type(), lwolf_auth::TokenType::Dpop, "{args:?}");
+        // The JWT names the key it is bound to.
+        let c = claims(token.secret());
+        assert!(
+            c["cnf"]["jkt"].as_str().is_some_and(|j| j.len() == 43),
+            "{args:?}: {c}"
+        );
+        // Through the C ABI: lwolf_token_info says DPoP.
+        let c_client = c_calls::client(&settings);
+        let mut info = std::mem::MaybeUninit::<lwolf_auth::ffi::lwolf_token_info>::uninit();
+        // SAFETY: a live client and a writable out-parameter; freed once below.
+        let status =
+            unsafe { lwolf_auth::ffi::lwolf_client_token_info(c_client, info.as_mut_ptr()) };
+        assert_eq!(status, lwolf_status::LWOLF_OK, "{}", c_calls::last_error());
+        // SAFETY: written on success; NUL-terminated by the library.
+        let token_type =
+            unsafe { std::ffi::CStr::from_ptr(info.assume_init().token_type.as_ptr()).to_owned() };
+        assert_eq!(token_type.to_str().unwrap(), "DPoP");
+        unsafe { lwolf_auth::ffi::lwolf_client_free(c_client) };
+        assert_eq!(server.settle("grant.success", 2), 2, "{args:?}");
+        // With nonces required, each client's first proof (without one) was refused, and
+        // the request sent once more with the nonce given: one use_dpop_nonce per client.
+        let refused = server
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "grant.error" && e["error"] == "use_dpop_nonce")
+            .count();
+        assert_eq!(
+            refused,
+            if args.is_empty() { 0 } else { 2 },
+            "{args:?}: {:?}",
+            server.events()
+        );
+    }
 }
 
 #[test]

@@ -81,8 +81,9 @@ const RUN_BLOCKS: &[(&str, &str, usize, &str)] = &[
     ("README.md", "sh", 0, "top_commands"),
     ("README.md", "sh", 1, "c_example_three_ways"),
     ("README.md", "sh", 2, "private_key_jwt_commands"),
-    ("README.md", "sh", 3, "cpp_and_cmake"),
-    ("README.md", "sh", 4, "cli_session"),
+    ("README.md", "sh", 3, "dpop_commands"),
+    ("README.md", "sh", 4, "cpp_and_cmake"),
+    ("README.md", "sh", 5, "cli_session"),
     ("README.md", "console", 0, "cli_session"),
     ("examples-c/README.md", "sh", 0, "examples_c_commands"),
     ("examples-c/README.md", "console", 0, "examples_c_commands"),
@@ -313,6 +314,32 @@ fn private_key_jwt_commands() {
 }
 
 #[test]
+fn dpop_commands() {
+    require_tool("openssl", "openssl");
+    let home = TempDir::new("readme-dpop");
+    let commands = block("README.md", "sh", 3);
+    let stdout = expect_success(
+        &run_script(home.path(), &commands.text),
+        "README.md's DPoP block",
+    );
+    let token_line = stdout
+        .lines()
+        .find(|l| l.starts_with("{\"token\""))
+        .unwrap_or_else(|| panic!("no token JSON in:\n{stdout}"));
+    assert!(
+        token_line.contains("\"token_type\":\"DPoP\""),
+        "{token_line}"
+    );
+    // The quickstart against the sandbox from the environment, with a DPoP-bound token.
+    assert!(
+        stdout.contains("Using the gateway from the environment"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  type         DPoP"), "{stdout}");
+    let _ = std::fs::remove_file(clone_dir().join("dpop-key.pem"));
+}
+
+#[test]
 fn cpp_and_cmake() {
     for (tool, package) in [("c++", "g++"), ("make", "make"), ("cmake", "cmake")] {
         require_tool(tool, package);
@@ -329,7 +356,7 @@ fn cpp_and_cmake() {
         block("README.md", "cmake", 0).text,
     )
     .unwrap();
-    let commands = block("README.md", "sh", 3);
+    let commands = block("README.md", "sh", 4);
     let stdout = expect_success(
         &run_script(home.path(), &commands.text),
         "README.md's C++ and CMake block",
@@ -373,7 +400,7 @@ fn examples_c_commands() {
 fn cli_session() {
     require_tool("curl", "curl");
     let home = TempDir::new("readme-cli");
-    let build = block("README.md", "sh", 4);
+    let build = block("README.md", "sh", 5);
     check_session(home.path(), &build.text, &block("README.md", "console", 0));
 }
 

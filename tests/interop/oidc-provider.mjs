@@ -11,9 +11,15 @@
 //   interop-post   client_secret_post   secret interop-post-s3cr3t-DO-NOT-LEAK
 //   interop-basic  client_secret_basic  secret "interop basic:s3cr3t/+&=%-DO-NOT-LEAK"
 //                                       (every character that HTTP Basic must url-encode)
+//   interop-jwt-rs256, interop-jwt-ps256
+//                  private_key_jwt      the public key of tests/keys/rsa-pkcs8.pem
+//   interop-dpop   client_secret_post   secret interop-dpop-s3cr3t-DO-NOT-LEAK; its tokens
+//                                       are DPoP-bound (dpop_bound_access_tokens), and with
+//                                       --dpop-nonce every proof needs a nonce
 // Access tokens for the resource https://api.lwolf.com are JWTs (RFC 9068) living --ttl s.
 import { createServer } from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 import Provider from 'oidc-provider';
@@ -29,7 +35,13 @@ if (!Number.isInteger(ttl) || ttl <= 0) {
   process.exit(2);
 }
 
+const dpopNonce = args.includes('--dpop-nonce');
+
 const RESOURCE = 'https://api.lwolf.com';
+// The test key's public half, registered for private_key_jwt.
+const clientKey = createPublicKey(
+  readFileSync(new URL('../keys/rsa-public.pem', import.meta.url)),
+).export({ format: 'jwk' });
 const say = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
 const server = createServer();
@@ -56,12 +68,34 @@ server.listen(0, '127.0.0.1', () => {
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      ...['RS256', 'PS256'].map((alg) => ({
+        client_id: `interop-jwt-${alg.toLowerCase()}`,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: alg,
+        jwks: { keys: [{ ...clientKey, use: 'sig' }] },
+      })),
+      {
+        client_id: 'interop-dpop',
+        client_secret: 'interop-dpop-s3cr3t-DO-NOT-LEAK',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_post',
+        dpop_bound_access_tokens: true,
+      },
     ],
     jwks: { keys: [{ ...signingKey, alg: 'RS256', use: 'sig', kid: 'interop' }] },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      dPoP: {
+        enabled: true,
+        ...(dpopNonce ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCE,

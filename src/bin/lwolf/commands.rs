@@ -93,7 +93,7 @@ fn token(client: &Client, json: bool) -> Result<u8, Failure> {
         }
         let view = TokenJson {
             token: token.secret(),
-            token_type: "Bearer",
+            token_type: token.token_type().as_str(),
             expires_at: rfc3339(token.expires_at()),
             refresh_at: rfc3339(token.refresh_at()),
             fingerprint: token.fingerprint(),
