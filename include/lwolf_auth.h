@@ -345,7 +345,9 @@ lwolf_status lwolf_config_from_env(lwolf_config **out);
 // `client_auth` (`body`, `basic` or `private_key_jwt`), `private_key_file` (the PEM RSA key,
 // PKCS#8 or PKCS#1, that signs `private_key_jwt` assertions; read by `lwolf_client_new`),
 // `private_key_id` (the assertion's `kid`), `assertion_alg` (`RS256`, `RS384` or `PS256`),
-// `assertion_audience` (default: the token URL's origin and `/`), `ca_file`, `user_agent`,
+// `assertion_audience` (default: the token URL's origin and `/`), `dpop` (`on` or `off`:
+// DPoP-bound tokens), `dpop_key_file` (a PEM PKCS#8 P-256 key for the proofs; unset: one
+// made by `lwolf_client_new`), `ca_file`, `user_agent`,
 // `max_response_bytes` (largest API response body read), `cache_dir` (a directory for the
 // token cache shared by the processes of one user; empty or unset: memory only),
 // `subscription_key` (sent as `lw-subscription-key` on every API request, never to the

@@ -25,8 +25,8 @@ use crate::fork::{self, PerProcess};
 /// The key that signs the proofs, and the nonces servers gave.
 pub(crate) struct DpopKey {
     key: EcdsaKeyPair,
-    /// The public JWK as the proofs' header carries it.
-    jwk: serde_json::Value,
+    /// The proofs' header (`typ`, `alg`, the public `jwk`), base64url: the same for each.
+    header: String,
     /// RFC 7638 thumbprint of the public JWK: what a bound token's `cnf.jkt` names.
     thumbprint: String,
     /// Made here (kept in memory only) rather than read from a file.
@@ -90,9 +90,11 @@ impl DpopKey {
             &ring::digest::SHA256,
             members.as_bytes(),
         ));
+        let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y });
+        let header = serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk });
         DpopKey {
             key,
-            jwk: serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }),
+            header: URL_SAFE_NO_PAD.encode(header.to_string()),
             thumbprint,
             generated,
             nonces: PerProcess::new(HashMap::new(), fork::cloned),
@@ -140,7 +142,6 @@ impl DpopKey {
         let mut jti = [0u8; 16];
         rng.fill(&mut jti)
             .map_err(|_| Error::internal("no randomness for the DPoP proof's jti"))?;
-        let header = serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk });
         let mut claims = serde_json::json!({
             "jti": URL_SAFE_NO_PAD.encode(jti),
             "htm": htm,
@@ -156,7 +157,7 @@ impl DpopKey {
         }
         let signed = format!(
             "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
+            self.header,
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let signature = self

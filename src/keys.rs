@@ -106,9 +106,10 @@ impl ConfigBuilder {
                     .ok_or_else(|| bad_value(key, "RS256, RS384 or PS256"))?,
             ),
             "assertion_audience" => this.assertion_audience(value),
+            // `true`/`false` too: what a boolean becomes in the bindings.
             "dpop" => this.dpop(match value {
-                "on" => true,
-                "off" => false,
+                "on" | "true" => true,
+                "off" | "false" => false,
                 _ => return Err(bad_value(key, "on or off")),
             }),
             "dpop_key_file" => this.dpop_key_file(value),

@@ -417,3 +417,86 @@ fn auth_headers_for_callers_that_send_their_own_requests_through_the_c_abi() {
         lwolf_client_free(bound);
     }
 }
+
+/// The base64 lines of a PEM key file.
+fn key_lines(name: &str) -> Vec<String> {
+    std::fs::read_to_string(key(name))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn no_record_message_or_debug_holds_a_key_an_assertion_a_proof_or_a_token() {
+    use std::sync::{Arc, Mutex};
+    let records = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let records = Arc::clone(&records);
+        lwolf_auth::log::set_handler(lwolf_auth::log::LevelFilter::Trace, move |_, m| {
+            records.lock().unwrap().push(m.to_owned());
+        });
+    }
+    let mut said: Vec<String> = Vec::new();
+    let server = Server::new(route(dpop_token("TKN-leak-1"), Action::json(200, "{}")));
+    // A nonce asked for at the API, and a server error echoing the request's headers.
+    server.push(dpop_token("TKN-leak-1"));
+    server.push(
+        Action::json(401, r#"{"error":"use_dpop_nonce"}"#)
+            .header("WWW-Authenticate", r#"DPoP error="use_dpop_nonce""#)
+            .header("DPoP-Nonce", "n-1"),
+    );
+    let config = builder(&server)
+        .client_auth(lwolf_auth::ClientAuth::PrivateKeyJwt)
+        .private_key_file(key("rsa-pkcs8.pem"))
+        .dpop(true)
+        .dpop_key_file(key("ec-p256-pkcs8.pem"))
+        .build()
+        .unwrap();
+    said.push(format!("{config:?}"));
+    let client = Client::new(config);
+    said.push(format!("{:?}", ok(client.token())));
+    said.push(format!("{:?}", ok(client.get("/v1/offices").send())));
+    said.push(format!(
+        "{:?}",
+        client.auth_headers("GET", &server.url()).unwrap()
+    ));
+    said.push(format!("{client:?}"));
+    // A token endpoint that fails and echoes an assertion-looking body.
+    let failing = Server::new(Action::json(
+        400,
+        r#"{"error":"invalid_client","error_description":"bad"}"#,
+    ));
+    let e = err(Client::new(
+        builder(&failing)
+            .client_auth(lwolf_auth::ClientAuth::PrivateKeyJwt)
+            .private_key_file(key("rsa-pkcs1.pem"))
+            .dpop(true)
+            .build()
+            .unwrap(),
+    )
+    .token());
+    said.push(format!("{e} {e:?}"));
+    lwolf_auth::log::clear_handler();
+
+    let mut forbidden: Vec<String> = key_lines("rsa-pkcs8.pem");
+    forbidden.extend(key_lines("rsa-pkcs1.pem"));
+    forbidden.extend(key_lines("ec-p256-pkcs8.pem"));
+    forbidden.push("TKN-leak-1".into());
+    for req in server.requests().iter().chain(failing.requests().iter()) {
+        if let Some(proof) = req.header("dpop") {
+            forbidden.push(proof.to_owned());
+        }
+        if req.path.ends_with("/oauth/token") {
+            forbidden.push(req.json()["client_assertion"].as_str().unwrap().to_owned());
+        }
+    }
+    let records = records.lock().unwrap().clone();
+    assert!(records.iter().any(|r| r.contains("fetched")), "{records:?}");
+    for text in said.iter().chain(records.iter()) {
+        for f in &forbidden {
+            assert!(!text.contains(f.as_str()), "a secret in: {text}");
+        }
+    }
+}

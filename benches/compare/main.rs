@@ -3,7 +3,7 @@
 //! this and the C and Python benches and writes the table; see BENCHMARKS.md.
 //!
 //! ```text
-//! cargo bench --bench compare -- [--quick] [--out FILE] [hot|storm|stall|throughput]...
+//! cargo bench --bench compare -- [--quick] [--out FILE] [hot|storm|stall|throughput|credentials]...
 //! cargo bench --bench compare -- serve [--sandbox] [--max-seconds N]
 //! ```
 //!
@@ -20,6 +20,7 @@
 //! Nothing here asserts on timings: a missed target is reported, not failed.
 
 mod baselines;
+mod credentials;
 mod hot;
 mod measure;
 mod server;
@@ -50,7 +51,7 @@ fn main() {
                     .expect("--max-seconds N")
             }
             "serve" => serve = true,
-            "hot" | "storm" | "stall" | "throughput" => which.push(arg),
+            "hot" | "storm" | "stall" | "throughput" | "credentials" => which.push(arg),
             // `cargo bench` passes `--bench`; libtest-style filters are not used here.
             a if a.starts_with("--") => {}
             other => panic!("unknown argument {other:?}"),
@@ -74,6 +75,9 @@ fn main() {
     }
     if wants("throughput") {
         throughput::run(&sink, quick);
+    }
+    if wants("credentials") {
+        credentials::run(&sink, quick);
     }
 }
 

@@ -159,8 +159,13 @@ fn serve(mut stream: TcpStream, state: &State) -> io::Result<()> {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        let authorized = header_value(head, b"authorization")
-            .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "));
+        // A bearer token, or (DPoP) a bound one: the proofs are not verified here, so the
+        // server's work is the same either way and the client's is what is measured.
+        let authorized = header_value(head, b"authorization").is_some_and(|v| {
+            (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+                || (v.len() > 5 && v[..5].eq_ignore_ascii_case(b"dpop "))
+        });
+        let dpop = header_value(head, b"dpop").is_some();
         while buf.len() < head_end + content_length {
             let n = stream.read(&mut chunk)?;
             if n == 0 {
@@ -179,8 +184,9 @@ fn serve(mut stream: TcpStream, state: &State) -> io::Result<()> {
             }
             let expires_in = state.expires_in_ms.load(Ordering::SeqCst) as f64 / 1000.0;
             let body = format!(
-                r#"{{"access_token":"{}","token_type":"Bearer","expires_in":{expires_in}}}"#,
-                token(n)
+                r#"{{"access_token":"{}","token_type":"{}","expires_in":{expires_in}}}"#,
+                token(n),
+                if dpop { "DPoP" } else { "Bearer" }
             );
             respond(&mut out, "200 OK", body.as_bytes());
         } else if authorized && is_document {

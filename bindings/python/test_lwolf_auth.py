@@ -373,6 +373,50 @@ class LoggingTest(unittest.TestCase):
             self.assertNotIn(SANDBOX.settings()["client_secret"], record.getMessage())
 
 
+class KeysTest(unittest.TestCase):
+    """private_key_jwt and DPoP through the Python surface, against the sandbox."""
+
+    def test_private_key_jwt(self):
+        keys = ROOT / "tests" / "keys"
+        sandbox = Sandbox("--client-key", str(keys / "rsa-public.pem"))
+        try:
+            settings = sandbox.settings(client_auth="private_key_jwt",
+                                        private_key_file=str(keys / "rsa-pkcs1.pem"),
+                                        assertion_alg="PS256")
+            del settings["client_secret"]
+            client = lwolf_auth.Client(**settings)
+            self.assertEqual(client.get("/v1/offices").status_code, 200)
+            self.assertEqual(client.token_info().token_type, "Bearer")
+            client.close()
+            with self.assertRaises(lwolf_auth.ConfigError) as caught:
+                lwolf_auth.Client(**dict(settings, private_key_file=str(keys / "ec-p256-pkcs8.pem")))
+            self.assertIn("not a usable RSA private key", str(caught.exception))
+        finally:
+            sandbox.stop()
+
+    def test_dpop_bound_tokens_and_auth_headers(self):
+        sandbox = Sandbox("--dpop-nonce")
+        try:
+            client = lwolf_auth.Client(**sandbox.settings(dpop=True))
+            self.assertEqual(client.get("/v1/offices").status_code, 200)
+            info = client.token_info()
+            self.assertEqual(info.token_type, "DPoP")
+            token = client.token()
+            url = sandbox.api_base_url + "/v1/offices"
+            headers = client.auth_headers("GET", url)
+            self.assertEqual(headers["Authorization"], "DPoP " + token)
+            self.assertEqual(headers["DPoP"].count("."), 2)
+            # Sent with urllib: the sandbox takes the proof (its nonce was learnt already).
+            req = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                self.assertEqual(resp.status, 200)
+            client.dpop_nonce(url, "stale")
+            self.assertNotIn(token, repr(info))
+            client.close()
+        finally:
+            sandbox.stop()
+
+
 class ForkTest(unittest.TestCase):
     def test_os_fork_parent_and_child_get_their_own_answers(self):
         sandbox = Sandbox()
