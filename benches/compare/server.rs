@@ -33,6 +33,8 @@ struct State {
     connections: AtomicU64,
     /// Delay before answering a token request, in microseconds.
     token_delay_us: AtomicU64,
+    /// How long each API answer takes (a server that does some work).
+    api_delay_us: AtomicU64,
     /// `expires_in` of the tokens, in milliseconds.
     expires_in_ms: AtomicU64,
     stopping: AtomicBool,
@@ -54,6 +56,7 @@ impl Server {
             api_requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             token_delay_us: AtomicU64::new(0),
+            api_delay_us: AtomicU64::new(0),
             expires_in_ms: AtomicU64::new(86_400_000),
             stopping: AtomicBool::new(false),
         });
@@ -104,6 +107,12 @@ impl Server {
         self.state
             .token_delay_us
             .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    pub fn set_api_delay(&self, delay: Duration) {
+        self.state
+            .api_delay_us
+            .store(delay.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn set_expires_in(&self, expires_in: Duration) {
@@ -208,6 +217,10 @@ fn serve(mut stream: TcpStream, state: &State) -> io::Result<()> {
             continue;
         } else if authorized {
             state.api_requests.fetch_add(1, Ordering::Relaxed);
+            let delay = state.api_delay_us.load(Ordering::Relaxed);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_micros(delay));
+            }
             respond(&mut out, "200 OK", API_BODY);
         } else {
             respond(
