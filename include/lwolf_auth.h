@@ -188,6 +188,17 @@ lwolf_status lwolf_client_dpop_nonce(const lwolf_client *client,
                                      const char *url,
                                      const char *nonce);
 
+// Tells the client that a server answered 401 (or 403) to a request sent by other means
+// with `token` (the `Authorization` value `lwolf_client_auth_headers` gave, or the bare
+// token). The token is dropped if it is still the cached one, as `lwolf_client_send` does,
+// at most once per 30 s for this identity. `*send_again` is set to 1 when the request should
+// be sent once more (with `lwolf_client_auth_headers` again: a new or newer token is in
+// service), 0 when the answer stands. NULL arguments are `LWOLF_ERR_INVALID_ARGUMENT`.
+// Thread-safe.
+lwolf_status lwolf_client_reject_token(const lwolf_client *client,
+                                       const char *token,
+                                       int32_t *send_again);
+
 // Makes a client from the settings in `cfg` and stores it in `*out`. No network I/O
 // happens here: the first token is fetched on first use.
 //
@@ -487,6 +498,17 @@ const char *lwolf_status_name(uint32_t status);
 //
 // Thread-safe: each thread has its own message.
 const char *lwolf_last_error_message(void);
+
+// Returns the HTTP status the server answered with in this thread's last failure (401 for
+// wrong credentials, say), or 0 when no server answered (a transport error, a bad argument)
+// or the last call succeeded. Kept and cleared as `lwolf_last_error_message` is.
+// Thread-safe: each thread has its own.
+uint16_t lwolf_last_error_http_status(void);
+
+// Returns the error code the server gave in this thread's last failure (the OAuth `error`,
+// `"invalid_client"` say, or the API's `code`), or `""` when there was none. Owned by the
+// library and valid as `lwolf_last_error_message`'s string is; never NULL. Thread-safe.
+const char *lwolf_last_error_code(void);
 
 // Returns this library's version (for example `"0.1.0"`) as a static NUL-terminated string.
 //

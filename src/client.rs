@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cache::TokenCache;
+use crate::cache::{Renewal, TokenCache};
 use crate::config::Config;
 use crate::disk::DiskCache;
 use crate::error::Error;
@@ -234,6 +234,38 @@ impl Client {
             authorization,
             dpop,
         })
+    }
+
+    /// A server answered 401 (or 403) to a request sent by other means with `token` (as
+    /// [`auth_headers`](Self::auth_headers) gave it, scheme and all, or the bare token): drops
+    /// it if it is still the cached one, as [`send`](Self::send) does, at most once per 30 s
+    /// for this identity. True when the request should be sent once more with the token in
+    /// service now (a new one, or a newer one another caller got); false when the answer
+    /// stands (a renewal was forced less than 30 s ago: renewing on every 401 would cost an
+    /// issued token per call).
+    pub fn reject_token(&self, token: &str) -> bool {
+        let token = token
+            .strip_prefix("Bearer ")
+            .or_else(|| token.strip_prefix("DPoP "))
+            .unwrap_or(token);
+        let Some(current) = self.cached_token() else {
+            // Nothing cached: the next token() fetches anyway.
+            return true;
+        };
+        if current.secret() != token {
+            return true;
+        }
+        match self.claim_renewal(&current) {
+            Renewal::Refused => false,
+            Renewal::Newer => true,
+            Renewal::Claimed => {
+                if let Some(disk) = &self.inner.disk {
+                    disk.forget(Some(&current));
+                }
+                self.inner.cache.invalidate_if_current(&current);
+                true
+            }
+        }
     }
 
     /// Keeps the `DPoP-Nonce` a server at `url` answered with (to a request sent by other

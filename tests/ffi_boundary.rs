@@ -344,6 +344,8 @@ fn every_extern_fn_body_is_one_boundary_call() {
         [
             "lwolf_client_free",
             "lwolf_config_free",
+            "lwolf_last_error_code",
+            "lwolf_last_error_http_status",
             "lwolf_last_error_message",
             "lwolf_request_free",
             "lwolf_response_free",

@@ -73,3 +73,96 @@ fn python_bindings_unittest() {
     );
     eprintln!("{ran} Python tests in {:.1?}", started.elapsed());
 }
+
+/// `pip install ./bindings/python` into a fresh virtual environment builds the library and
+/// bundles it: `import lwolf_auth` then works from a directory outside the tree, with no
+/// `LWOLF_AUTH_LIB` and no `PYTHONPATH`, and loads the library from the installed package.
+///
+/// No network: the build needs setuptools and wheel, which the venv sees from the system
+/// (`--system-site-packages`; `.ci/run` installs them), and pip runs `--no-index`.
+#[test]
+fn pip_installs_a_package_that_works_from_anywhere() {
+    let python = require_tool("python3", "python3");
+    let check = run(
+        clean_command(&python).args(["-c", "import setuptools, wheel"]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        check.status.success(),
+        "this test needs setuptools and wheel for python3 (pip install setuptools wheel; \
+         .ci/run does this): {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let dir = ffi_support::scratch_dir("pip-venv");
+    let venv = dir.join("venv");
+    let _ = std::fs::remove_dir_all(&venv);
+    expect_success(
+        &run(
+            clean_command(&python)
+                .args(["-m", "venv", "--system-site-packages"])
+                .arg(&venv),
+            Duration::from_secs(120),
+        ),
+        "python3 -m venv",
+    );
+    let started = Instant::now();
+    let mut pip = clean_command(venv.join("bin/pip"));
+    pip.args(["install", "--no-build-isolation", "--no-index", "--quiet"])
+        .arg(repo_root().join("bindings/python"))
+        .env_remove("PYTHONPATH")
+        .env_remove("CARGO_TARGET_DIR");
+    expect_success(
+        &run(&mut pip, Duration::from_secs(30 * 60)),
+        "pip install ./bindings/python",
+    );
+    eprintln!("pip install: {:.1?}", started.elapsed());
+
+    let sandbox = lwolf_auth::sandbox::Sandbox::start().expect("sandbox");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let script = "import lwolf_auth, os\n\
+                  print('library', lwolf_auth.library_path())\n\
+                  here = os.path.dirname(lwolf_auth.__file__)\n\
+                  print('typed', all(os.path.exists(os.path.join(here, f)) for f in ('py.typed', '__init__.pyi')))\n\
+                  with lwolf_auth.Client.from_env() as c:\n\
+                  \x20   print('status', c.get('/v1/offices').status_code)\n";
+    let mut cmd = clean_command(venv.join("bin/python"));
+    cmd.args(["-c", script])
+        .current_dir(&elsewhere)
+        .env_remove("PYTHONPATH")
+        .env_remove("LWOLF_AUTH_LIB");
+    ffi_support::sandbox_env(&mut cmd, &sandbox);
+    let stdout = expect_success(
+        &run(&mut cmd, Duration::from_secs(120)),
+        "the installed package",
+    );
+    let library = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("library "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        library.starts_with(venv.to_str().unwrap()),
+        "loaded {library}, not the library bundled in the venv"
+    );
+    assert!(stdout.contains("status 200"), "{stdout}");
+    assert!(
+        stdout.contains("typed True"),
+        "py.typed or the stub not installed: {stdout}"
+    );
+    // What the build leaves in the source tree (build/, *.egg-info) is ignored by git.
+    let status = run(
+        Command::new("git").current_dir(repo_root()).args([
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "bindings/python",
+        ]),
+        Duration::from_secs(60),
+    );
+    let stray: Vec<String> = String::from_utf8_lossy(&status.stdout)
+        .lines()
+        .filter(|l| l.starts_with("??") && (l.contains("/build/") || l.contains(".egg-info")))
+        .map(str::to_owned)
+        .collect();
+    assert!(stray.is_empty(), "pip left files git sees: {stray:?}");
+}

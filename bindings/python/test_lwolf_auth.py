@@ -108,6 +108,20 @@ def tearDownModule():
 
 
 class ModuleTest(unittest.TestCase):
+    def test_the_type_stub_covers_the_public_names(self):
+        import ast
+
+        stub = Path(lwolf_auth.__file__).with_suffix(".pyi")
+        tree = ast.parse(stub.read_text())
+        names = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
+        names |= {t.id for n in tree.body if isinstance(n, ast.AnnAssign) for t in [n.target]}
+        self.assertEqual(sorted(set(lwolf_auth.__all__) - names), [])
+        for cls in ("Client", "Response", "Config"):
+            stubbed = {f.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls
+                       for f in n.body if isinstance(f, ast.FunctionDef)}
+            public = {m for m in vars(getattr(lwolf_auth, cls)) if not m.startswith("_")}
+            self.assertEqual(sorted(public - stubbed - {"headers", "content", "status_code", "url"}), [], cls)
+
     def test_version_and_status_names(self):
         self.assertRegex(lwolf_auth.version(), r"^\d+\.\d+\.\d+")
         self.assertEqual(lwolf_auth.status_name(0), "LWOLF_OK")
@@ -417,6 +431,102 @@ class KeysTest(unittest.TestCase):
             sandbox.stop()
 
 
+class _Api401:
+    """A local API that answers 401 to the first ``fail`` requests, then 200, and records the
+    Authorization header of each."""
+
+    def __init__(self, fail):
+        import http.server
+
+        seen = self.seen = []
+        remaining = [fail]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization"))
+                status = 401 if remaining[0] > 0 else 200
+                remaining[0] -= 1
+                body = b'{"ok": true}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/v1/offices" % self.server.server_address[1]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class AdaptersTest(unittest.TestCase):
+    """RequestsAuth and HttpxAuth: the token on their requests, a 401 renewed once."""
+
+    def check(self, send):
+        sandbox = Sandbox()
+        api = _Api401(fail=1)
+        try:
+            client = lwolf_auth.Client(**sandbox.settings())
+            first = client.token()
+            # The first answer is a 401: renewed, sent once more with the new token.
+            self.assertEqual(send(client, api.url), 200)
+            self.assertEqual(len(api.seen), 2)
+            self.assertEqual(api.seen[0], "Bearer " + first)
+            self.assertNotEqual(api.seen[1], api.seen[0])
+            self.assertEqual(api.seen[1], "Bearer " + client.token())
+            self.assertEqual(sandbox.stats()["token_requests"], 2)
+            # Another 401 within 30 s: the answer stands, no new token (bounded renewal).
+            api2 = _Api401(fail=5)
+            try:
+                self.assertEqual(send(client, api2.url), 401)
+                self.assertEqual(len(api2.seen), 1)
+            finally:
+                api2.close()
+            self.assertEqual(sandbox.stats()["token_requests"], 2)
+            client.close()
+        finally:
+            api.close()
+            sandbox.stop()
+
+    def test_requests_auth(self):
+        import requests
+
+        def send(client, url):
+            with requests.Session() as session:
+                return session.get(url, auth=lwolf_auth.RequestsAuth(client), timeout=10).status_code
+
+        self.check(send)
+
+    def test_httpx_auth(self):
+        import httpx
+
+        def send(client, url):
+            with httpx.Client(auth=lwolf_auth.HttpxAuth(client), timeout=10) as http:
+                return http.get(url).status_code
+
+        self.check(send)
+
+    def test_dpop_through_the_adapters(self):
+        import httpx
+        import requests
+
+        sandbox = Sandbox("--dpop-nonce")
+        try:
+            client = lwolf_auth.Client(**sandbox.settings(dpop=True))
+            url = sandbox.api_base_url + "/v1/offices"
+            self.assertEqual(requests.get(url, auth=lwolf_auth.RequestsAuth(client), timeout=10).status_code, 200)
+            self.assertEqual(httpx.get(url, auth=lwolf_auth.HttpxAuth(client), timeout=10).status_code, 200)
+            client.close()
+        finally:
+            sandbox.stop()
+
+
 class ForkTest(unittest.TestCase):
     def test_os_fork_parent_and_child_get_their_own_answers(self):
         sandbox = Sandbox()
@@ -472,6 +582,8 @@ class ErrorTest(unittest.TestCase):
         e = cm.exception
         self.assertIsInstance(e, lwolf_auth.LwolfError)
         self.assertEqual(e.status, 3)
+        self.assertEqual(e.http_status, 401)
+        self.assertEqual(e.error, "access_denied")
         self.assertIn("401", e.message)
         self.assertNotIn(secret, e.message)
         self.assertNotIn(SANDBOX.env["LWOLF_CLIENT_SECRET"], e.message)
@@ -496,8 +608,26 @@ class ErrorTest(unittest.TestCase):
         # A port nobody listens on: connection refused, no retries.
         settings = SANDBOX.settings(token_url="http://127.0.0.1:9/oauth/token", max_retries=0)
         with lwolf_auth.Client(**settings) as c:
-            with self.assertRaises(lwolf_auth.TransportError):
+            with self.assertRaises(lwolf_auth.TransportError) as caught:
                 c.token()
+            self.assertIsInstance(caught.exception, ConnectionError)
+            self.assertIsNone(caught.exception.http_status)
+
+    def test_timeout_is_a_timeout_error(self):
+        import socket
+
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # accepts, never answers
+        try:
+            url = "http://127.0.0.1:%d/oauth/token" % silent.getsockname()[1]
+            with lwolf_auth.Client(**SANDBOX.settings(token_url=url, max_retries=0, timeout_ms=200)) as c:
+                with self.assertRaises(TimeoutError) as caught:
+                    c.token()
+            self.assertIsInstance(caught.exception, lwolf_auth.Timeout)
+            self.assertIsInstance(caught.exception, lwolf_auth.TransportError)
+        finally:
+            silent.close()
 
     def test_panic_becomes_internal_error(self):
         if os.environ.get("LWOLF_EXPECT_TEST_PANIC") != "1":

@@ -99,7 +99,7 @@ impl Client {
     /// What a 401/403 to `used` may do: the in-memory bound of this identity, then (with a
     /// `cache_dir`) the one every process of it shares. A newer token found in the shared
     /// file replaces `used` in memory, so the next `token()` reads it instead of fetching.
-    fn claim_renewal(&self, used: &AccessToken) -> Renewal {
+    pub(super) fn claim_renewal(&self, used: &AccessToken) -> Renewal {
         let claim = self.inner.cache.claim_renewal(used);
         let (Renewal::Claimed, Some(disk)) = (&claim, &self.inner.disk) else {
             return claim;

@@ -97,6 +97,34 @@ pub unsafe extern "C" fn lwolf_client_dpop_nonce(
     })
 }
 
+/// Tells the client that a server answered 401 (or 403) to a request sent by other means
+/// with `token` (the `Authorization` value `lwolf_client_auth_headers` gave, or the bare
+/// token). The token is dropped if it is still the cached one, as `lwolf_client_send` does,
+/// at most once per 30 s for this identity. `*send_again` is set to 1 when the request should
+/// be sent once more (with `lwolf_client_auth_headers` again: a new or newer token is in
+/// service), 0 when the answer stands. NULL arguments are `LWOLF_ERR_INVALID_ARGUMENT`.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn lwolf_client_reject_token(
+    client: *const lwolf_client,
+    token: *const c_char,
+    send_again: *mut i32,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: NULL or a NUL-terminated string, as the caller promises.
+        let token = unsafe { str_arg(token, "token") }?;
+        if send_again.is_null() {
+            return Err(null_argument("send_again"));
+        }
+        let again = i32::from(client.client.reject_token(token));
+        // SAFETY: checked non-NULL; the caller promises a writable int.
+        unsafe { write_out(send_again, again, "send_again") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
 /// Copies `value` and a NUL to `dst`.
 ///
 /// # Safety

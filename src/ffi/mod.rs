@@ -32,7 +32,7 @@
 #![allow(clippy::missing_safety_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr};
 use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -48,7 +48,7 @@ mod request;
 mod response;
 mod status;
 
-pub use auth::{lwolf_client_auth_headers, lwolf_client_dpop_nonce};
+pub use auth::{lwolf_client_auth_headers, lwolf_client_dpop_nonce, lwolf_client_reject_token};
 pub use client::{
     lwolf_client, lwolf_client_for_api, lwolf_client_for_tenant, lwolf_client_free,
     lwolf_client_invalidate, lwolf_client_new, lwolf_client_request, lwolf_client_send,
@@ -69,7 +69,10 @@ pub use response::{
     lwolf_response, lwolf_response_body, lwolf_response_free, lwolf_response_header,
     lwolf_response_header_at, lwolf_response_header_count, lwolf_response_status,
 };
-pub use status::{lwolf_last_error_message, lwolf_status, lwolf_status_name, lwolf_version};
+pub use status::{
+    lwolf_last_error_code, lwolf_last_error_http_status, lwolf_last_error_message, lwolf_status,
+    lwolf_status_name, lwolf_version,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The panic boundary
@@ -134,6 +137,7 @@ fn run<T: FfiReturn>(body: impl FnOnce() -> Result<T, Error>) -> T {
         Ok(value) => value,
         Err(error) => {
             set_last_error(&error);
+            set_last_error_details(&error);
             T::from_error(&error)
         }
     }
@@ -180,18 +184,56 @@ thread_local! {
     /// A plain `Vec` keeps its capacity when emptied, so clearing it on every successful call
     /// never allocates or frees (a `CString` is a boxed slice and would be reallocated).
     static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The HTTP status behind the last error, 0 when the server did not answer.
+    static LAST_HTTP_STATUS: Cell<u16> = const { Cell::new(0) };
+    /// The OAuth `error` (or the API's `code`) behind the last error, kept as `LAST_ERROR`
+    /// is: empty, or NUL-terminated.
+    static LAST_ERROR_CODE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Empties the last error without allocating or freeing: the buffer is reused.
+/// Empties the last error without allocating or freeing: the buffers are reused.
 fn clear_last_error() {
     // `try_with`: during thread teardown the slot may be gone; there is nothing to clear then.
-    let _ = LAST_ERROR.try_with(|slot| {
-        let mut msg = slot.borrow_mut();
-        if msg.first().is_some_and(|&b| b != 0) {
-            msg.clear();
-            msg.push(0); // within capacity
-        }
+    for slot in [&LAST_ERROR, &LAST_ERROR_CODE] {
+        let _ = slot.try_with(|slot| {
+            let mut msg = slot.borrow_mut();
+            if msg.first().is_some_and(|&b| b != 0) {
+                msg.clear();
+                msg.push(0); // within capacity
+            }
+        });
+    }
+    let _ = LAST_HTTP_STATUS.try_with(|s| s.set(0));
+}
+
+/// Stores what the server said of `error`, if it answered: its status and error code.
+fn set_last_error_details(error: &Error) {
+    let failure = error.http_failure();
+    let _ = LAST_HTTP_STATUS.try_with(|s| s.set(failure.map_or(0, |f| f.status)));
+    let code = failure.and_then(|f| f.error.as_deref()).unwrap_or("");
+    let _ = LAST_ERROR_CODE.try_with(|slot| {
+        let mut buf = slot.borrow_mut();
+        buf.clear();
+        buf.extend(code.bytes().filter(|&b| b != 0));
+        buf.push(0);
     });
+}
+
+/// This thread's last HTTP status (0: none).
+pub(crate) fn last_http_status() -> u16 {
+    LAST_HTTP_STATUS.try_with(Cell::get).unwrap_or(0)
+}
+
+/// A pointer to this thread's last error code, or to a static `""`.
+pub(crate) fn last_error_code_ptr() -> *const c_char {
+    LAST_ERROR_CODE
+        .try_with(|slot| {
+            let code = slot.borrow();
+            (!code.is_empty()).then(|| code.as_ptr().cast::<c_char>())
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(c"".as_ptr())
 }
 
 /// Stores `error`'s message as this thread's last error.

@@ -127,6 +127,23 @@ pub unsafe extern "C" fn lwolf_last_error_message() -> *const c_char {
     ffi_boundary_keep_last_error(|| Ok(last_error_ptr()))
 }
 
+/// Returns the HTTP status the server answered with in this thread's last failure (401 for
+/// wrong credentials, say), or 0 when no server answered (a transport error, a bad argument)
+/// or the last call succeeded. Kept and cleared as `lwolf_last_error_message` is.
+/// Thread-safe: each thread has its own.
+#[no_mangle]
+pub unsafe extern "C" fn lwolf_last_error_http_status() -> u16 {
+    ffi_boundary_keep_last_error(|| Ok(super::last_http_status()))
+}
+
+/// Returns the error code the server gave in this thread's last failure (the OAuth `error`,
+/// `"invalid_client"` say, or the API's `code`), or `""` when there was none. Owned by the
+/// library and valid as `lwolf_last_error_message`'s string is; never NULL. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn lwolf_last_error_code() -> *const c_char {
+    ffi_boundary_keep_last_error(|| Ok(super::last_error_code_ptr()))
+}
+
 /// Returns this library's version (for example `"0.1.0"`) as a static NUL-terminated string.
 ///
 /// The string lives as long as the library is loaded; do not free it. Thread-safe.

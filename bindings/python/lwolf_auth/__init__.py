@@ -48,6 +48,12 @@ __all__ = [
     "InvalidResponse",
     "BufferTooSmall",
     "InternalError",
+    "Timeout",
+    "Aborted",
+    "HTTPError",
+    "RequestsAuth",
+    "HttpxAuth",
+    "TRACE",
     "library_path",
     "status_name",
     "version",
@@ -73,13 +79,17 @@ ERR_ABORTED = 12
 
 class LwolfError(Exception):
     """A failure reported by the library. ``status`` is the C status code, ``message`` the
-    library's description (which never contains the client secret or a token)."""
+    library's description (which never contains the client secret or a token),
+    ``http_status`` the status the server answered with (None when none answered) and
+    ``error`` the OAuth ``error`` (or the API's ``code``) it gave, if any."""
 
     status = None
 
-    def __init__(self, message, status=None):
+    def __init__(self, message, status=None, http_status=None, error=None):
         super().__init__(message)
         self.message = message
+        self.http_status = http_status
+        self.error = error
         if status is not None:
             self.status = status
 
@@ -129,10 +139,14 @@ class ServerError(LwolfError):
     status = ERR_SERVER
 
 
-class TransportError(LwolfError):
-    """LWOLF_ERR_TRANSPORT: DNS, connect, TLS, I/O or timeout."""
+class TransportError(LwolfError, ConnectionError):
+    """LWOLF_ERR_TRANSPORT: DNS, connect, TLS, I/O or timeout (also a ``ConnectionError``)."""
 
     status = ERR_TRANSPORT
+
+
+class Timeout(TransportError, TimeoutError):
+    """LWOLF_ERR_TRANSPORT from a timeout (also a ``TimeoutError``)."""
 
 
 class InvalidResponse(LwolfError):
@@ -295,6 +309,13 @@ _SIGNATURES = [
         ],
     ),
     ("lwolf_client_dpop_nonce", _status, [_ClientP, ctypes.c_char_p, ctypes.c_char_p]),
+    (
+        "lwolf_client_reject_token",
+        _status,
+        [_ClientP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32)],
+    ),
+    ("lwolf_last_error_http_status", ctypes.c_uint16, []),
+    ("lwolf_last_error_code", ctypes.c_char_p, []),
 ]
 
 
@@ -314,7 +335,7 @@ def _candidates():
     here = Path(__file__).resolve().parent
     for name in _library_names():
         yield here / name
-    root = here.parent.parent
+    root = here.parent.parent.parent
     for profile in ("release", "debug"):
         for name in _library_names():
             yield root / "target" / profile / name
@@ -397,7 +418,12 @@ def _check(status):
     the message is per thread."""
     if status != OK:
         message = last_error_message()
-        raise _ERRORS.get(status, LwolfError)(message or status_name(status), status)
+        http_status = _lib.lwolf_last_error_http_status() or None
+        error = _lib.lwolf_last_error_code().decode("utf-8", "replace") or None
+        cls = _ERRORS.get(status, LwolfError)
+        if cls is TransportError and message.startswith("transport error: timeout"):
+            cls = Timeout
+        raise cls(message or status_name(status), status, http_status, error)
 
 
 def _encode(value, what):
@@ -709,6 +735,16 @@ class Client:
                 headers["DPoP"] = proof.value.decode()
             return headers
 
+    def reject_token(self, authorization):
+        """A server answered 401 to a request sent by other means with ``authorization``
+        (the value ``auth_headers`` gave): drops that token if it is still the cached one, at
+        most once per 30 s for this identity. True when the request should be sent once more
+        with ``auth_headers`` again, False when the answer stands."""
+        again = ctypes.c_int32()
+        _check(_lib.lwolf_client_reject_token(
+            self._handle, _encode(authorization, "authorization"), ctypes.byref(again)))
+        return bool(again.value)
+
     def dpop_nonce(self, url, nonce):
         """Keeps the ``DPoP-Nonce`` a server at ``url`` answered with, for the next proof."""
         _check(_lib.lwolf_client_dpop_nonce(self._handle, _encode(url, "url"), _encode(nonce, "nonce")))
@@ -843,3 +879,105 @@ class Client:
         except Exception:  # noqa: BLE001 -- at interpreter exit the library may be gone
             pass
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Adapters for requests and httpx: the token (and DPoP proof) on their requests
+
+
+def _answer_to_401(client, url, authorization, status, headers):
+    """Whether a request answered ``status`` should be sent once more, and what that took:
+    a DPoP nonce the server asked for, or the token renewed (bounded: at most once per 30 s
+    for the identity, as the library's own requests)."""
+    if status != 401:
+        return False
+    nonce = headers.get("DPoP-Nonce")
+    if nonce and "use_dpop_nonce" in headers.get("WWW-Authenticate", ""):
+        client.dpop_nonce(url, nonce)
+        return True
+    return client.reject_token(authorization)
+
+
+try:
+    import requests as _requests
+except ImportError:  # pragma: no cover - requests is optional
+    _requests = None
+
+
+if _requests is not None:
+
+    class RequestsAuth(_requests.auth.AuthBase):
+        """``requests`` authentication with a ``Client``'s token: ``Authorization`` (and, for
+        a DPoP-bound token, a ``DPoP`` proof) on every request; a 401 renews the token and
+        sends the request once more (at most once per 30 s for the identity).
+
+            session.get(url, auth=lwolf_auth.RequestsAuth(client))
+        """
+
+        def __init__(self, client):
+            self.client = client
+
+        def __call__(self, request):
+            request.headers.update(self.client.auth_headers(request.method, request.url))
+            request.register_hook("response", self._on_response)
+            return request
+
+        def _on_response(self, response, **kwargs):
+            request = response.request
+            if getattr(request, "_lwolf_resent", False):
+                return response
+            authorization = request.headers.get("Authorization", "")
+            if not _answer_to_401(self.client, request.url, authorization,
+                                  response.status_code, response.headers):
+                return response
+            response.content  # read it, so the connection can be reused
+            response.close()
+            again = request.copy()
+            again.headers.update(self.client.auth_headers(again.method, again.url))
+            again._lwolf_resent = True
+            resent = response.connection.send(again, **kwargs)
+            resent.history.append(response)
+            resent.request = again
+            return resent
+
+else:  # pragma: no cover
+
+    class RequestsAuth:
+        def __init__(self, client):
+            raise ImportError("RequestsAuth needs the requests package (pip install requests)")
+
+
+try:
+    import httpx as _httpx
+except ImportError:  # pragma: no cover - httpx is optional
+    _httpx = None
+
+
+if _httpx is not None:
+
+    class HttpxAuth(_httpx.Auth):
+        """``httpx`` authentication with a ``Client``'s token (sync and async clients alike):
+        ``Authorization`` (and a ``DPoP`` proof for a DPoP-bound token) on every request; a
+        401 renews the token and sends the request once more (at most once per 30 s).
+
+            httpx.get(url, auth=lwolf_auth.HttpxAuth(client))
+        """
+
+        def __init__(self, client):
+            self.client = client
+
+        def auth_flow(self, request):
+            url = str(request.url)
+            request.headers.update(self.client.auth_headers(request.method, url))
+            response = yield request
+            authorization = request.headers.get("Authorization", "")
+            if _answer_to_401(self.client, url, authorization, response.status_code,
+                              response.headers):
+                request.headers.update(self.client.auth_headers(request.method, url))
+                yield request
+
+else:  # pragma: no cover
+
+    class HttpxAuth:
+        def __init__(self, client):
+            raise ImportError("HttpxAuth needs the httpx package (pip install httpx)")

@@ -1,0 +1,55 @@
+"""Builds liblwolf_auth with cargo and bundles it in the package, so that `pip install
+./bindings/python` gives a package that loads the library with no environment variable.
+
+The metadata is in pyproject.toml; this file only adds the build step. It needs cargo
+(https://rustup.rs) on the PATH, and the source tree this directory sits in.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+HERE = Path(__file__).resolve().parent
+CRATE = HERE.parent.parent
+
+
+def library_name():
+    if sys.platform == "win32":
+        return "lwolf_auth.dll"
+    if sys.platform == "darwin":
+        return "liblwolf_auth.dylib"
+    return "liblwolf_auth.so"
+
+
+class BuildWithLibrary(build_py):
+    """build_py, then `cargo build --release --lib` and the shared library copied in."""
+
+    def run(self):
+        super().run()
+        if not (CRATE / "Cargo.toml").is_file():
+            raise SystemExit("lwolf-auth: build from the source tree (Cargo.toml not found at %s)" % CRATE)
+        target = Path(os.environ.get("CARGO_TARGET_DIR", CRATE / "target"))
+        cargo = os.environ.get("CARGO", "cargo")
+        cmd = [cargo, "build", "--release", "--lib", "--manifest-path", str(CRATE / "Cargo.toml")]
+        print("lwolf-auth: " + " ".join(cmd), flush=True)
+        subprocess.check_call(cmd, env={**os.environ, "CARGO_TARGET_DIR": str(target)})
+        built = target / "release" / library_name()
+        dest = Path(self.build_lib) / "lwolf_auth" / library_name()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, dest)
+
+
+class BinaryDistribution(Distribution):
+    """A wheel for this platform: it holds a compiled library."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(cmdclass={"build_py": BuildWithLibrary}, distclass=BinaryDistribution)
