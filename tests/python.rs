@@ -5,45 +5,17 @@
 
 mod ffi_support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ffi_support::{c_library, cargo, clean_command, expect_success, repo_root, require_tool, run};
+use ffi_support::{c_library, clean_command, expect_success, repo_root, require_tool, run};
 
 /// The sandbox example of this build (`cargo test` builds examples), or built now when this
 /// test runs alone (`cargo test --test python`).
-fn sandbox_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/python-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary sits in <target>/<profile>/deps");
-    let binary = profile_dir.join("examples/sandbox");
-    if !binary.is_file() {
-        let target_dir = profile_dir.parent().expect("<target>");
-        let mut cmd = Command::new(cargo());
-        cmd.current_dir(repo_root())
-            .args(["build", "--example", "sandbox", "--features", "sandbox"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        expect_success(
-            &run(&mut cmd, Duration::from_secs(30 * 60)),
-            "cargo build --example sandbox",
-        );
-    }
-    assert!(binary.is_file(), "{} was not built", binary.display());
-    binary
-}
-
 #[test]
 fn python_bindings_unittest() {
     let python = require_tool("python3", "python3");
-    let sandbox = sandbox_binary();
+    let sandbox = ffi_support::sandbox_binary();
     let lib = c_library();
     let started = Instant::now();
     let mut cmd = clean_command(python);

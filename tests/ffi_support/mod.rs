@@ -210,6 +210,35 @@ pub fn make_examples(targets: &[&str], name: &str) -> PathBuf {
     builddir
 }
 
+/// The sandbox example, built for the profile of this test binary (other languages' tests
+/// run it as a process).
+pub fn sandbox_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/python-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary sits in <target>/<profile>/deps");
+    let binary = profile_dir.join("examples/sandbox");
+    if !binary.is_file() {
+        let target_dir = profile_dir.parent().expect("<target>");
+        let mut cmd = Command::new(cargo());
+        cmd.current_dir(repo_root())
+            .args(["build", "--example", "sandbox", "--features", "sandbox"])
+            .arg("--target-dir")
+            .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        expect_success(
+            &run(&mut cmd, Duration::from_secs(30 * 60)),
+            "cargo build --example sandbox",
+        );
+    }
+    assert!(binary.is_file(), "{} was not built", binary.display());
+    binary
+}
+
 /// Fails with the program's output unless it exited with 0; returns its stdout.
 pub fn expect_success(out: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

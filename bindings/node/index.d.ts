@@ -1,0 +1,72 @@
+// Types for lwolf-auth (index.js): liblwolf_auth through koffi. Every call blocks.
+
+/** A configuration key's value (`client_id`, `client_secret`, `token_url`, `dpop`, ...). */
+export type Settings = Record<string, string | number | boolean | null | undefined>;
+export type Pairs = Record<string, string | number> | Array<[string, string | number]>;
+
+export const Status: Readonly<{
+  OK: 0; ERR_INVALID_ARGUMENT: 1; ERR_CONFIG: 2; ERR_INVALID_CREDENTIALS: 3; ERR_BAD_REQUEST: 4;
+  ERR_FORBIDDEN: 5; ERR_RATE_LIMITED: 6; ERR_SERVER: 7; ERR_TRANSPORT: 8;
+  ERR_INVALID_RESPONSE: 9; ERR_BUFFER_TOO_SMALL: 10; ERR_INTERNAL: 11; ERR_ABORTED: 12;
+}>;
+
+export class LwolfError extends Error {
+  /** The C status (a `Status` value). */
+  readonly status: number;
+  /** `"LWOLF_ERR_INVALID_CREDENTIALS"`, ... */
+  readonly statusName: string;
+  /** What the server answered with, or null when none answered. */
+  readonly httpStatus: number | null;
+  /** The server's OAuth `error` (or the API's `code`), if any. */
+  readonly error: string | null;
+}
+
+export interface TokenInfo {
+  fingerprint: string;
+  /** `"Bearer"`, or `"DPoP"` for a token bound to the client's key. */
+  tokenType: string;
+  expiresAt: number;
+  refreshAt: number;
+  usableUntil: number;
+  lifetime: number;
+}
+
+export interface RequestOptions {
+  headers?: Pairs;
+  query?: Pairs;
+  /** A string or Buffer as given, or an object sent as JSON. */
+  body?: string | Buffer | object;
+  contentType?: string;
+  timeoutMs?: number;
+}
+
+export class Response {
+  readonly status: number;
+  /** Lower-case names; the first value of each. */
+  readonly headers: Record<string, string>;
+  readonly body: Buffer;
+  readonly ok: boolean;
+  text(): string;
+  json(): any;
+}
+
+export class Client {
+  constructor(settings: Settings);
+  static fromEnv(overrides?: Settings): Client;
+  /** A usable token: a secret, never log it. */
+  token(): string;
+  tokenInfo(): TokenInfo;
+  invalidate(): void;
+  forTenant(lwtClientId: string): Client;
+  forApi(apiBaseUrl: string): Client;
+  request(method: string, path: string, options?: RequestOptions): Response;
+  get(path: string, options?: RequestOptions): Response;
+  post(path: string, options?: RequestOptions): Response;
+  put(path: string, options?: RequestOptions): Response;
+  patch(path: string, options?: RequestOptions): Response;
+  delete(path: string, options?: RequestOptions): Response;
+  close(): void;
+}
+
+export function version(): string;
+export function libraryPath(): string;

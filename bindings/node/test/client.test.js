@@ -1,0 +1,110 @@
+'use strict';
+// The Node binding against the sandbox example (LWOLF_SANDBOX_BIN, or this tree's
+// target/debug/examples/sandbox), started by this test on a free port.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const readline = require('node:readline');
+
+const { Client, LwolfError, Status, version } = require('..');
+
+let sandbox;
+let settings;
+
+before(async () => {
+  const bin = process.env.LWOLF_SANDBOX_BIN
+    || path.resolve(__dirname, '..', '..', '..', 'target', 'debug', 'examples', 'sandbox');
+  sandbox = spawn(bin, ['--port', '0', '--exit-on-stdin-eof'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const env = {};
+  const lines = readline.createInterface({ input: sandbox.stdout });
+  for await (const line of lines) {
+    const m = /^export (LWOLF_[A-Z_]+)=(.*)$/.exec(line);
+    if (m) env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
+    if (Object.keys(env).length >= 4 && env.LWOLF_CLIENT_SECRET) break;
+  }
+  settings = {
+    client_id: env.LWOLF_CLIENT_ID,
+    client_secret: env.LWOLF_CLIENT_SECRET,
+    token_url: env.LWOLF_TOKEN_URL,
+    api_base_url: env.LWOLF_API_BASE_URL,
+  };
+});
+
+after(() => sandbox.stdin.end());
+
+test('a token, cached, with its info', () => {
+  const client = new Client(settings);
+  const token = client.token();
+  assert.ok(token.length > 20);
+  assert.equal(client.token(), token);
+  const info = client.tokenInfo();
+  assert.match(info.fingerprint, /^[0-9a-f]{12}$/);
+  assert.equal(info.tokenType, 'Bearer');
+  assert.ok(info.expiresAt > Date.now() / 1000);
+  assert.ok(info.refreshAt <= info.usableUntil && info.usableUntil <= info.expiresAt);
+  assert.ok(!JSON.stringify(info).includes(token));
+  client.close();
+});
+
+test('requests: headers, query, a JSON body, any status', () => {
+  const client = new Client(settings);
+  const list = client.get('/v1/transactions', { query: { $top: '1' } });
+  assert.equal(list.status, 200);
+  assert.ok(list.ok);
+  assert.match(list.headers['content-type'], /^application\/json/);
+  assert.equal(list.json().data.length, 1);
+  const created = client.post('/v1/transactions', { body: { address: '1 Main St' } });
+  assert.equal(created.status, 201, created.text());
+  assert.equal(created.json().address, '1 Main St');
+  const missing = client.get('/v1/transactions/none');
+  assert.equal(missing.status, 404);
+  assert.ok(!missing.ok);
+  const origin = new URL(settings.api_base_url).origin;
+  const echo = client.request('PATCH', `${origin}/_sandbox/echo`, {
+    headers: { 'X-One': '1' },
+    query: [['q', 'a b&c']],
+    body: Buffer.from([1, 2, 3]),
+    contentType: 'application/octet-stream',
+    timeoutMs: 5000,
+  }).json();
+  assert.equal(echo.method, 'PATCH');
+  assert.deepEqual(echo.query, [['q', 'a b&c']]);
+  assert.ok(echo.headers.some(([n, v]) => n === 'x-one' && v === '1'));
+  assert.equal(echo.body_len, 3);
+  client.close();
+});
+
+test('errors carry the status, the HTTP status and the error code', () => {
+  const wrong = new Client({ ...settings, client_secret: 'wrong-secret-node' });
+  assert.throws(() => wrong.token(), (e) => {
+    assert.ok(e instanceof LwolfError);
+    assert.equal(e.status, Status.ERR_INVALID_CREDENTIALS);
+    assert.equal(e.statusName, 'LWOLF_ERR_INVALID_CREDENTIALS');
+    assert.equal(e.httpStatus, 401);
+    assert.equal(e.error, 'access_denied');
+    assert.ok(!e.message.includes('wrong-secret-node'));
+    return true;
+  });
+  assert.throws(() => new Client({ no_such_key: 'x' }), (e) => e.status === Status.ERR_INVALID_ARGUMENT);
+  assert.throws(() => new Client({}), (e) => e.status === Status.ERR_CONFIG);
+  const client = new Client(settings);
+  assert.throws(() => client.request('NOT A METHOD', '/x'), (e) => e.status === Status.ERR_INVALID_ARGUMENT);
+  assert.throws(() => client.get('https://elsewhere.example/x'), (e) => e.status === Status.ERR_INVALID_ARGUMENT);
+  client.close();
+  assert.throws(() => client.token(), (e) => e.status === Status.ERR_INVALID_ARGUMENT);
+});
+
+test('tenants have their own token; forApi shares it', () => {
+  const client = new Client(settings);
+  const token = client.token();
+  const tenant = client.forTenant('customer-42');
+  assert.notEqual(tenant.token(), token);
+  const transact = client.forApi(new URL(settings.api_base_url).origin + '/transact-workflow');
+  assert.equal(transact.token(), token);
+  client.close();
+  assert.ok(tenant.token().length > 20, 'a tenant client outlives its parent');
+  tenant.close();
+  transact.close();
+  assert.match(version(), /^\d+\.\d+\.\d+/);
+});
