@@ -1,0 +1,3 @@
+module github.com/lwolf-auth/lwolf-auth/bindings/go
+
+go 1.19

@@ -1,0 +1,359 @@
+// Package lwolfauth is the Go binding of liblwolf_auth: tokens and API calls for the Lone
+// Wolf Technologies APIs (OAuth 2.0 client credentials), through cgo.
+//
+// Calls block, as the library's do: a cached token is a lock and a copy; a fetch or an API
+// request waits on the network. A Client is safe for concurrent use. Errors are values
+// (*Error, with the C status, the HTTP status and the server's error code).
+//
+// Build against an installed library (make install), or point cgo at a build:
+//
+//	CGO_LDFLAGS="-L$PWD/target/release -Wl,-rpath,$PWD/target/release" go test ./...
+package lwolfauth
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -llwolf_auth
+#include <stdint.h>
+#include <stdlib.h>
+#include "lwolf_auth.h"
+
+lwolf_status lwolf_go_send_to(const lwolf_client *client, const lwolf_request *req,
+                              uintptr_t handle, lwolf_response **out);
+*/
+import "C"
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"runtime/cgo"
+	"time"
+	"unsafe"
+)
+
+// Status is the library's status code (LWOLF_OK, LWOLF_ERR_*).
+type Status uint32
+
+// The status codes of the C ABI.
+const (
+	OK                 Status = 0
+	ErrInvalidArgument Status = 1
+	ErrConfig          Status = 2
+	ErrInvalidCreds    Status = 3
+	ErrBadRequest      Status = 4
+	ErrForbidden       Status = 5
+	ErrRateLimited     Status = 6
+	ErrServer          Status = 7
+	ErrTransport       Status = 8
+	ErrInvalidResponse Status = 9
+	ErrBufferTooSmall  Status = 10
+	ErrInternal        Status = 11
+	ErrAborted         Status = 12
+)
+
+// String is the C name: "LWOLF_ERR_CONFIG", ...
+func (s Status) String() string { return C.GoString(C.lwolf_status_name(C.uint32_t(s))) }
+
+// Error is a failure of the library. Its message never holds a secret or a token.
+type Error struct {
+	Status     Status
+	Message    string
+	HTTPStatus int    // what the server answered with; 0 when none answered
+	Code       string // the server's OAuth error (or the API's code), if any
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// lastError reads this thread's last error: call it on the goroutine's locked thread.
+func lastError(status C.lwolf_status) error {
+	if status == 0 {
+		return nil
+	}
+	return &Error{
+		Status:     Status(status),
+		Message:    C.GoString(C.lwolf_last_error_message()),
+		HTTPStatus: int(C.lwolf_last_error_http_status()),
+		Code:       C.GoString(C.lwolf_last_error_code()),
+	}
+}
+
+// call runs f on one OS thread, so that the last error it reads is its own.
+func call(f func() C.lwolf_status) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return lastError(f())
+}
+
+// Client is a token client for one identity. Close it when done (a finalizer frees it
+// otherwise).
+type Client struct {
+	h *C.lwolf_client
+}
+
+// NewClient makes a client from configuration keys (client_id, client_secret, token_url,
+// api_base_url, dpop, ...). With fromEnv the LWOLF_* variables are read first.
+func newClient(settings map[string]string, fromEnv bool) (*Client, error) {
+	var cfg *C.lwolf_config
+	err := call(func() C.lwolf_status {
+		if fromEnv {
+			return C.lwolf_config_from_env(&cfg)
+		}
+		return C.lwolf_config_new(&cfg)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer C.lwolf_config_free(cfg)
+	for key, value := range settings {
+		k, v := C.CString(key), C.CString(value)
+		err := call(func() C.lwolf_status { return C.lwolf_config_set(cfg, k, v) })
+		C.free(unsafe.Pointer(k))
+		C.free(unsafe.Pointer(v))
+		if err != nil {
+			return nil, err
+		}
+	}
+	var h *C.lwolf_client
+	if err := call(func() C.lwolf_status { return C.lwolf_client_new(cfg, &h) }); err != nil {
+		return nil, err
+	}
+	return wrap(h), nil
+}
+
+// NewClient makes a client from configuration keys.
+func NewClient(settings map[string]string) (*Client, error) { return newClient(settings, false) }
+
+// FromEnv makes a client from the LWOLF_* environment variables, overrides applied on top.
+func FromEnv(overrides map[string]string) (*Client, error) { return newClient(overrides, true) }
+
+func wrap(h *C.lwolf_client) *Client {
+	c := &Client{h: h}
+	runtime.SetFinalizer(c, (*Client).Close)
+	return c
+}
+
+// Close frees the client. Calls after Close fail with ErrInvalidArgument.
+func (c *Client) Close() {
+	if c.h != nil {
+		C.lwolf_client_free(c.h)
+		c.h = nil
+		runtime.SetFinalizer(c, nil)
+	}
+}
+
+// Token is a usable bearer token: the cached one, or a new one. A secret: never log it.
+func (c *Client) Token() (string, error) {
+	size := 2048
+	for {
+		buf := make([]byte, size)
+		var n C.size_t
+		var status C.lwolf_status
+		err := call(func() C.lwolf_status {
+			status = C.lwolf_client_token(c.h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(size), &n)
+			return status
+		})
+		if Status(status) == ErrBufferTooSmall {
+			size = int(n) + 1
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+}
+
+// TokenInfo describes the current token, safely (a fingerprint, never the token).
+type TokenInfo struct {
+	Fingerprint string
+	TokenType   string // "Bearer", or "DPoP" for a token bound to the client's key
+	ExpiresAt   time.Time
+	RefreshAt   time.Time
+	UsableUntil time.Time
+	Lifetime    time.Duration
+}
+
+// TokenInfo fetches a token if none is cached, and describes it.
+func (c *Client) TokenInfo() (TokenInfo, error) {
+	var info C.lwolf_token_info
+	if err := call(func() C.lwolf_status { return C.lwolf_client_token_info(c.h, &info) }); err != nil {
+		return TokenInfo{}, err
+	}
+	return TokenInfo{
+		Fingerprint: C.GoString(&info.fingerprint[0]),
+		TokenType:   C.GoString(&info.token_type[0]),
+		ExpiresAt:   time.Unix(int64(info.expires_at_unix), 0),
+		RefreshAt:   time.Unix(int64(info.refresh_at_unix), 0),
+		UsableUntil: time.Unix(int64(info.usable_until_unix), 0),
+		Lifetime:    time.Duration(info.lifetime_secs) * time.Second,
+	}, nil
+}
+
+// Invalidate drops the cached token: the next Token fetches a new one.
+func (c *Client) Invalidate() error {
+	return call(func() C.lwolf_status { return C.lwolf_client_invalidate(c.h) })
+}
+
+// ForTenant is a client for another customer instance: the same settings and pool, its own
+// token.
+func (c *Client) ForTenant(lwtClientID string) (*Client, error) {
+	id := C.CString(lwtClientID)
+	defer C.free(unsafe.Pointer(id))
+	var h *C.lwolf_client
+	if err := call(func() C.lwolf_status { return C.lwolf_client_for_tenant(c.h, id, &h) }); err != nil {
+		return nil, err
+	}
+	return wrap(h), nil
+}
+
+// Request is one API request. Path is under api_base_url, or an absolute URL on its origin.
+type Request struct {
+	Method      string
+	Path        string
+	Header      [][2]string
+	Query       [][2]string
+	Body        []byte
+	ContentType string        // empty: application/json
+	Timeout     time.Duration // each attempt's bound; 0: the client's timeout_ms
+}
+
+// Response is an API response, whatever its status.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte // empty for SendTo: the body went to the writer
+}
+
+func (c *Client) build(r *Request) (*C.lwolf_request, error) {
+	m, p := C.CString(r.Method), C.CString(r.Path)
+	defer C.free(unsafe.Pointer(m))
+	defer C.free(unsafe.Pointer(p))
+	var req *C.lwolf_request
+	if err := call(func() C.lwolf_status { return C.lwolf_request_new(m, p, &req) }); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*C.lwolf_request, error) {
+		C.lwolf_request_free(req)
+		return nil, err
+	}
+	pair := func(set func(*C.lwolf_request, *C.char, *C.char) C.lwolf_status, kv [2]string) error {
+		k, v := C.CString(kv[0]), C.CString(kv[1])
+		defer C.free(unsafe.Pointer(k))
+		defer C.free(unsafe.Pointer(v))
+		return call(func() C.lwolf_status { return set(req, k, v) })
+	}
+	for _, h := range r.Header {
+		if err := pair(func(q *C.lwolf_request, k, v *C.char) C.lwolf_status { return C.lwolf_request_header(q, k, v) }, h); err != nil {
+			return fail(err)
+		}
+	}
+	for _, q := range r.Query {
+		if err := pair(func(q *C.lwolf_request, k, v *C.char) C.lwolf_status { return C.lwolf_request_query(q, k, v) }, q); err != nil {
+			return fail(err)
+		}
+	}
+	if r.Body != nil {
+		var ct *C.char
+		if r.ContentType != "" {
+			ct = C.CString(r.ContentType)
+			defer C.free(unsafe.Pointer(ct))
+		}
+		body := C.CBytes(r.Body)
+		defer C.free(body)
+		err := call(func() C.lwolf_status {
+			return C.lwolf_request_body(req, (*C.uint8_t)(body), C.size_t(len(r.Body)), ct)
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if r.Timeout > 0 {
+		ms := C.uint64_t(r.Timeout / time.Millisecond)
+		if err := call(func() C.lwolf_status { return C.lwolf_request_timeout_ms(req, ms) }); err != nil {
+			return fail(err)
+		}
+	}
+	return req, nil
+}
+
+func takeResponse(resp *C.lwolf_response) *Response {
+	defer C.lwolf_response_free(resp)
+	out := &Response{Status: int(C.lwolf_response_status(resp)), Header: http.Header{}}
+	var n C.size_t
+	body := C.lwolf_response_body(resp, &n)
+	if n > 0 {
+		out.Body = C.GoBytes(unsafe.Pointer(body), C.int(n))
+	}
+	count := int(C.lwolf_response_header_count(resp))
+	for i := 0; i < count; i++ {
+		var name, value *C.char
+		if C.lwolf_response_header_at(resp, C.size_t(i), &name, &value) == 0 {
+			out.Header.Add(C.GoString(name), C.GoString(value))
+		}
+	}
+	return out
+}
+
+// Send sends r with the token and reads the response whole.
+func (c *Client) Send(r *Request) (*Response, error) {
+	req, err := c.build(r)
+	if err != nil {
+		return nil, err
+	}
+	defer C.lwolf_request_free(req)
+	var resp *C.lwolf_response
+	if err := call(func() C.lwolf_status { return C.lwolf_client_send(c.h, req, &resp) }); err != nil {
+		return nil, err
+	}
+	return takeResponse(resp), nil
+}
+
+// Get sends a GET to path.
+func (c *Client) Get(path string) (*Response, error) {
+	return c.Send(&Request{Method: "GET", Path: path})
+}
+
+// writer is what the C write callback reaches through a cgo.Handle.
+type writer struct {
+	w   io.Writer
+	err error
+}
+
+//export lwolfGoWrite
+func lwolfGoWrite(handle C.uintptr_t, data *C.uint8_t, n C.size_t) C.int {
+	w := cgo.Handle(handle).Value().(*writer)
+	if _, err := w.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n))); err != nil {
+		w.err = err
+		return 1
+	}
+	return 0
+}
+
+// SendTo sends r and writes the body of the response to w as it arrives, never holding it
+// whole; the Response has the status and headers. An error from w stops the transfer and
+// is returned.
+func (c *Client) SendTo(r *Request, w io.Writer) (*Response, error) {
+	req, err := c.build(r)
+	if err != nil {
+		return nil, err
+	}
+	defer C.lwolf_request_free(req)
+	sink := &writer{w: w}
+	h := cgo.NewHandle(sink)
+	defer h.Delete()
+	var resp *C.lwolf_response
+	err = call(func() C.lwolf_status {
+		return C.lwolf_go_send_to(c.h, req, C.uintptr_t(h), &resp)
+	})
+	if sink.err != nil {
+		return nil, fmt.Errorf("lwolfauth: the writer stopped the transfer: %w", sink.err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return takeResponse(resp), nil
+}
+
+// Version is the library's version.
+func Version() string { return C.GoString(C.lwolf_version()) }

@@ -1,0 +1,204 @@
+package lwolfauth
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The sandbox example (LWOLF_SANDBOX_BIN, or this tree's target/debug/examples/sandbox),
+// started for the whole run on a free port.
+var settings map[string]string
+
+func TestMain(m *testing.M) {
+	bin := os.Getenv("LWOLF_SANDBOX_BIN")
+	if bin == "" {
+		bin = filepath.Join("..", "..", "target", "debug", "examples", "sandbox")
+	}
+	cmd := exec.Command(bin, "--port", "0", "--exit-on-stdin-eof")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		panic("cannot start the sandbox " + bin + ": " + err.Error())
+	}
+	export := regexp.MustCompile(`^export (LWOLF_[A-Z_]+)=(.*)$`)
+	env := map[string]string{}
+	lines := bufio.NewScanner(stdout)
+	for len(env) < 4 && lines.Scan() {
+		if m := export.FindStringSubmatch(lines.Text()); m != nil {
+			env[m[1]] = strings.Trim(m[2], "'")
+		}
+	}
+	settings = map[string]string{
+		"client_id":     env["LWOLF_CLIENT_ID"],
+		"client_secret": env["LWOLF_CLIENT_SECRET"],
+		"token_url":     env["LWOLF_TOKEN_URL"],
+		"api_base_url":  env["LWOLF_API_BASE_URL"],
+	}
+	code := m.Run()
+	stdin.Close()
+	cmd.Wait()
+	os.Exit(code)
+}
+
+func client(t *testing.T, overrides map[string]string) *Client {
+	t.Helper()
+	s := map[string]string{}
+	for k, v := range settings {
+		s[k] = v
+	}
+	for k, v := range overrides {
+		s[k] = v
+	}
+	c, err := NewClient(s)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func origin() string {
+	return strings.TrimSuffix(settings["api_base_url"], "/backoffice")
+}
+
+func TestTokenIsCachedAndDescribed(t *testing.T) {
+	c := client(t, nil)
+	token, err := c.Token()
+	if err != nil || len(token) < 20 {
+		t.Fatalf("Token: %q %v", token, err)
+	}
+	again, _ := c.Token()
+	if again != token {
+		t.Fatal("the token was not cached")
+	}
+	info, err := c.TokenInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Fingerprint) != 12 || info.TokenType != "Bearer" || !info.RefreshAt.Before(info.ExpiresAt) {
+		t.Fatalf("TokenInfo: %+v", info)
+	}
+}
+
+func TestRequestsAndResponses(t *testing.T) {
+	c := client(t, nil)
+	list, err := c.Send(&Request{Method: "GET", Path: "/v1/transactions", Query: [][2]string{{"$top", "1"}}})
+	if err != nil || list.Status != 200 {
+		t.Fatalf("GET: %+v %v", list, err)
+	}
+	if !strings.HasPrefix(list.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("headers: %v", list.Header)
+	}
+	var page struct{ Data []any }
+	if err := json.Unmarshal(list.Body, &page); err != nil || len(page.Data) != 1 {
+		t.Fatalf("body %s: %v", list.Body, err)
+	}
+	created, err := c.Send(&Request{Method: "POST", Path: "/v1/transactions", Body: []byte(`{"address":"1 Main St"}`)})
+	if err != nil || created.Status != 201 {
+		t.Fatalf("POST: %+v %v", created, err)
+	}
+	missing, err := c.Get("/v1/transactions/none")
+	if err != nil || missing.Status != 404 {
+		t.Fatalf("a 404 is a response, not an error: %+v %v", missing, err)
+	}
+	echo, err := c.Send(&Request{
+		Method: "PATCH", Path: origin() + "/_sandbox/echo",
+		Header: [][2]string{{"X-One", "1"}}, Query: [][2]string{{"q", "a b&c"}},
+		Body: []byte{1, 2, 3}, ContentType: "application/octet-stream",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"PATCH"`, `["x-one","1"]`, `["q","a b&c"]`, `"body_len":3`} {
+		if !bytes.Contains(echo.Body, []byte(want)) {
+			t.Fatalf("%s not in %s", want, echo.Body)
+		}
+	}
+}
+
+func TestErrorsAreValuesWithTheStatus(t *testing.T) {
+	wrong := client(t, map[string]string{"client_secret": "wrong-secret-go"})
+	_, err := wrong.Token()
+	var e *Error
+	if !errors.As(err, &e) || e.Status != ErrInvalidCreds || e.HTTPStatus != 401 || e.Code != "access_denied" {
+		t.Fatalf("wrong secret: %#v", err)
+	}
+	if strings.Contains(e.Error(), "wrong-secret-go") || e.Status.String() != "LWOLF_ERR_INVALID_CREDENTIALS" {
+		t.Fatalf("message: %v", e)
+	}
+	if _, err := NewClient(map[string]string{"no_such_key": "x"}); !errors.As(err, &e) || e.Status != ErrInvalidArgument {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if _, err := NewClient(map[string]string{}); !errors.As(err, &e) || e.Status != ErrConfig {
+		t.Fatalf("no client id: %v", err)
+	}
+	c := client(t, nil)
+	if _, err := c.Get("https://elsewhere.example/x"); !errors.As(err, &e) || e.Status != ErrInvalidArgument {
+		t.Fatalf("another origin: %v", err)
+	}
+	c.Close()
+	if _, err := c.Token(); !errors.As(err, &e) || e.Status != ErrInvalidArgument {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestSendToStreamsToAWriter(t *testing.T) {
+	c := client(t, nil)
+	whole, err := c.Get("/v1/transactions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	head, err := c.SendTo(&Request{Method: "GET", Path: "/v1/transactions"}, &buf)
+	if err != nil || head.Status != 200 || len(head.Body) != 0 || !bytes.Equal(buf.Bytes(), whole.Body) {
+		t.Fatalf("SendTo: %+v %v (%d bytes)", head, err, buf.Len())
+	}
+	_, err = c.SendTo(&Request{Method: "GET", Path: "/v1/transactions"}, failingWriter{})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("a failing writer: %v", err)
+	}
+}
+
+func TestGoroutinesShareOneToken(t *testing.T) {
+	c := client(t, nil)
+	tenant, err := c.ForTenant("customer-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tenant.Close()
+	var wg sync.WaitGroup
+	tokens := make([]string, 16)
+	for i := range tokens {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tokens[i], _ = c.Token()
+		}(i)
+	}
+	wg.Wait()
+	for _, tok := range tokens {
+		if tok == "" || tok != tokens[0] {
+			t.Fatal("goroutines got different tokens")
+		}
+	}
+	other, _ := tenant.Token()
+	if other == tokens[0] || other == "" {
+		t.Fatal("a tenant shares its parent's token")
+	}
+	if Version() == "" {
+		t.Fatal("no version")
+	}
+}
