@@ -105,6 +105,17 @@ step "4 (Python): ctypes module vs requests.Session"
 with_env "$OUT/fast.env" env LWOLF_AUTH_LIB="$ROOT/target/release/liblwolf_auth.so" \
   python3 benches/python/throughput.py $QUICK >>"$RESULTS"
 
+step "8 (Node, Go): the cached token read vs a variable"
+[ -d bindings/node/node_modules/koffi ] || (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error)
+with_env "$OUT/fast.env" node benches/node/token.js $QUICK >>"$RESULTS"
+BENCHTIME=2s
+[ -n "$QUICK" ] && BENCHTIME=200ms
+# Benchmarks only (-run '^$'): the tests' sandbox is not started.
+(cd bindings/go && with_env "$OUT/fast.env" env \
+  CGO_LDFLAGS="-L$ROOT/target/release -Wl,-rpath,$ROOT/target/release" GOPROXY=off \
+  GOCACHE="$OUT/go-cache" go test -run '^$' -bench . -benchtime "$BENCHTIME" ./...) |
+  python3 benches/go/bench_row.py >>"$RESULTS"
+
 step "5: footprint"
 with_env "$OUT/sandbox.env" python3 benches/footprint.py "$ROOT" "$OUT/examples" "$OUT/threads_curl" $QUICK >>"$RESULTS"
 

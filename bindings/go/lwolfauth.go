@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/cgo"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -142,25 +143,33 @@ func (c *Client) Close() {
 	}
 }
 
+// tokenBuffers are reused by Token, so that a read allocates only the string it returns.
+var tokenBuffers = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
+
 // Token is a usable bearer token: the cached one, or a new one. A secret: never log it.
 func (c *Client) Token() (string, error) {
-	size := 2048
+	pooled := tokenBuffers.Get().(*[]byte)
+	defer tokenBuffers.Put(pooled)
 	for {
-		buf := make([]byte, size)
+		buf := *pooled
 		var n C.size_t
 		var status C.lwolf_status
 		err := call(func() C.lwolf_status {
-			status = C.lwolf_client_token(c.h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(size), &n)
+			status = C.lwolf_client_token(c.h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n)
 			return status
 		})
 		if Status(status) == ErrBufferTooSmall {
-			size = int(n) + 1
+			*pooled = make([]byte, int(n)+1)
 			continue
 		}
 		if err != nil {
 			return "", err
 		}
-		return string(buf[:n]), nil
+		token := string(buf[:n])
+		for i := range buf[:n] {
+			buf[i] = 0 // no copy of the secret left in the pool
+		}
+		return token, nil
 	}
 }
 

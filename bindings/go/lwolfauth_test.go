@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,11 @@ import (
 var settings map[string]string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Benchmarks alone (-run '^$', as benches/run.sh runs them): no tests, no sandbox.
+	if flag.Lookup("test.run").Value.String() == "^$" {
+		os.Exit(m.Run())
+	}
 	bin := os.Getenv("LWOLF_SANDBOX_BIN")
 	if bin == "" {
 		bin = filepath.Join("..", "..", "target", "debug", "examples", "sandbox")

@@ -136,6 +136,10 @@ class Response {
   json() { return JSON.parse(this.text()); }
 }
 
+// One buffer per module instance (each worker thread has its own): a token read allocates
+// only the string it returns.
+let tokenBuffer = Buffer.alloc(2048);
+
 const finalizer = new FinalizationRegistry((handle) => c.clientFree(handle));
 
 /** A token client: thread-safe, shares its token with `forTenant`/`forApi` clones' pool. */
@@ -176,17 +180,17 @@ class Client {
 
   /** A usable bearer token (a secret: never log it; log `tokenInfo().fingerprint`). */
   token() {
-    let size = 2048;
     for (;;) {
-      const buf = Buffer.alloc(size);
       const len = [0];
-      const status = c.clientToken(this._live(), buf, size, len);
+      const status = c.clientToken(this._live(), tokenBuffer, tokenBuffer.length, len);
       if (status === Status.ERR_BUFFER_TOO_SMALL) {
-        size = Number(len[0]) + 1;
+        tokenBuffer = Buffer.alloc(Number(len[0]) + 1);
         continue;
       }
       check(status);
-      return buf.subarray(0, Number(len[0])).toString('latin1');
+      const token = tokenBuffer.toString('latin1', 0, Number(len[0]));
+      tokenBuffer.fill(0, 0, Number(len[0])); // no copy of the secret left behind
+      return token;
     }
   }
 
