@@ -29,6 +29,7 @@ import json as _json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 __all__ = [
@@ -647,6 +648,19 @@ def _pairs(items):
 # The client
 
 
+_buffers = threading.local()
+
+
+def _auth_buffers(size=2048):
+    """This thread's buffers for ``auth_headers`` (reused: a call allocates only its result)."""
+    held = getattr(_buffers, "auth", None)
+    if held is None or len(held[0]) < size:
+        held = (ctypes.create_string_buffer(size), ctypes.create_string_buffer(size),
+                ctypes.c_size_t(), ctypes.c_size_t())
+        _buffers.auth = held
+    return held
+
+
 class Client:
     """A token client: fetches, caches and refreshes the token, and sends API requests.
 
@@ -718,21 +732,20 @@ class Client:
         """The headers a request of ``method`` to ``url`` sent by other means must carry:
         ``{"Authorization": "Bearer ..."}``, or for a DPoP-bound token ``{"Authorization":
         "DPoP ...", "DPoP": <a new proof>}``. Secrets: send them, never log them."""
-        size = 4096
+        buffers = _auth_buffers()
         while True:
-            auth = ctypes.create_string_buffer(size)
-            proof = ctypes.create_string_buffer(size)
-            auth_len, proof_len = ctypes.c_size_t(), ctypes.c_size_t()
+            auth, proof, auth_len, proof_len = buffers
             status = _lib.lwolf_client_auth_headers(
                 self._handle, _encode(method, "method"), _encode(url, "url"),
-                auth, size, ctypes.byref(auth_len), proof, size, ctypes.byref(proof_len))
+                auth, len(auth), ctypes.byref(auth_len), proof, len(proof), ctypes.byref(proof_len))
             if status == ERR_BUFFER_TOO_SMALL:
-                size = max(auth_len.value, proof_len.value) + 1
+                buffers = _auth_buffers(max(auth_len.value, proof_len.value) + 1)
                 continue
             _check(status)
-            headers = {"Authorization": auth.value.decode()}
+            headers = {"Authorization": auth.raw[:auth_len.value].decode()}
             if proof_len.value:
-                headers["DPoP"] = proof.value.decode()
+                headers["DPoP"] = proof.raw[:proof_len.value].decode()
+            ctypes.memset(auth, 0, auth_len.value)  # no copy of the secret left behind
             return headers
 
     def reject_token(self, authorization):
