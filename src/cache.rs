@@ -89,15 +89,19 @@ impl TokenCache {
         // The clocks are read before the lock, to keep the critical section to a few loads:
         // they cost more than the rest of the hot path. No I/O happens under this lock, so
         // the wait for it is far shorter than any token's safety margin.
-        let now = Mono::now();
+        let mut now = Mono::now();
         let now_wall = clock::wall_now();
         let shared = self.state.get();
         let mut state = shared.lock.lock();
         if let Some(token) = &state.current {
-            if token.is_usable(now, now_wall) {
-                if !token.is_due(now, now_wall) {
-                    return Ok(read(token));
-                }
+            if token.is_usable(now, now_wall) && !token.is_due(now, now_wall) {
+                return Ok(read(token));
+            }
+            // Due (or past use): the clocks again, now that the lock is held. The wait for it
+            // may have eaten into what little is left of a due token, and a token is never
+            // handed out past its time.
+            now = Mono::now();
+            if token.is_usable(now, clock::wall_now()) {
                 let backing_off = state.retry_not_before.is_some_and(|t| now < t);
                 // `state.in_flight` takes the borrow of `state` the token holds.
                 let token = token.clone();
@@ -105,10 +109,15 @@ impl TokenCache {
                     return Ok(read(&token));
                 }
                 state.in_flight = true;
+                let generation = state.generation;
                 drop(state);
                 log::debug!("token {} due for refresh", token.fingerprint());
                 if refresh_elsewhere() {
-                    return Ok(read(&token));
+                    // Starting the thread may have taken the token's last moments.
+                    if token.is_usable_now() {
+                        return Ok(read(&token));
+                    }
+                    return self.outcome_after(generation, read);
                 }
                 return match self.fetch_and_publish(fetch) {
                     Ok(fresh) => Ok(read(&fresh)),
@@ -131,19 +140,32 @@ impl TokenCache {
         }
         if in_flight {
             let generation = state.generation;
-            while state.generation == generation {
-                shared.changed.wait(&mut state);
-            }
-            let outcome = match &state.last_outcome {
-                Some(outcome) => outcome.clone(),
-                None => Err(Error::internal("token request finished without an outcome")),
-            };
             drop(state);
-            return outcome.map(|token| read(&token));
+            return self.outcome_after(generation, read);
         }
         state.in_flight = true;
         drop(state);
         self.fetch_and_publish(fetch).map(|token| read(&token))
+    }
+
+    /// `read` applied to the outcome of the request in flight when the generation was
+    /// `generation`, once it has finished.
+    fn outcome_after<R>(
+        &self,
+        generation: u64,
+        read: impl FnOnce(&AccessToken) -> R,
+    ) -> Result<R, Error> {
+        let shared = self.state.get();
+        let mut state = shared.lock.lock();
+        while state.generation == generation {
+            shared.changed.wait(&mut state);
+        }
+        let outcome = match &state.last_outcome {
+            Some(outcome) => outcome.clone(),
+            None => Err(Error::internal("token request finished without an outcome")),
+        };
+        drop(state);
+        outcome.map(|token| read(&token))
     }
 
     /// The refresh that `get_with` asked `refresh_elsewhere` to run: the flight is already

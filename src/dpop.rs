@@ -199,7 +199,7 @@ fn origin_key(url: &str) -> Option<String> {
 /// Whether a 400 (token endpoint) or 401 (API) answer asks for a DPoP nonce: the error
 /// `use_dpop_nonce`, in the JSON body or in `WWW-Authenticate`.
 pub(crate) fn asks_for_nonce(body: &[u8], www_authenticate: Option<&str>) -> bool {
-    let (error, _) = crate::token::error_fields_of(body);
+    let (error, _) = crate::token_response::error_fields_of(body);
     error.as_deref() == Some("use_dpop_nonce")
         || www_authenticate.is_some_and(|v| {
             v.trim_start()

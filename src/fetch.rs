@@ -17,9 +17,8 @@ use crate::http::{attempt_timeout, Exchange, Failure, Http, RawResponse, Read};
 use crate::log;
 use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::{scrub, SecretString};
-use crate::token::{
-    error_fields_of, parse_token_response, AccessToken, Timing, TokenType, MAX_TOKEN_RESPONSE_BYTES,
-};
+use crate::token::{AccessToken, Timing, TokenType, MAX_TOKEN_RESPONSE_BYTES};
+use crate::token_response::{error_fields_of, parse_token_response};
 
 /// RFC 7523's `client_assertion_type` for a JWT assertion.
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -43,12 +43,14 @@ mod http;
 mod jitter;
 mod keys;
 pub mod log;
+mod proxy;
 mod request;
 mod resolve;
 mod response;
 pub mod retry;
 mod secret;
 mod token;
+mod token_response;
 mod url;
 
 #[cfg(feature = "sandbox")]
@@ -68,10 +70,8 @@ pub use keys::CONFIG_KEYS;
 pub use request::{Request, RequestBuilder, DEFAULT_CONTENT_TYPE};
 pub use response::Response;
 pub use secret::SecretString;
-pub use token::{
-    parse_token_response, AccessToken, TokenResponse, TokenType, MAX_TOKEN_RESPONSE_BYTES,
-    MIN_LIFETIME,
-};
+pub use token::{AccessToken, TokenType, MAX_TOKEN_RESPONSE_BYTES, MIN_LIFETIME};
+pub use token_response::{parse_token_response, TokenResponse};
 
 // The README's Rust examples compile as doc-tests (its shell and C blocks are run by
 // tests/readme.rs).

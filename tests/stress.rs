@@ -250,11 +250,16 @@ fn rust_threads_share_one_client_under_faults() {
                         }
                     } else {
                         tally.token_calls += 1;
+                        // The clock read before the call: the token must have been usable
+                        // when it was handed out, which is at or after this moment. (A read
+                        // after the call would race the scheduler: a thread preempted on its
+                        // way out sees a token handed out good go past its time.)
+                        let called = SystemTime::now();
                         match client.token() {
                             Ok(t) => {
                                 // The client's own promise, checked on every call.
                                 assert!(
-                                    t.usable_until() > SystemTime::now(),
+                                    t.usable_until() > called,
                                     "token() handed out a token past its usable time"
                                 );
                                 assert!(t.secret().starts_with(TOKEN_MARK));

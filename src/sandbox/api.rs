@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use super::dpop;
 use super::server::{has_scheme, header, query_pairs, read_body, Reply, State};
 use super::MAX_CREATED;
-use crate::token::sanitize_to;
+use crate::token_response::sanitize_to;
 
 /// The sample records, by kind (`transactions`, `offices`, `employees`).
 static FIXTURES: Lazy<Value> = Lazy::new(|| {

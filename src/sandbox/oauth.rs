@@ -12,7 +12,7 @@ use super::server::{has_scheme, header, percent_decode, read_body, Issued, Reply
 use super::{assertion, dpop};
 use super::{DEFAULT_TOKEN_TTL, ISSUER, SWEEP_ABOVE};
 use crate::config::DEFAULT_AUDIENCE;
-use crate::token::sanitize_to;
+use crate::token_response::sanitize_to;
 
 pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Reply {
     Reply::json(

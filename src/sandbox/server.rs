@@ -15,7 +15,7 @@ use super::transact::transact;
 use super::MAX_BODY_BYTES;
 use crate::log;
 use crate::secret::SecretString;
-use crate::token::sanitize_to;
+use crate::token_response::sanitize_to;
 
 /// What the workers share.
 pub(super) struct State {

@@ -8,7 +8,7 @@ use tiny_http::{Method, Request};
 use super::api::{api_error, check_token, list, sample};
 use super::server::{header, query_pairs, Reply};
 use super::State;
-use crate::token::sanitize_to;
+use crate::token_response::sanitize_to;
 
 /// The largest document it makes up.
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
