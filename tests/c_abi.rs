@@ -359,15 +359,7 @@ fn make_install_and_pkg_config() {
     let pkg_config = require_tool("pkg-config", "pkg-config");
     let lib = c_library();
     let prefix = scratch_dir("install-prefix");
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(repo_root())
-        .arg("install")
-        .arg(format!("PREFIX={}", prefix.display()))
-        .arg(format!("CARGO_LIBDIR={}", lib.dir.display()))
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS");
-    expect_success(&run(&mut cmd, PROGRAM_LIMIT), "make install");
+    ffi_support::make_install(&prefix);
 
     let version = lwolf_auth::VERSION;
     let libdir = prefix.join("lib");

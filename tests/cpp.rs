@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ffi_support::{
-    c_library, clean_command, expect_success, make_examples, repo_root, require_tool, run,
-    sandbox_env, scratch_dir,
+    clean_command, expect_success, make_examples, repo_root, require_tool, run, sandbox_env,
+    scratch_dir,
 };
 use lwolf_auth::sandbox::Sandbox;
 
@@ -133,17 +133,8 @@ fn configure(cmake: &Path, project: &Path, prefix: &Path, want: &str) -> std::pr
 fn cmake_package_from_make_install() {
     require_tool("c++", "g++");
     let cmake = require_tool("cmake", "cmake");
-    let lib = c_library();
     let prefix = scratch_dir("cmake-prefix");
-    let mut make = Command::new("make");
-    make.arg("-C")
-        .arg(repo_root())
-        .arg("install")
-        .arg(format!("PREFIX={}", prefix.display()))
-        .arg(format!("CARGO_LIBDIR={}", lib.dir.display()))
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS");
-    expect_success(&run(&mut make, LIMIT), "make install");
+    ffi_support::make_install(&prefix);
     let package = prefix.join("lib/cmake/lwolf_auth");
     assert!(package.join("lwolf_authConfig.cmake").is_file());
     assert!(package.join("lwolf_authConfigVersion.cmake").is_file());

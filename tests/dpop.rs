@@ -9,7 +9,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::ffi::c_char;
-use std::path::PathBuf;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -222,12 +221,6 @@ fn the_sandbox_binds_tokens_and_asks_for_nonces() {
     assert_eq!(ok(plain.token()).token_type(), TokenType::Bearer);
 }
 
-fn key(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/keys")
-        .join(name)
-}
-
 #[test]
 fn a_key_file_is_used_and_shares_the_disk_cache_only_with_its_holders() {
     let server = Server::new(route(dpop_token("TKN-file-1"), Action::json(200, "{}")));
@@ -235,7 +228,7 @@ fn a_key_file_is_used_and_shares_the_disk_cache_only_with_its_holders() {
     let with_file = || {
         builder(&server)
             .dpop(true)
-            .dpop_key_file(key("ec-p256-pkcs8.pem"))
+            .dpop_key_file(test_key("ec-p256-pkcs8.pem"))
             .cache_dir(dir.path())
     };
     let a = Client::new(with_file().build().unwrap());
@@ -262,7 +255,7 @@ fn a_key_file_is_used_and_shares_the_disk_cache_only_with_its_holders() {
     ok(Client::new(
         builder(&server2)
             .dpop(true)
-            .dpop_key_file(key("ec-p256-pkcs8.pem"))
+            .dpop_key_file(test_key("ec-p256-pkcs8.pem"))
             .build()
             .unwrap(),
     )
@@ -275,7 +268,7 @@ fn a_key_file_is_used_and_shares_the_disk_cache_only_with_its_holders() {
     // Not a P-256 key: a configuration error without key material.
     let e = builder(&server)
         .dpop(true)
-        .dpop_key_file(key("rsa-pkcs8.pem"))
+        .dpop_key_file(test_key("rsa-pkcs8.pem"))
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e:?}");
@@ -328,7 +321,7 @@ fn auth_headers_for_callers_that_send_their_own_requests_through_the_c_abi() {
             ("dpop", dpop.to_owned()),
         ]
     };
-    let key_file = key("ec-p256-pkcs8.pem");
+    let key_file = test_key("ec-p256-pkcs8.pem");
     let make = |dpop| {
         let mut s = settings(dpop);
         if dpop == "on" {
@@ -418,16 +411,6 @@ fn auth_headers_for_callers_that_send_their_own_requests_through_the_c_abi() {
     }
 }
 
-/// The base64 lines of a PEM key file.
-fn key_lines(name: &str) -> Vec<String> {
-    std::fs::read_to_string(key(name))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("-----") && l.len() > 16)
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn no_record_message_or_debug_holds_a_key_an_assertion_a_proof_or_a_token() {
     use std::sync::{Arc, Mutex};
@@ -449,9 +432,9 @@ fn no_record_message_or_debug_holds_a_key_an_assertion_a_proof_or_a_token() {
     );
     let config = builder(&server)
         .client_auth(lwolf_auth::ClientAuth::PrivateKeyJwt)
-        .private_key_file(key("rsa-pkcs8.pem"))
+        .private_key_file(test_key("rsa-pkcs8.pem"))
         .dpop(true)
-        .dpop_key_file(key("ec-p256-pkcs8.pem"))
+        .dpop_key_file(test_key("ec-p256-pkcs8.pem"))
         .build()
         .unwrap();
     said.push(format!("{config:?}"));
@@ -471,7 +454,7 @@ fn no_record_message_or_debug_holds_a_key_an_assertion_a_proof_or_a_token() {
     let e = err(Client::new(
         builder(&failing)
             .client_auth(lwolf_auth::ClientAuth::PrivateKeyJwt)
-            .private_key_file(key("rsa-pkcs1.pem"))
+            .private_key_file(test_key("rsa-pkcs1.pem"))
             .dpop(true)
             .build()
             .unwrap(),

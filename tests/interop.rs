@@ -46,12 +46,6 @@ const RESOURCE: &str = "https://api.lwolf.com";
 const DPOP_CLIENT: &str = "interop-dpop";
 const DPOP_SECRET: &str = "interop-dpop-s3cr3t-DO-NOT-LEAK";
 
-fn test_key(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/keys")
-        .join(name)
-}
-
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }

@@ -10,7 +10,6 @@ mod c_calls;
 mod common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -22,15 +21,9 @@ use serde_json::Value;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-fn key(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/keys")
-        .join(name)
-}
-
 /// The DER inside a PEM file's one block.
 fn pem_der(name: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(key(name)).unwrap();
+    let text = std::fs::read_to_string(test_key(name)).unwrap();
     let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     STANDARD.decode(b64).unwrap()
 }
@@ -51,7 +44,7 @@ fn jwt_builder(server: &Server) -> ConfigBuilder {
         .token_url(server.token_url())
         .api_base_url(server.url())
         .client_auth(ClientAuth::PrivateKeyJwt)
-        .private_key_file(key("rsa-pkcs8.pem"))
+        .private_key_file(test_key("rsa-pkcs8.pem"))
         .retry_base(ms(1))
         .retry_max(ms(5))
 }
@@ -154,7 +147,7 @@ fn form_bodies_and_pkcs1_keys() {
     let server = Server::tokens();
     let client = Client::new(
         jwt_builder(&server)
-            .private_key_file(key("rsa-pkcs1.pem"))
+            .private_key_file(test_key("rsa-pkcs1.pem"))
             .token_format(TokenFormat::Form)
             .build()
             .unwrap(),
@@ -191,16 +184,6 @@ fn a_secret_is_neither_needed_nor_sent() {
     );
 }
 
-/// The key file's base64 lines: none may appear in a message.
-fn key_material(name: &str) -> Vec<String> {
-    std::fs::read_to_string(key(name))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("-----") && l.len() > 16)
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn bad_missing_and_non_rsa_keys_are_config_errors_without_key_material() {
     let server = Server::tokens();
@@ -217,11 +200,11 @@ fn bad_missing_and_non_rsa_keys_are_config_errors_without_key_material() {
             "cannot read private_key_file",
         ),
         (
-            jwt_builder(&server).private_key_file(key("ec-p256-pkcs8.pem")),
+            jwt_builder(&server).private_key_file(test_key("ec-p256-pkcs8.pem")),
             "not a usable RSA private key",
         ),
         (
-            jwt_builder(&server).private_key_file(key("rsa-public.pem")),
+            jwt_builder(&server).private_key_file(test_key("rsa-public.pem")),
             "no PEM private key",
         ),
         (
@@ -235,8 +218,8 @@ fn bad_missing_and_non_rsa_keys_are_config_errors_without_key_material() {
             "needs private_key_file",
         ),
     ];
-    let mut secrets = key_material("ec-p256-pkcs8.pem");
-    secrets.extend(key_material("rsa-pkcs8.pem"));
+    let mut secrets = key_lines("ec-p256-pkcs8.pem");
+    secrets.extend(key_lines("rsa-pkcs8.pem"));
     for (builder, expected) in cases {
         let e = builder.build().unwrap_err();
         assert!(matches!(e, Error::Config(_)), "{e:?}");
@@ -270,7 +253,7 @@ fn keys_set_from_strings_take_effect() {
         ("client_auth", "private_key_jwt".to_owned()),
         (
             "private_key_file",
-            key("rsa-pkcs1.pem").to_str().unwrap().to_owned(),
+            test_key("rsa-pkcs1.pem").to_str().unwrap().to_owned(),
         ),
         ("private_key_id", "kid-from-set".to_owned()),
         ("assertion_alg", "RS384".to_owned()),
@@ -289,7 +272,7 @@ fn keys_set_from_strings_take_effect() {
 #[test]
 fn through_the_c_abi() {
     let server = Server::tokens();
-    let pkcs8 = key("rsa-pkcs8.pem");
+    let pkcs8 = test_key("rsa-pkcs8.pem");
     let client = c_calls::client(&[
         ("client_id", CLIENT_ID),
         ("token_url", &server.token_url()),
@@ -306,7 +289,7 @@ fn through_the_c_abi() {
     unsafe { lwolf_auth::ffi::lwolf_client_free(client) };
 
     // A key that is not RSA: LWOLF_ERR_CONFIG at lwolf_client_new, with a message.
-    let ec = key("ec-p256-pkcs8.pem");
+    let ec = test_key("ec-p256-pkcs8.pem");
     let cfg = c_calls::config(&[
         ("client_id", CLIENT_ID),
         ("token_url", &server.token_url()),
@@ -325,7 +308,7 @@ fn through_the_c_abi() {
 #[test]
 fn the_sandbox_verifies_assertions_against_the_registered_key() {
     use lwolf_auth::sandbox::Sandbox;
-    let public = std::fs::read_to_string(key("rsa-public.pem")).unwrap();
+    let public = std::fs::read_to_string(test_key("rsa-public.pem")).unwrap();
     let sandbox = Sandbox::builder()
         .client_public_key(public)
         .start()
@@ -334,7 +317,7 @@ fn the_sandbox_verifies_assertions_against_the_registered_key() {
         sandbox
             .config_builder()
             .client_auth(ClientAuth::PrivateKeyJwt)
-            .private_key_file(key(key_file))
+            .private_key_file(test_key(key_file))
             .build()
             .unwrap()
     };

@@ -39,6 +39,19 @@ def quantile(v, q):
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
+def interleaved(pairs, ours, base, window):
+    """Rates of ``ours`` and ``base`` in ``pairs`` rounds, rotating which goes first."""
+    a, b = [], []
+    for i in range(pairs):
+        if i % 2 == 0:
+            a.append(rate(window, ours))
+            b.append(rate(window, base))
+        else:
+            b.append(rate(window, base))
+            a.append(rate(window, ours))
+    return a, b
+
+
 def main():
     quick = "--quick" in sys.argv
     rounds = 4 if quick else 12
@@ -65,14 +78,7 @@ def main():
     for _ in range(100):  # open and warm both connections
         ours()
         base()
-    a, b = [], []
-    for i in range(rounds):
-        if i % 2 == 0:
-            a.append(rate(window, ours))
-            b.append(rate(window, base))
-        else:
-            b.append(rate(window, base))
-            a.append(rate(window, ours))
+    a, b = interleaved(rounds, ours, base, window)
     ratios = [x / y for x, y in zip(a, b)]
     ratio = statistics.median(ratios)
     row = {
@@ -107,14 +113,7 @@ def main():
         with_auth()
     # Twice the rounds: the difference sought (a few µs in ~500 µs) is within requests' noise.
     pairs = 2 * rounds
-    a, b = [], []
-    for i in range(pairs):
-        if i % 2 == 0:
-            a.append(rate(window, with_auth))
-            b.append(rate(window, base))
-        else:
-            b.append(rate(window, base))
-            a.append(rate(window, with_auth))
+    a, b = interleaved(pairs, with_auth, base, window)
     ratios = [x / y for x, y in zip(a, b)]
     ratio = statistics.median(ratios)
     row = {

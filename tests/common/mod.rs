@@ -952,6 +952,23 @@ pub fn ok<T>(r: Result<T, Error>) -> T {
 }
 
 /// Seconds since the UNIX epoch, as a float.
+/// A throwaway key of tests/keys (made with openssl for the tests only).
+pub fn test_key(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/keys")
+        .join(name)
+}
+
+/// The base64 lines of a PEM key file of tests/keys: none may appear in a message.
+pub fn key_lines(name: &str) -> Vec<String> {
+    std::fs::read_to_string(test_key(name))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Polls `done` every few ms until it holds; panics saying `what` after `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();

@@ -239,6 +239,20 @@ pub fn sandbox_binary() -> PathBuf {
     binary
 }
 
+/// `make install PREFIX=<prefix>` of [`c_library`]'s build, as a user runs it.
+pub fn make_install(prefix: &Path) {
+    let lib = c_library();
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(repo_root())
+        .arg("install")
+        .arg(format!("PREFIX={}", prefix.display()))
+        .arg(format!("CARGO_LIBDIR={}", lib.dir.display()))
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS");
+    expect_success(&run(&mut make, Duration::from_secs(120)), "make install");
+}
+
 /// Fails with the program's output unless it exited with 0; returns its stdout.
 pub fn expect_success(out: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
