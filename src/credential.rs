@@ -294,27 +294,29 @@ impl PublicJwk {
     }
 }
 
+/// One DER element of `tag`: its content and what follows it (short and long lengths).
+pub(crate) fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        let len = rest
+            .get(..n)?
+            .iter()
+            .fold(0usize, |l, &b| (l << 8) | b as usize);
+        (len, rest.get(n..)?)
+    };
+    (t == tag).then_some(())?;
+    Some((rest.get(..len)?, rest.get(len..)?))
+}
+
 /// `n` and `e` of a DER `RSAPublicKey` (SEQUENCE of two INTEGERs), without leading zeros.
 fn rsa_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    fn element(der: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-        let (&t, rest) = der.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            let (bytes, rest) = (rest.get(..n)?, rest.get(n..)?);
-            (
-                bytes.iter().fold(0usize, |l, &b| (l << 8) | b as usize),
-                rest,
-            )
-        };
-        (t == tag).then_some(())?;
-        Some((rest.get(..len)?, rest.get(len..)?))
-    }
-    let (seq, _) = element(der, 0x30)?;
-    let (n, rest) = element(seq, 0x02)?;
-    let (e, _) = element(rest, 0x02)?;
+    let (seq, _) = der_element(der, 0x30)?;
+    let (n, rest) = der_element(seq, 0x02)?;
+    let (e, _) = der_element(rest, 0x02)?;
     Some((strip_zeros(n), strip_zeros(e)))
 }
 

@@ -190,10 +190,9 @@ impl DpopKey {
     }
 }
 
-/// `scheme://authority` of a URL, lower-cased: whose nonce is whose.
+/// A URL's origin, lower-cased: whose nonce is whose.
 fn origin_key(url: &str) -> Option<String> {
-    let uri: ureq::http::Uri = url.parse().ok()?;
-    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?).to_ascii_lowercase())
+    crate::url::origin_url(url).map(|o| o.to_ascii_lowercase())
 }
 
 /// Whether a 400 (token endpoint) or 401 (API) answer asks for a DPoP nonce: the error

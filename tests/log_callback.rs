@@ -91,3 +91,53 @@ fn records_through_a_retry_a_failed_refresh_and_a_refused_cache_dir() {
         );
     }
 }
+
+/// Levels as given to `lwolf_set_log_callback`: 0 sends none, above 5 is TRACE, NULL is off.
+#[test]
+fn max_level_zero_sends_nothing_and_above_trace_is_trace() {
+    use lwolf_auth::ffi::{lwolf_set_log_callback, lwolf_status, LWOLF_LOG_TRACE};
+    use std::ffi::{c_char, c_void, CStr};
+    use std::sync::Mutex;
+    static LEVELS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    unsafe extern "C" fn record(_: *mut c_void, level: u32, message: *const c_char) {
+        // SAFETY: NUL-terminated, valid during the call.
+        assert!(!unsafe { CStr::from_ptr(message) }.to_bytes().is_empty());
+        LEVELS.lock().unwrap().push(level);
+    }
+    let server = Server::tokens();
+    let fetch = || {
+        let client = lwolf_auth::Client::new(builder(&server).build().unwrap());
+        ok(client.token());
+    };
+    for (max, expect_trace) in [(0u32, None), (99, Some(true)), (3, Some(false))] {
+        LEVELS.lock().unwrap().clear();
+        // SAFETY: a callback valid for the whole process; no userdata.
+        let status = unsafe { lwolf_set_log_callback(Some(record), std::ptr::null_mut(), max) };
+        assert_eq!(status, lwolf_status::LWOLF_OK);
+        fetch();
+        let levels = LEVELS.lock().unwrap().clone();
+        match expect_trace {
+            None => assert!(levels.is_empty(), "max 0 sent {levels:?}"),
+            Some(trace) => {
+                assert!(!levels.is_empty(), "max {max} sent nothing");
+                assert_eq!(
+                    levels.contains(&LWOLF_LOG_TRACE),
+                    trace,
+                    "max {max}: {levels:?}"
+                );
+                assert!(
+                    levels.iter().all(|&l| l <= max.min(LWOLF_LOG_TRACE)),
+                    "{levels:?}"
+                );
+            }
+        }
+    }
+    // SAFETY: NULL turns the records off.
+    assert_eq!(
+        unsafe { lwolf_set_log_callback(None, std::ptr::null_mut(), 5) },
+        lwolf_status::LWOLF_OK
+    );
+    LEVELS.lock().unwrap().clear();
+    fetch();
+    assert!(LEVELS.lock().unwrap().is_empty());
+}

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::oauth::oauth_error;
 use super::server::{Reply, State};
+use crate::credential::der_element;
 
 pub(super) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -23,30 +24,12 @@ pub(super) fn rsa_public_key_of_pem(pem: &str) -> Option<Vec<u8>> {
         .collect();
     let spki = STANDARD.decode(b64).ok()?;
     // SEQUENCE { AlgorithmIdentifier, BIT STRING { 0 unused bits, RSAPublicKey } }
-    let (body, _) = der(&spki, 0x30)?;
-    let (_algorithm, rest) = der(body, 0x30)?;
-    let (bits, _) = der(rest, 0x03)?;
+    let (body, _) = der_element(&spki, 0x30)?;
+    let (_algorithm, rest) = der_element(body, 0x30)?;
+    let (bits, _) = der_element(rest, 0x03)?;
     bits.split_first()
         .filter(|(&unused, _)| unused == 0)
         .map(|(_, key)| key.to_vec())
-}
-
-/// One DER element of `tag`: its content and what follows it.
-fn der(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (&t, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        let len = rest
-            .get(..n)?
-            .iter()
-            .fold(0usize, |l, &b| (l << 8) | b as usize);
-        (len, rest.get(n..)?)
-    };
-    (t == tag).then_some(())?;
-    Some((rest.get(..len)?, rest.get(len..)?))
 }
 
 /// The client the assertion authenticates, or the OAuth error to answer with.
