@@ -72,6 +72,16 @@ pub(crate) enum Credential {
 }
 
 impl Credential {
+    /// What the shared caches' keys are derived from (`crate::entry`): the secret, or a
+    /// digest of the private key. Secret either way: the cache keys must not be derivable
+    /// from anything public.
+    pub(crate) fn at_rest_seed(&self) -> &[u8] {
+        match self {
+            Credential::Secret(s) => s.expose().as_bytes(),
+            Credential::PrivateKeyJwt(k) => &k.at_rest_seed[..],
+        }
+    }
+
     /// The secret, if this is one.
     pub(crate) fn secret(&self) -> Option<&SecretString> {
         match self {
@@ -96,6 +106,9 @@ pub(crate) struct AssertionSigner {
     alg: AssertionAlg,
     kid: Option<String>,
     audience: String,
+    /// SHA-256 of the key's DER: the private key's stand-in for `Credential::at_rest_seed`
+    /// (ring keeps the key itself out of reach).
+    at_rest_seed: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for AssertionSigner {
@@ -145,11 +158,14 @@ impl AssertionSigner {
                 rejected(&e)
             ))
         })?;
+        let mut at_rest_seed = Zeroizing::new([0u8; 32]);
+        at_rest_seed.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &der).as_ref());
         Ok(AssertionSigner {
             key,
             alg,
             kid,
             audience,
+            at_rest_seed,
         })
     }
 

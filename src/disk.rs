@@ -3,18 +3,22 @@
 //! It sits behind the in-memory cache: it is consulted only when the in-memory cache would
 //! otherwise ask the token endpoint, so a usable token in memory never touches the disk.
 //!
-//! * The file is named after the identity (a SHA-256 of `token_url`, `client_id`,
-//!   `audience` and `lwt_client_id`; never the secret) and holds the token, when the request
-//!   that got it was sent (wall clock) and its lifetime. It is replaced whole (temp file,
-//!   fsync, rename), so it is read without a lock.
+//! * The file is named after the entry (`crate::entry`: an HMAC of the identity under a key
+//!   derived from the credential, so a rotated secret has a file of its own) and holds the
+//!   token sealed (AES-256-GCM). It is replaced whole (temp file, fsync, rename), so it is
+//!   read without a lock.
 //! * Whoever finds no usable, not-yet-due token in it takes an exclusive lock on a lock file
 //!   beside it, reads it again (another process may have refreshed meanwhile), and fetches
 //!   only if it still has to. The wait for the lock is bounded by the HTTP timeout; past it,
 //!   the caller fetches without the lock. The lock is `flock`-style: it dies with its holder.
 //! * The directory must be owned by the effective user and closed to group and others
-//!   (it is created `0700`), and so must the file (written `0600`); anything else is refused,
-//!   logged, and treated as absent. Corrupt, truncated, unknown-version or wrong-identity
-//!   files are treated as absent and replaced on the next write.
+//!   (it is created `0700`), no directory above it may be open to everyone without the
+//!   sticky bit, and the files must be private too (written `0600`) and are never opened
+//!   through a symbolic link; anything else is refused, logged, and treated as absent.
+//!   Files that do not open (truncated, altered, of another version or credential) are
+//!   treated as absent and replaced on the next write.
+//! * Once per process, leftovers are swept away (`sweep.rs`): temp files of writers that
+//!   died, lock files of entries that are gone, and plain-text files of older versions.
 //! * Only fingerprints and paths are logged, never a token.
 
 #![forbid(unsafe_code)]
@@ -22,94 +26,53 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use zeroize::Zeroizing;
 
 use crate::cache::Renewal;
 use crate::config::Config;
+use crate::entry::{EntryKey, MAX_VALUE_BYTES};
 use crate::error::Error;
 use crate::log;
-use crate::secret::SecretString;
-use crate::token::{AccessToken, TokenType};
+use crate::token::{AccessToken, TokenSource};
 
-/// The file format written, and the only one read.
-const FORMAT_VERSION: u64 = 1;
-/// A cache file larger than this is not read (it cannot be one of ours).
-const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// What a cache file's name ends with.
+pub(crate) const TOKEN_SUFFIX: &str = ".token";
 /// The longest pause between two attempts to take the lock.
 const MAX_LOCK_PAUSE: Duration = Duration::from_millis(25);
 
 /// The shared cache of one identity.
 pub(crate) struct DiskCache {
     dir: PathBuf,
-    /// `<dir>/<first 32 hex digits of the identity>.json`
+    /// `<dir>/<first 32 hex digits of the entry's name>.token`
     file: PathBuf,
-    /// `<dir>/<first 32 hex digits of the identity>.lock`
+    /// `<dir>/<the same>.lock`
     lock: PathBuf,
-    /// `<dir>/<first 32 hex digits of the identity>.renewed`: when a 401/403 last forced a
-    /// renewal, for every process of the identity.
+    /// `<dir>/<the same>.renewed`: when a 401/403 last forced a renewal, for every process
+    /// of the identity.
     renewed: PathBuf,
-    /// The identity's SHA-256 in hex, also stored in the file and checked on reading.
-    identity: String,
-    refresh_ratio: f64,
+    entry: EntryKey,
     /// How long to wait for another process's refresh before fetching without the lock.
     lock_wait: Duration,
-}
-
-/// The file's content, as read (its `version` is checked first, on its own).
-#[derive(serde::Deserialize)]
-struct Entry {
-    identity: String,
-    access_token: String,
-    /// `DPoP` for a bound token; absent (older files too) for a bearer token.
-    #[serde(default)]
-    token_type: Option<String>,
-    obtained_at: f64,
-    lifetime: f64,
-}
-
-/// The file's content, as written.
-#[derive(serde::Serialize)]
-struct EntryOut<'a> {
-    version: u64,
-    identity: &'a str,
-    access_token: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_type: Option<&'static str>,
-    obtained_at: f64,
-    lifetime: f64,
+    /// Whether this process has swept the directory's leftovers yet.
+    swept: AtomicBool,
 }
 
 impl DiskCache {
     /// The shared cache for this identity, when `config` names a `cache_dir`. No I/O.
     pub(crate) fn new(config: &Config, lwt_client_id: Option<&str>) -> Option<DiskCache> {
         let dir = config.cache_dir.clone()?;
-        // A DPoP-bound token is of use only to a process holding its key: shared only
-        // between those (the key's thumbprint is part of the identity), and not at all when
-        // the key was made by this process.
-        let dpop_key = match &config.dpop {
-            Some(key) if key.generated() => return None,
-            Some(key) => Some(key.thumbprint()),
-            None => None,
-        };
-        let identity = identity(
-            &config.token_url,
-            &config.client_id,
-            &config.audience,
-            lwt_client_id,
-            dpop_key,
-        );
-        let stem = &identity[..32];
+        // A DPoP-bound token made with this process's own key is of use to no other.
+        let entry = EntryKey::new(config, lwt_client_id)?;
+        let stem = &entry.name()[..32];
         Some(DiskCache {
-            file: dir.join(format!("{stem}.json")),
+            file: dir.join(format!("{stem}{TOKEN_SUFFIX}")),
             lock: dir.join(format!("{stem}.lock")),
             renewed: dir.join(format!("{stem}.renewed")),
             dir,
-            identity,
-            refresh_ratio: config.refresh_ratio,
+            entry,
             lock_wait: config.timeout,
+            swept: AtomicBool::new(false),
         })
     }
 
@@ -203,7 +166,8 @@ impl DiskCache {
         };
         let lock = self.lock();
         let now = SystemTime::now();
-        let last = fs::read_to_string(&self.renewed)
+        let last = sys::open_no_follow(&self.renewed)
+            .and_then(|file| io::read_to_string(file.take(64)))
             .ok()
             .and_then(|text| text.trim().parse::<f64>().ok())
             .filter(|secs| secs.is_finite() && *secs >= 0.0)
@@ -303,12 +267,15 @@ impl DiskCache {
             );
             return None;
         };
-        if let Some(why) = sys::refusal(&meta, euid) {
+        if let Some(why) = sys::refusal(&meta, euid).or_else(|| sys::parents_refusal(&self.dir)) {
             log::warn!(
                 "refusing the token cache directory {}: {why}; tokens stay in memory",
                 self.dir.display()
             );
             return None;
+        }
+        if create && !self.swept.swap(true, Ordering::Relaxed) {
+            sweep::leftovers(&self.dir);
         }
         Some(euid)
     }
@@ -329,7 +296,7 @@ impl DiskCache {
 
     /// The file's token if it is there, trusted, well-formed and ours, usable or not.
     fn read(&self, euid: u32) -> Option<AccessToken> {
-        let mut file = match File::open(&self.file) {
+        let mut file = match sys::open_no_follow(&self.file) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
@@ -353,15 +320,18 @@ impl DiskCache {
             );
             return None;
         }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(1024));
-        if let Err(e) = (&mut file).take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
+        let mut bytes = Vec::with_capacity(1024);
+        if let Err(e) = (&mut file)
+            .take(MAX_VALUE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+        {
             log::warn!(
                 "cannot read the shared token cache {}: {e}",
                 self.file.display()
             );
             return None;
         }
-        match self.parse(&bytes) {
+        match self.entry.open(&bytes, TokenSource::CacheDir) {
             Ok(token) => Some(token),
             Err(why) => {
                 log::warn!(
@@ -373,75 +343,17 @@ impl DiskCache {
         }
     }
 
-    fn parse(&self, bytes: &[u8]) -> Result<AccessToken, &'static str> {
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err("it is too large");
-        }
-        #[derive(serde::Deserialize)]
-        struct Version {
-            version: u64,
-        }
-        let version: Version =
-            serde_json::from_slice(bytes).map_err(|_| "it is corrupt or truncated")?;
-        if version.version != FORMAT_VERSION {
-            return Err("it is of an unknown version");
-        }
-        let entry: Entry =
-            serde_json::from_slice(bytes).map_err(|_| "it is corrupt or truncated")?;
-        // Moved, not copied, into a zeroing string.
-        let value = SecretString::new(entry.access_token);
-        if entry.identity != self.identity {
-            return Err("it belongs to another identity");
-        }
-        if value.is_empty() || !value.expose().bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("its token is malformed");
-        }
-        let valid_secs = |s: f64| (0.0..1e11).contains(&s);
-        if !valid_secs(entry.obtained_at) || !valid_secs(entry.lifetime) || entry.lifetime == 0.0 {
-            return Err("its times are malformed");
-        }
-        let token_type = match entry.token_type.as_deref() {
-            None => TokenType::Bearer,
-            Some("DPoP") => TokenType::Dpop,
-            Some(_) => return Err("its token type is unknown"),
-        };
-        Ok(AccessToken::from_wall_clock(
-            value,
-            token_type,
-            Duration::from_secs_f64(entry.lifetime),
-            UNIX_EPOCH + Duration::from_secs_f64(entry.obtained_at),
-            self.refresh_ratio,
-            crate::jitter::fraction(),
-        ))
-    }
-
     /// Replaces the file with one holding `token`: a private temp file in the same
     /// directory, written, synced and renamed over it.
     fn write(&self, token: &AccessToken) -> io::Result<()> {
-        let secs = |t: SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64())
-        };
-        let entry = EntryOut {
-            version: FORMAT_VERSION,
-            identity: &self.identity,
-            access_token: token.secret(),
-            token_type: (token.token_type() == TokenType::Dpop).then_some("DPoP"),
-            obtained_at: secs(token.obtained_at()),
-            lifetime: token.lifetime().as_secs_f64(),
-        };
-        // Sized up front (escaping at most sextuples a byte) so that the buffer never
-        // reallocates and leaves a stray copy of the token behind.
-        let mut bytes = Zeroizing::new(Vec::with_capacity(
-            256 + self.identity.len() + 6 * token.secret().len(),
-        ));
-        serde_json::to_writer(&mut *bytes, &entry).map_err(io::Error::other)?;
-        bytes.push(b'\n');
-
+        let bytes = self
+            .entry
+            .seal(token)
+            .ok_or_else(|| io::Error::other("the system's random source failed"))?;
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let tmp = self.dir.join(format!(
             "{}.{}-{}-{:x}.tmp",
-            &self.identity[..32],
+            &self.entry.name()[..32],
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
             crate::jitter::u32()
@@ -467,7 +379,7 @@ impl DiskCache {
     /// The exclusive lock on the lock file, waited for at most `lock_wait`. `None` (logged)
     /// when it could not be had: the caller then goes on without it.
     fn lock(&self) -> Option<File> {
-        let file = match sys::open_lock_file(&self.lock) {
+        let mut file = match sys::open_lock_file(&self.lock) {
             Ok(f) => f,
             Err(e) => {
                 log::warn!(
@@ -481,7 +393,22 @@ impl DiskCache {
         let mut pause = Duration::from_millis(1);
         loop {
             match file.try_lock() {
-                Ok(()) => return Some(file),
+                // The sweep of another process may have removed the file (under its lock)
+                // since it was opened: a lock on a removed file excludes no one.
+                Ok(()) if sys::is_still_at(&file, &self.lock) => return Some(file),
+                Ok(()) => match sys::open_lock_file(&self.lock) {
+                    Ok(again) => {
+                        file = again;
+                        continue;
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "cannot open the lock file {}: {e}; going on without the lock",
+                            self.lock.display()
+                        );
+                        return None;
+                    }
+                },
                 Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(e)) => {
                     log::warn!(
@@ -512,31 +439,8 @@ fn is_due(token: &AccessToken) -> bool {
     token.is_due_now()
 }
 
-/// SHA-256 (hex) of the fields that make a token what it is, NUL-separated. The secret is
-/// not among them: a rotated secret does not make the tokens it got invalid.
-fn identity(
-    token_url: &str,
-    client_id: &str,
-    audience: &str,
-    lwt_client_id: Option<&str>,
-    dpop_key: Option<&str>,
-) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let parts = [token_url, client_id, audience, lwt_client_id.unwrap_or("")];
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            ctx.update(b"\0");
-        }
-        ctx.update(part.as_bytes());
-    }
-    if let Some(thumbprint) = dpop_key {
-        ctx.update(b"\0dpop\0");
-        ctx.update(thumbprint.as_bytes());
-    }
-    crate::token::hex(ctx.finish().as_ref())
-}
-
 // The file-system side: Unix, or elsewhere a stand-in that turns the shared cache off.
+mod sweep;
 #[cfg(unix)]
 mod sys;
 #[cfg(not(unix))]
@@ -547,104 +451,29 @@ mod sys;
 mod tests {
     use super::*;
 
-    #[test]
-    fn identity_separates_fields_and_ignores_the_secret() {
-        let a = identity("https://t", "id", "aud", None, None);
-        assert_eq!(a.len(), 64);
-        assert_eq!(a, identity("https://t", "id", "aud", None, None));
-        assert_ne!(a, identity("https://t", "id", "aud", Some("x"), None));
-        // A DPoP key of its own: another identity.
-        assert_ne!(a, identity("https://t", "id", "aud", None, Some("thumb")));
-        // NUL separators: moving a character between fields changes the identity.
-        assert_ne!(
-            identity("https://t", "ida", "ud", None, None),
-            identity("https://t", "id", "aud", None, None)
-        );
+    fn disk(secret: &str) -> DiskCache {
         let config = Config::builder()
             .client_id("id")
-            .client_secret("one")
-            .build()
-            .unwrap();
-        let other = Config::builder()
-            .client_id("id")
-            .client_secret("two")
-            .build()
-            .unwrap();
-        let (a, b) = (DiskCache::new(&config, None), DiskCache::new(&other, None));
-        assert!(a.is_none() && b.is_none(), "no cache_dir, no disk cache");
-        let config = Config::builder()
-            .client_id("id")
-            .client_secret("one")
+            .client_secret(secret)
             .cache_dir("/nonexistent")
             .build()
             .unwrap();
-        let other = Config::builder()
-            .client_id("id")
-            .client_secret("two")
-            .cache_dir("/nonexistent")
-            .build()
-            .unwrap();
-        let (a, b) = (
-            DiskCache::new(&config, None).unwrap(),
-            DiskCache::new(&other, None).unwrap(),
-        );
-        assert_eq!(a.file(), b.file());
-        let name = a.file().file_name().unwrap().to_str().unwrap();
-        assert_eq!(name.len(), 32 + ".json".len());
-        assert!(a.lock.ends_with(name.replace(".json", ".lock")));
+        DiskCache::new(&config, None).unwrap()
     }
 
     #[test]
-    fn entries_round_trip_and_bad_ones_are_refused() {
+    fn files_are_named_by_identity_and_credential() {
         let config = Config::builder()
             .client_id("id")
-            .client_secret("secret")
-            .cache_dir("/nonexistent")
+            .client_secret("one")
             .build()
             .unwrap();
-        let disk = DiskCache::new(&config, None).unwrap();
-        let obtained = SystemTime::now() - Duration::from_secs(100);
-        let json = |version: u64, identity: &str, token: &str, obtained_at: f64, lifetime: f64| {
-            serde_json::to_vec(&EntryOut {
-                version,
-                identity,
-                access_token: token,
-                token_type: None,
-                obtained_at,
-                lifetime,
-            })
-            .unwrap()
-        };
-        let at = obtained.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-        let good = json(1, &disk.identity, "tok", at, 3600.0);
-        let token = disk.parse(&good).unwrap();
-        assert_eq!(token.secret(), "tok");
-        assert_eq!(token.lifetime(), Duration::from_secs(3600));
-        let drift = token
-            .obtained_at()
-            .duration_since(obtained)
-            .unwrap_or_else(|e| e.duration());
-        assert!(drift < Duration::from_millis(1));
-        assert!(disk.parse(&good[..good.len() / 2]).is_err());
-        assert!(disk.parse(b"").is_err());
-        assert!(disk.parse(b"[1,2]").is_err());
-        assert!(disk
-            .parse(&json(2, &disk.identity, "tok", at, 3600.0))
-            .is_err());
-        assert!(disk
-            .parse(&json(1, "someone-else", "tok", at, 3600.0))
-            .is_err());
-        assert!(disk
-            .parse(&json(1, &disk.identity, "", at, 3600.0))
-            .is_err());
-        assert!(disk
-            .parse(&json(1, &disk.identity, "a b", at, 3600.0))
-            .is_err());
-        assert!(disk
-            .parse(&json(1, &disk.identity, "tok", at, 0.0))
-            .is_err());
-        assert!(disk
-            .parse(&json(1, &disk.identity, "tok", -1.0, 60.0))
-            .is_err());
+        assert!(DiskCache::new(&config, None).is_none(), "no cache_dir");
+        let (a, b) = (disk("one"), disk("two"));
+        assert_eq!(a.file(), disk("one").file());
+        assert_ne!(a.file(), b.file(), "a rotated secret has a file of its own");
+        let name = a.file().file_name().unwrap().to_str().unwrap();
+        assert_eq!(name.len(), 32 + TOKEN_SUFFIX.len());
+        assert!(a.lock.ends_with(name.replace(TOKEN_SUFFIX, ".lock")));
     }
 }

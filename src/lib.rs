@@ -34,6 +34,7 @@ mod config;
 mod credential;
 mod disk;
 mod dpop;
+mod entry;
 mod error;
 mod fetch;
 /// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.
@@ -70,7 +71,7 @@ pub use keys::CONFIG_KEYS;
 pub use request::{Request, RequestBuilder, DEFAULT_CONTENT_TYPE};
 pub use response::Response;
 pub use secret::SecretString;
-pub use token::{AccessToken, TokenType, MAX_TOKEN_RESPONSE_BYTES, MIN_LIFETIME};
+pub use token::{AccessToken, TokenSource, TokenType, MAX_TOKEN_RESPONSE_BYTES, MIN_LIFETIME};
 pub use token_response::{parse_token_response, TokenResponse};
 
 // The README's Rust examples compile as doc-tests (its shell and C blocks are run by

@@ -47,6 +47,30 @@ impl TokenType {
     }
 }
 
+/// Where this process got a token from: the layer that served it first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// The token endpoint: this process asked for it.
+    #[default]
+    TokenEndpoint,
+    /// The shared cache directory (`cache_dir`): another process of this host asked.
+    CacheDir,
+    /// The fleet cache (`cache_url`): a process of the fleet asked.
+    CacheUrl,
+}
+
+impl TokenSource {
+    /// `token endpoint`, `cache_dir` or `cache_url`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::TokenEndpoint => "token endpoint",
+            TokenSource::CacheDir => "cache_dir",
+            TokenSource::CacheUrl => "cache_url",
+        }
+    }
+}
+
 /// A bearer token with the times that govern it.
 ///
 /// Cheap to clone (an `Arc`). `Debug` and `Display` show the fingerprint, never the token;
@@ -57,6 +81,7 @@ pub struct AccessToken(Arc<TokenData>);
 struct TokenData {
     value: SecretString,
     token_type: TokenType,
+    source: TokenSource,
     fingerprint: String,
     lifetime: Duration,
     refresh_at: Mono,
@@ -104,6 +129,7 @@ impl AccessToken {
             fingerprint: fingerprint(value.expose()),
             value,
             token_type,
+            source: TokenSource::TokenEndpoint,
             lifetime,
             refresh_at: t.sent + refresh_after,
             refresh_at_wall: t.sent_wall + refresh_after,
@@ -113,12 +139,13 @@ impl AccessToken {
         }))
     }
 
-    /// A token obtained at `obtained_at` on the wall clock (by this process or another, as
-    /// read from the shared disk cache), placed on this process's monotonic clock:
+    /// A token obtained at `obtained_at` on the wall clock by another process, as read from
+    /// `source` (a shared cache), placed on this process's monotonic clock:
     /// `Mono::now() - (SystemTime::now() - obtained_at)`; the clock's headroom places any
     /// age up to the longest lifetime, whatever the uptime. A start in the future is taken
     /// as now. The placement rules are those of [`AccessToken::new`].
     pub(crate) fn from_wall_clock(
+        source: TokenSource,
         value: SecretString,
         token_type: TokenType,
         lifetime: Duration,
@@ -132,7 +159,7 @@ impl AccessToken {
             Ok(age) => (now.saturating_sub(age), obtained_at),
             Err(_) => (now, now_wall),
         };
-        AccessToken::typed(
+        let mut token = AccessToken::typed(
             value,
             token_type,
             lifetime,
@@ -142,7 +169,11 @@ impl AccessToken {
                 refresh_ratio,
                 jitter,
             },
-        )
+        );
+        if let Some(data) = Arc::get_mut(&mut token.0) {
+            data.source = source;
+        }
+        token
     }
 
     /// When the request that got this token was sent, by the wall clock.
@@ -154,6 +185,12 @@ impl AccessToken {
     /// `dpop` on, when the server bound it to the client's key).
     pub fn token_type(&self) -> TokenType {
         self.0.token_type
+    }
+
+    /// Where this process got the token: the token endpoint, or a shared cache another
+    /// process had filled.
+    pub fn source(&self) -> TokenSource {
+        self.0.source
     }
 
     /// The bearer token itself. Put it on the wire; never in a log.
@@ -219,6 +256,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("fingerprint", &self.0.fingerprint)
             .field("token_type", &self.0.token_type)
+            .field("source", &self.0.source)
             .field("lifetime", &self.0.lifetime)
             .field("expires_at", &unix_secs(self.0.expires_at_wall))
             .finish_non_exhaustive()
@@ -294,8 +332,15 @@ mod tests {
     fn wall_clock_placement() {
         let l = Duration::from_secs(3600);
         let hour_ago = SystemTime::now() - Duration::from_secs(3000);
-        let tok =
-            AccessToken::from_wall_clock("x".into(), TokenType::Bearer, l, hour_ago, 0.9, 0.0);
+        let tok = AccessToken::from_wall_clock(
+            TokenSource::CacheDir,
+            "x".into(),
+            TokenType::Bearer,
+            l,
+            hour_ago,
+            0.9,
+            0.0,
+        );
         assert_eq!(tok.obtained_at(), hour_ago);
         assert_eq!(tok.expires_at(), hour_ago + l);
         let now = Mono::now();
@@ -306,6 +351,7 @@ mod tests {
         assert!(left <= Duration::from_secs(240) && left > Duration::from_secs(230));
         // Due, but still usable.
         let tok = AccessToken::from_wall_clock(
+            TokenSource::CacheDir,
             "x".into(),
             TokenType::Bearer,
             l,
@@ -317,6 +363,7 @@ mod tests {
         assert!(tok.is_due_now());
         // Expired by both clocks.
         let tok = AccessToken::from_wall_clock(
+            TokenSource::CacheDir,
             "x".into(),
             TokenType::Bearer,
             l,
@@ -328,6 +375,7 @@ mod tests {
         // A start in the future is taken as now.
         let before = SystemTime::now();
         let tok = AccessToken::from_wall_clock(
+            TokenSource::CacheDir,
             "x".into(),
             TokenType::Bearer,
             l,
@@ -338,6 +386,7 @@ mod tests {
         assert!(tok.obtained_at() >= before && tok.obtained_at() <= SystemTime::now());
         // Older than any lifetime: expired by both clocks, not only by the wall clock.
         let tok = AccessToken::from_wall_clock(
+            TokenSource::CacheDir,
             "x".into(),
             TokenType::Bearer,
             l,

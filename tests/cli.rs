@@ -184,15 +184,17 @@ fn token_prints_the_bare_token_then_reuses_it() {
     assert_eq!(claims(token)["sub"], "sandbox-client");
     assert_eq!(setup.run(&["token"]).stdout, first.stdout);
     assert_eq!(setup.sandbox.token_requests(), 1);
-    // The cache file is private and holds the token.
+    // The cache file is private and holds the token sealed, never in plain text.
     let files: Vec<_> = fs::read_dir(setup.cache_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| p.extension().is_some_and(|e| e == "token"))
         .collect();
     assert_eq!(files.len(), 1);
     assert_eq!(fs::metadata(&files[0]).unwrap().mode() & 0o777, 0o600);
-    assert!(fs::read_to_string(&files[0]).unwrap().contains(token));
+    let sealed = fs::read(&files[0]).unwrap();
+    assert_eq!(sealed[0], 1, "the format version");
+    assert!(!String::from_utf8_lossy(&sealed).contains(token));
 }
 
 #[test]
@@ -438,7 +440,8 @@ fn info_shows_the_identity_and_times_but_not_the_token() {
     assert_eq!(field(&r.stdout, "tenant"), "customer-3");
     let cache = field(&r2.stdout, "cache_file");
     assert!(Path::new(&cache).starts_with(setup.cache_dir()), "{cache}");
-    assert!(fs::read_to_string(&cache).unwrap().contains(&token));
+    assert!(Path::new(&cache).is_file(), "{cache}");
+    assert!(!String::from_utf8_lossy(&fs::read(&cache).unwrap()).contains(&token));
     assert_ne!(field(&r.stdout, "cache_file"), cache);
     let fingerprint = field(&r2.stdout, "fingerprint");
     assert_eq!(fingerprint.len(), 12);

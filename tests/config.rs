@@ -154,11 +154,15 @@ fn every_key_can_be_set_from_a_string() {
         api.header("lw-subscription-key"),
         Some("sub-key-from-the-file")
     );
-    // The shared cache file holds this token, under cache_dir.
+    // The shared cache file holds this token (sealed), under cache_dir: another client
+    // reads it from there.
     let file = client.cache_file().expect("a cache file with cache_dir");
     assert!(file.starts_with(&cache), "{}", file.display());
-    let saved = std::fs::read_to_string(file).unwrap();
-    assert!(saved.contains(token.secret()));
+    let saved = std::fs::read(file).unwrap();
+    assert!(!String::from_utf8_lossy(&saved).contains(token.secret()));
+    let again = ok(Client::new(ok(b.build())).token());
+    assert_eq!(again.secret(), token.secret());
+    assert_eq!(again.source(), lwolf_auth::TokenSource::CacheDir);
 }
 
 #[test]

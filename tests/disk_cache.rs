@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lwolf_auth::sandbox::Sandbox;
 use lwolf_auth::{AccessToken, Client, ConfigBuilder};
 
+mod at_rest;
 mod ffi_support;
 mod temp_dir;
 use ffi_support::clean_command;
@@ -34,7 +35,19 @@ const WORKER_MODE: &str = "LWOLF_DISK_WORKER";
 // Helpers
 
 fn sandbox() -> Sandbox {
-    Sandbox::builder().client_secret(SECRET).start().unwrap()
+    registered(Sandbox::builder().client_secret(SECRET).start().unwrap())
+}
+
+/// `sandbox`, its entry made known to `file_json`.
+fn registered(sandbox: Sandbox) -> Sandbox {
+    at_rest::register(&at_rest::Who {
+        token_url: &sandbox.token_url(),
+        client_id: sandbox.client_id(),
+        audience: lwolf_auth::DEFAULT_AUDIENCE,
+        lwt_client_id: None,
+        secret: SECRET,
+    });
+    sandbox
 }
 
 fn builder(sandbox: &Sandbox, dir: &Path) -> ConfigBuilder {
@@ -50,9 +63,11 @@ fn client(sandbox: &Sandbox, dir: &Path) -> Client {
     Client::new(builder(sandbox, dir).build().unwrap())
 }
 
-/// The file's JSON.
+/// The JSON the file seals.
 fn file_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+    at_rest::entry_of_file(path)
+        .open(&fs::read(path).unwrap())
+        .unwrap_or_else(|| panic!("{} does not open", path.display()))
 }
 
 fn file_token(path: &Path) -> String {
@@ -61,10 +76,8 @@ fn file_token(path: &Path) -> String {
 
 /// Rewrites the file's `obtained_at` to `age` ago, keeping it private.
 fn age_file(path: &Path, age: Duration) {
-    let mut json = file_json(path);
-    let at = SystemTime::now() - age;
-    json["obtained_at"] = at.duration_since(UNIX_EPOCH).unwrap().as_secs_f64().into();
-    replace_file(path, &serde_json::to_vec(&json).unwrap());
+    let aged = at_rest::entry_of_file(path).aged(&fs::read(path).unwrap(), age);
+    replace_file(path, &aged);
 }
 
 fn replace_file(path: &Path, bytes: &[u8]) {
@@ -80,11 +93,11 @@ fn euid() -> u32 {
     fs::metadata("/proc/self").unwrap().uid()
 }
 
-fn json_files(dir: &Path) -> Vec<PathBuf> {
+fn token_files(dir: &Path) -> Vec<PathBuf> {
     match fs::read_dir(dir) {
         Ok(entries) => entries
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| p.extension().is_some_and(|e| e == "token"))
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -320,7 +333,7 @@ fn eight_processes_of_eight_threads_make_one_token_request() {
     assert_eq!(sandbox.token_requests(), 1);
     assert_eq!(sandbox.tokens_issued(), 1);
 
-    let files = json_files(&tmp.join("cache"));
+    let files = token_files(&tmp.join("cache"));
     assert_eq!(files.len(), 1);
     assert_eq!(mode(&tmp.join("cache")), 0o700);
     assert_eq!(mode(&files[0]), 0o600);
@@ -449,10 +462,11 @@ fn a_second_client_reads_the_token_from_the_file() {
 
     let file = a.cache_file().unwrap();
     let json = file_json(file);
-    assert_eq!(json["version"], 1);
     assert_eq!(json["lifetime"], 86_400.0);
+    assert_eq!(json["access_token"], first.secret());
+    assert_eq!(fs::read(file).unwrap()[0], 1, "the format version");
     let name = file.file_name().unwrap().to_str().unwrap();
-    assert_eq!(name.len(), 37);
+    assert_eq!(name.len(), 32 + ".token".len());
     assert!(name[..32].bytes().all(|b| b.is_ascii_hexdigit()));
     assert_no_leak(&first, &tmp.join("cache"));
 }
@@ -538,21 +552,39 @@ fn an_empty_file_is_replaced() {
 #[test]
 fn a_file_of_an_unknown_version_is_replaced() {
     replaced_after("version", |f| {
-        let mut json = file_json(f);
-        json["version"] = 2.into();
-        replace_file(f, &serde_json::to_vec(&json).unwrap());
+        let mut bytes = fs::read(f).unwrap();
+        bytes[0] = 2;
+        replace_file(f, &bytes);
     });
     assert!(warned("unknown version"));
 }
 
 #[test]
-fn a_file_of_another_identity_is_replaced() {
-    replaced_after("identity", |f| {
-        let mut json = file_json(f);
-        json["identity"] = "0".repeat(64).into();
-        replace_file(f, &serde_json::to_vec(&json).unwrap());
+fn an_altered_file_is_replaced() {
+    replaced_after("altered", |f| {
+        let mut bytes = fs::read(f).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x20;
+        replace_file(f, &bytes);
     });
-    assert!(warned("another identity"));
+    assert!(warned("does not authenticate"));
+}
+
+#[test]
+fn a_file_sealed_under_another_credential_is_replaced() {
+    replaced_after("credential", |f| {
+        let mut json = file_json(f);
+        json["access_token"] = "planted-token".into();
+        let stranger = at_rest::Entry::of(&at_rest::Who {
+            token_url: "x",
+            client_id: "x",
+            audience: "x",
+            lwt_client_id: None,
+            secret: "another secret",
+        });
+        replace_file(f, &stranger.seal(&json));
+    });
+    assert!(warned("does not authenticate"));
 }
 
 #[test]
@@ -629,7 +661,7 @@ fn a_directory_of_another_user_is_not_used() {
     let a = client(&sandbox, &tmp.join("cache"));
     a.token().unwrap();
     assert!(warned("owned by uid 65534"));
-    assert!(json_files(&tmp.join("cache")).is_empty());
+    assert!(token_files(&tmp.join("cache")).is_empty());
 }
 
 #[test]
@@ -674,17 +706,23 @@ fn a_due_token_on_disk_is_refreshed() {
 #[test]
 fn a_due_token_on_disk_is_served_when_its_refresh_fails() {
     capture_logs();
-    let sandbox = sandbox();
+    // One token request a second: the refresh right after the first is turned away (429).
+    let sandbox = registered(
+        Sandbox::builder()
+            .client_secret(SECRET)
+            .rate_limit(1)
+            .start()
+            .unwrap(),
+    );
     let tmp = TempDir::new("duefail");
     let a = client(&sandbox, &tmp.join("cache"));
     let old = a.token().unwrap();
     let file = a.cache_file().unwrap().to_owned();
     age_file(&file, Duration::from_secs(86_400 - 600));
 
-    // Same identity (the secret is not part of it), but the gateway turns it away.
     let b = Client::new(
         builder(&sandbox, &tmp.join("cache"))
-            .client_secret("wrong-secret")
+            .max_retries(0)
             .build()
             .unwrap(),
     );
@@ -758,7 +796,7 @@ fn tenants_have_files_of_their_own() {
     let files = [a.cache_file(), t1.cache_file(), t2.cache_file()];
     assert!(files[0] != files[1] && files[1] != files[2] && files[0] != files[2]);
     let tokens: Vec<_> = [&a, &t1, &t2].iter().map(|c| c.token().unwrap()).collect();
-    assert_eq!(json_files(&tmp.join("cache")).len(), 3);
+    assert_eq!(token_files(&tmp.join("cache")).len(), 3);
     // Another process's tenant client finds its own.
     let again = client(&sandbox, &tmp.join("cache"))
         .for_tenant("customer-2")
@@ -784,4 +822,134 @@ fn an_environment_cache_dir_is_used() {
     client.token().unwrap();
     assert!(client.cache_file().unwrap().exists());
     assert!(lwolf_auth::CONFIG_KEYS.contains(&"cache_dir"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The identity takes in the credential; links, parents and leftovers
+
+#[test]
+fn a_rotated_secret_is_never_served_the_old_token() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("rotated");
+    let a = client(&sandbox, &tmp.join("cache"));
+    a.token().unwrap();
+    // The gateway accepts only SECRET: a client with another secret has a file of its own,
+    // and hears the gateway's refusal instead of being handed the other secret's token.
+    let b = Client::new(
+        builder(&sandbox, &tmp.join("cache"))
+            .client_secret("rotated-or-wrong")
+            .max_retries(0)
+            .build()
+            .unwrap(),
+    );
+    assert_ne!(a.cache_file(), b.cache_file());
+    let err = b.token().unwrap_err();
+    assert!(
+        matches!(err, lwolf_auth::Error::InvalidCredentials(_)),
+        "a wrong secret was served a token: {err:?}"
+    );
+    assert_eq!(sandbox.token_requests(), 2);
+    assert_eq!(token_files(&tmp.join("cache")).len(), 1);
+}
+
+#[test]
+fn links_in_the_directory_are_not_followed() {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("links");
+    let dir = tmp.join("cache");
+    let a = client(&sandbox, &dir);
+    let first = a.token().unwrap();
+    let file = a.cache_file().unwrap().to_owned();
+    let entry = at_rest::entry_of_file(&file);
+    // The sound file moved elsewhere, a link to it in its place.
+    let elsewhere = tmp.join("elsewhere.token");
+    fs::rename(&file, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
+    // And the lock file a link to a file outside.
+    let lock = file.with_extension("lock");
+    let _ = fs::remove_file(&lock);
+    let victim = tmp.join("victim");
+    fs::write(&victim, b"untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
+
+    let b = client(&sandbox, &dir);
+    let second = b.token().unwrap();
+    assert_ne!(second.secret(), first.secret(), "read through a link");
+    assert_eq!(sandbox.token_requests(), 2);
+    assert!(warned("cannot open the shared token cache"));
+    assert!(warned("cannot open the lock file"));
+    assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+    let moved = entry.open(&fs::read(&elsewhere).unwrap()).unwrap();
+    assert_eq!(
+        moved["access_token"],
+        first.secret(),
+        "wrote through a link"
+    );
+    // The write replaced the link with a file.
+    assert!(fs::symlink_metadata(&file).unwrap().is_file());
+    assert_eq!(file_token(&file), second.secret());
+}
+
+#[test]
+fn a_parent_open_to_everyone_without_the_sticky_bit_is_refused() {
+    capture_logs();
+    let sandbox = sandbox();
+    let tmp = TempDir::new("parents");
+    let open = tmp.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let client_in_open = client(&sandbox, &open.join("cache"));
+    client_in_open.token().unwrap();
+    assert!(warned("writable by everyone without the sticky bit"));
+    assert!(token_files(&open.join("cache")).is_empty());
+
+    // The sticky bit (as on /tmp) makes it safe: others cannot rename what is ours.
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+    let sticky = client(&sandbox, &open.join("cache"));
+    sticky.token().unwrap();
+    assert_eq!(token_files(&open.join("cache")).len(), 1);
+}
+
+#[test]
+fn leftovers_are_swept() {
+    let sandbox = sandbox();
+    let tmp = TempDir::new("sweep");
+    let dir = tmp.join("cache");
+    fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    let put = |name: &str, at: SystemTime| {
+        let path = dir.join(name);
+        fs::write(&path, b"{\"version\":1,\"access_token\":\"plain\"}").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+        path
+    };
+    let stem = "0123456789abcdef0123456789abcdef";
+    let legacy = put(&format!("{stem}.json"), SystemTime::now());
+    let dead_tmp = put(&format!("{stem}.123-0-ab.tmp"), old);
+    let live_tmp = put(&format!("{stem}.124-0-ab.tmp"), SystemTime::now());
+    let stray_lock = put(&format!("{stem}.lock"), old);
+    let stray_renewed = put(&format!("{stem}.renewed"), old);
+    let fresh_lock = put("fedcba9876543210fedcba9876543210.lock", SystemTime::now());
+    let other = put("notes.txt", old);
+    // A lock file someone holds stays, however old.
+    let held_stem = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let held = put(&format!("{held_stem}.lock"), old);
+    let holder = fs::File::open(&held).unwrap();
+    holder.lock().unwrap();
+
+    client(&sandbox, &dir).token().unwrap();
+    for gone in [&legacy, &dead_tmp, &stray_lock, &stray_renewed] {
+        assert!(!gone.exists(), "{} was not swept", gone.display());
+    }
+    for kept in [&live_tmp, &fresh_lock, &other, &held] {
+        assert!(kept.exists(), "{} was swept", kept.display());
+    }
+    drop(holder);
 }

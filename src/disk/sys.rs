@@ -18,6 +18,15 @@ pub(super) fn create_private_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens `path` for reading, refusing a symbolic link (`ELOOP`): a link planted in the
+/// directory must not make us read, or lock, a file elsewhere.
+pub(super) fn open_no_follow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 pub(super) fn open_lock_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -25,7 +34,39 @@ pub(super) fn open_lock_file(path: &Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+}
+
+/// Whether `file` is still the file at `path` (not removed or replaced since it was opened).
+pub(super) fn is_still_at(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(open), Ok(there)) => open.dev() == there.dev() && open.ino() == there.ino(),
+        _ => false,
+    }
+}
+
+/// Why the directories above `dir` make it unsafe: one that everyone may write to without
+/// the sticky bit lets anyone rename `dir` away and put their own in its place.
+pub(super) fn parents_refusal(dir: &Path) -> Option<String> {
+    let dir = match fs::canonicalize(dir) {
+        Ok(dir) => dir,
+        Err(e) => return Some(format!("cannot resolve its path: {e}")),
+    };
+    for parent in dir.ancestors().skip(1) {
+        let Ok(meta) = fs::metadata(parent) else {
+            continue;
+        };
+        let mode = meta.mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Some(format!(
+                "{} above it is writable by everyone without the sticky bit (mode {:03o})",
+                parent.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    None
 }
 
 /// Why a file or directory must not be trusted: another owner, or open to group or

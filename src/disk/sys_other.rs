@@ -26,3 +26,15 @@ pub(super) fn refusal(_: &Metadata, _: u32) -> Option<String> {
 pub(super) fn effective_uid(_: &Path) -> Option<u32> {
     None
 }
+
+pub(super) fn open_no_follow(_: &Path) -> io::Result<File> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+pub(super) fn is_still_at(_: &File, _: &Path) -> bool {
+    false
+}
+
+pub(super) fn parents_refusal(_: &Path) -> Option<String> {
+    Some("ownership cannot be checked on this system".into())
+}
