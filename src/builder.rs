@@ -11,6 +11,7 @@ use crate::config::*;
 use crate::credential::{AssertionAlg, AssertionSigner, Credential};
 use crate::dpop::DpopKey;
 use crate::error::Error;
+use crate::fleet::FleetTarget;
 use crate::secret::{SecretSource, SecretString};
 use crate::url::{origin_url, Origin};
 
@@ -45,6 +46,8 @@ pub struct ConfigBuilder {
     user_agent: String,
     max_response_bytes: usize,
     cache_dir: Option<PathBuf>,
+    /// May hold a password: kept as a secret, so `Debug` does not show it.
+    cache_url: Option<SecretString>,
 }
 
 impl Default for ConfigBuilder {
@@ -75,6 +78,7 @@ impl Default for ConfigBuilder {
             user_agent: DEFAULT_USER_AGENT.into(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             cache_dir: None,
+            cache_url: None,
         }
     }
 }
@@ -249,6 +253,16 @@ impl ConfigBuilder {
         self
     }
 
+    /// Share tokens with the processes of other hosts through Redis:
+    /// `redis://[user:password@]host[:port][/db]`, or `rediss://…` over TLS (the bundled
+    /// roots and `ca_file`). Unset by default (and when set to an empty string). See the
+    /// README's "Many hosts".
+    pub fn cache_url(mut self, v: impl Into<String>) -> Self {
+        let v = v.into();
+        self.cache_url = (!v.is_empty()).then(|| SecretString::new(v));
+        self
+    }
+
     /// Validates the settings and reads the secret and CA files. No network I/O.
     ///
     /// A missing client id or secret, an unreadable or empty secret file, an unreadable
@@ -301,6 +315,10 @@ impl ConfigBuilder {
             Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
+        let cache_url = match &self.cache_url {
+            Some(url) => Some(Arc::new(FleetTarget::parse(url.expose(), &extra_roots)?)),
+            None => None,
+        };
         Ok(Config {
             client_id,
             credential,
@@ -324,6 +342,7 @@ impl ConfigBuilder {
             user_agent: self.user_agent.clone(),
             max_response_bytes: self.max_response_bytes,
             cache_dir: self.cache_dir.clone(),
+            cache_url,
         })
     }
 }

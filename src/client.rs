@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::disk::DiskCache;
 use crate::error::Error;
 use crate::fetch::fetch_token;
+use crate::fleet::FleetCache;
 use crate::http::Http;
 use crate::log;
 use crate::request::{Request, RequestBuilder};
@@ -57,23 +58,41 @@ struct Inner {
     cache: TokenCache,
     /// The token cache shared with other processes, behind `cache`, when `cache_dir` is set.
     disk: Option<DiskCache>,
+    /// The one shared with other hosts, behind `disk`, when `cache_url` is set.
+    fleet: Option<FleetCache>,
 }
 
 impl Inner {
-    /// A new token: from the shared cache file when another process has a fresher one,
-    /// else from the token endpoint.
+    /// A new token, from the first layer that has one: the shared cache file, the fleet
+    /// cache, the token endpoint. Only reached when memory has no token to hand out, or its
+    /// token is due.
     fn fetch(&self) -> Result<AccessToken, Error> {
-        let fetch = || {
+        let serving = self.cache.peek().is_some();
+        let from_gateway = || {
             fetch_token(
                 &self.shared.http,
                 &self.shared.config,
                 self.lwt_client_id.as_deref(),
             )
         };
+        let from_fleet = || match &self.fleet {
+            Some(fleet) => fleet.get_or_fetch(serving, from_gateway),
+            None => from_gateway(),
+        };
         match &self.disk {
-            // Only reached when memory has no token to hand out, or its token is due.
-            Some(disk) => disk.get_or_fetch(self.cache.peek().is_some(), fetch),
-            None => fetch(),
+            Some(disk) => disk.get_or_fetch(serving, from_fleet),
+            None => from_fleet(),
+        }
+    }
+
+    /// Drops `used` (or whatever they hold, for `None`) from the shared layers, the file
+    /// first: a thread of ours reading it in between must not get it back.
+    fn forget_shared(&self, used: Option<&AccessToken>) {
+        if let Some(disk) = &self.disk {
+            disk.forget(used);
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.forget(used);
         }
     }
 }
@@ -116,6 +135,7 @@ impl Client {
     ) -> Client {
         let refresh_backoff = shared.config.backoff();
         let disk = DiskCache::new(&shared.config, lwt_client_id.as_deref());
+        let fleet = FleetCache::new(&shared.config, lwt_client_id.as_deref());
         Client {
             api,
             inner: Arc::new(Inner {
@@ -123,6 +143,7 @@ impl Client {
                 lwt_client_id,
                 cache: TokenCache::new(refresh_backoff),
                 disk,
+                fleet,
             }),
         }
     }
@@ -259,9 +280,7 @@ impl Client {
             Renewal::Refused => false,
             Renewal::Newer => true,
             Renewal::Claimed => {
-                if let Some(disk) = &self.inner.disk {
-                    disk.forget(Some(&current));
-                }
+                self.inner.forget_shared(Some(&current));
                 self.inner.cache.invalidate_if_current(&current);
                 true
             }
@@ -291,10 +310,9 @@ impl Client {
     /// failed request's backoff is still running: then it gets that failure at once).
     /// With a `cache_dir`, the shared cache file's token is dropped too.
     pub fn invalidate(&self) {
-        // The file first: a thread of ours reading it in between must not get it back.
-        if let Some(disk) = &self.inner.disk {
-            disk.forget(None);
-        }
+        // The shared layers first: a thread of ours reading them in between must not get it
+        // back.
+        self.inner.forget_shared(None);
         self.inner.cache.invalidate();
     }
 

@@ -12,6 +12,7 @@ use crate::builder::ConfigBuilder;
 use crate::credential::Credential;
 use crate::dpop::DpopKey;
 use crate::error::Error;
+use crate::fleet::FleetTarget;
 use crate::secret::SecretString;
 use crate::url::Origin;
 
@@ -91,6 +92,7 @@ pub struct Config {
     pub(crate) user_agent: String,
     pub(crate) max_response_bytes: usize,
     pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) cache_url: Option<Arc<FleetTarget>>,
 }
 
 impl Config {
@@ -194,6 +196,10 @@ impl Config {
     pub fn cache_dir(&self) -> Option<&Path> {
         self.cache_dir.as_deref()
     }
+    /// The fleet cache's URL, with its password (if any) shown as `***`.
+    pub fn cache_url(&self) -> Option<&str> {
+        self.cache_url.as_deref().map(FleetTarget::shown)
+    }
 }
 
 impl fmt::Debug for Config {
@@ -219,6 +225,7 @@ impl fmt::Debug for Config {
             .field("user_agent", &self.user_agent)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("cache_dir", &self.cache_dir)
+            .field("cache_url", &self.cache_url())
             .finish()
     }
 }

@@ -38,6 +38,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "user_agent",
     "max_response_bytes",
     "cache_dir",
+    "cache_url",
     "subscription_key",
     "subscription_key_file",
 ];
@@ -118,6 +119,7 @@ impl ConfigBuilder {
             "max_response_bytes" => this.max_response_bytes(parse(key, value)?),
             // An empty value turns the shared cache off again.
             "cache_dir" => this.cache_dir(value),
+            "cache_url" => this.cache_url(value),
             _ => return Err(unknown_key(key)),
         };
         Ok(())

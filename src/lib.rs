@@ -39,6 +39,7 @@ mod error;
 mod fetch;
 /// The C ABI (`include/lwolf_auth.h`): every `unsafe` and `extern "C"` of the crate lives here.
 pub mod ffi;
+mod fleet;
 mod fork;
 mod http;
 mod jitter;

@@ -67,11 +67,7 @@ impl Client {
                             resp.status,
                             token.fingerprint()
                         );
-                        // The file first: a thread of ours reading it in between must not
-                        // get it back.
-                        if let Some(disk) = &self.inner.disk {
-                            disk.forget(Some(&token));
-                        }
+                        self.inner.forget_shared(Some(&token));
                         self.inner.cache.invalidate_if_current(&token);
                     }
                     // Another caller (or process) renewed it already: send the newer token.
@@ -97,18 +93,24 @@ impl Client {
     }
 
     /// What a 401/403 to `used` may do: the in-memory bound of this identity, then (with a
-    /// `cache_dir`) the one every process of it shares. A newer token found in the shared
-    /// file replaces `used` in memory, so the next `token()` reads it instead of fetching.
+    /// `cache_dir`) the one every process of the host shares, then (with a `cache_url`) the
+    /// fleet's. A newer token found in a shared layer replaces `used` in memory (and in the
+    /// file, when the fleet has it), so the next `token()` reads it instead of fetching.
     pub(super) fn claim_renewal(&self, used: &AccessToken) -> Renewal {
-        let claim = self.inner.cache.claim_renewal(used);
-        let (Renewal::Claimed, Some(disk)) = (&claim, &self.inner.disk) else {
-            return claim;
-        };
-        let shared = disk.claim_renewal(used, RENEWAL_INTERVAL);
-        if matches!(shared, Renewal::Newer) {
+        let mut claim = self.inner.cache.claim_renewal(used);
+        if let (Renewal::Claimed, Some(disk)) = (&claim, &self.inner.disk) {
+            claim = disk.claim_renewal(used, RENEWAL_INTERVAL);
+        }
+        if let (Renewal::Claimed, Some(fleet)) = (&claim, &self.inner.fleet) {
+            claim = fleet.claim_renewal(used, RENEWAL_INTERVAL);
+            if let (Renewal::Newer, Some(disk)) = (&claim, &self.inner.disk) {
+                disk.forget(Some(used));
+            }
+        }
+        if matches!(claim, Renewal::Newer) {
             self.inner.cache.invalidate_if_current(used);
         }
-        shared
+        claim
     }
 
     /// One API exchange, retried on 408/429/5xx and lost connections for idempotent methods.

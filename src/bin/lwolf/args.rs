@@ -34,7 +34,7 @@ Options of get and request:
 
 Options:
   --tenant ID      the customer instance (lwt_client_id) for token, get, request and info
-  --no-cache       keep the token in this process only (no shared cache file)
+  --no-cache       keep the token in this process only (neither cache file nor cache_url)
   --private-key FILE
                    authenticate with a JWT assertion signed by this RSA key (PEM) instead
                    of a secret (client_auth=private_key_jwt, private_key_file=FILE)
@@ -52,7 +52,9 @@ would show it.
 
 Tokens are shared by every process of this user through a file in LWOLF_CACHE_DIR, by default
 $XDG_CACHE_HOME/lwolf-auth or ~/.cache/lwolf-auth (mode 0700; the files 0600). Set
-LWOLF_CACHE_DIR to an empty value, or pass --no-cache, to keep them in memory only.
+LWOLF_CACHE_DIR to an empty value, or pass --no-cache, to keep them in memory only. Set
+LWOLF_CACHE_URL (redis://host:port or rediss://...) to share them with other hosts too; `lwolf
+info` says which layer served the token.
 
 Exit codes:
   0     success

@@ -47,6 +47,7 @@ fn client(args: &Args) -> Result<Client, Failure> {
     let mut builder = ConfigBuilder::from_env()?;
     if args.no_cache {
         builder.set("cache_dir", "")?;
+        builder.set("cache_url", "")?;
     } else {
         match std::env::var_os("LWOLF_CACHE_DIR") {
             // Applied by from_env.
@@ -90,6 +91,7 @@ fn token(client: &Client, json: bool) -> Result<u8, Failure> {
             expires_at: String,
             refresh_at: String,
             fingerprint: &'a str,
+            source: &'a str,
         }
         let view = TokenJson {
             token: token.secret(),
@@ -97,6 +99,7 @@ fn token(client: &Client, json: bool) -> Result<u8, Failure> {
             expires_at: rfc3339(token.expires_at()),
             refresh_at: rfc3339(token.refresh_at()),
             fingerprint: token.fingerprint(),
+            source: token.source().as_str(),
         };
         serde_json::to_writer(&mut *out, &view)
             .map_err(|e| Failure::io(format!("cannot write the output: {e}")))?;
@@ -213,8 +216,11 @@ fn info(args: &Args) -> Result<u8, Failure> {
         .cache_file()
         .map_or_else(|| "- (off)".to_owned(), |p| p.display().to_string());
     line("cache_file", &cache);
+    line("cache_url", config.cache_url().unwrap_or("- (off)"));
     let outcome = client.token();
     if let Ok(token) = &outcome {
+        // The layer that had it: another process's file, the fleet's Redis, or the gateway.
+        line("served_by", token.source().as_str());
         describe(token, &mut line);
     }
     print_out(out.as_bytes())?;
