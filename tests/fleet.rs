@@ -59,8 +59,13 @@ fn entry_of(server: &Server, secret: &str) -> at_rest::Entry {
 
 /// `lwolf token --json` as one process of the fleet on the "host" whose cache is `dir`.
 fn fleet_process(server: &Server, cache_url: &str, dir: Option<&Path>) -> Command {
+    lwolf(&["token", "--json"], server, cache_url, dir)
+}
+
+/// `lwolf <args>` as one process of the fleet on the "host" whose cache is `dir`.
+fn lwolf(args: &[&str], server: &Server, cache_url: &str, dir: Option<&Path>) -> Command {
     let mut cmd = clean_command(LWOLF);
-    cmd.args(["token", "--json"])
+    cmd.args(args)
         .env("LWOLF_TOKEN_URL", server.token_url())
         .env("LWOLF_CLIENT_ID", CLIENT_ID)
         .env("LWOLF_CLIENT_SECRET", SECRET)
@@ -637,6 +642,42 @@ fn bad_cache_urls_are_config_errors() {
     assert_eq!(b.build().unwrap().cache_url(), None);
 }
 
+#[test]
+fn rediss_trusts_the_bundled_roots_plus_ca_file_only() {
+    capture_logs();
+    let pki = common::TestPki::new();
+    let redis = Redis::start_tls(&pki.server_cert_pem, &pki.server_key_pem);
+    let server = Server::tokens();
+    let tmp = TempDir::new("fleet-tls");
+    let ca = tmp.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let url = redis.tls_url("localhost");
+    let trusting = || Client::new(builder(&server, &url).ca_file(&ca).build().unwrap());
+    let first = trusting().token().unwrap();
+    let second = trusting().token().unwrap();
+    assert_eq!(
+        (second.secret(), second.source()),
+        (first.secret(), TokenSource::CacheUrl)
+    );
+    assert_eq!(server.token_requests(), 1);
+    // The values went over TLS to the same server.
+    assert_eq!(redis.dump().len(), 1);
+
+    // Without the CA the certificate is unknown: carried on without Redis.
+    let untrusting = Client::new(
+        builder(&server, &redis.tls_url("127.0.0.1"))
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(
+        untrusting.token().unwrap().source(),
+        TokenSource::TokenEndpoint
+    );
+    let port = redis.tls_url("127.0.0.1");
+    let port = port.rsplit(':').next().unwrap();
+    assert!(!logged(&format!("127.0.0.1:{port}"), "going on without it").is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The lock
 
@@ -815,3 +856,63 @@ fn the_c_abi_shares_through_cache_url() {
 }
 
 mod c_calls;
+
+// ---------------------------------------------------------------------------------------------
+// The command-line tool, and the dependency tree
+
+#[test]
+fn lwolf_info_says_which_layer_served_the_token() {
+    let redis = Redis::start();
+    let server = Server::tokens();
+    let tmp = TempDir::new("fleet-info");
+    let info = |dir: Option<&Path>| {
+        let out = lwolf(&["info"], &server, &redis.url(), dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = String::from_utf8(out.stdout).unwrap();
+        let field = |name: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+        };
+        (field("served_by"), field("cache_url"))
+    };
+    let host = tmp.join("host");
+    assert_eq!(info(None), ("token endpoint".into(), redis.url()));
+    assert_eq!(info(Some(&host)).0, "cache_url");
+    assert_eq!(info(Some(&host)).0, "cache_dir");
+    assert_eq!(server.token_requests(), 1);
+}
+
+#[test]
+fn no_async_runtime_is_in_the_tree() {
+    let out = Command::new(ffi_support::cargo())
+        .args(["tree", "--edges", "normal", "--prefix", "none", "--offline"])
+        .current_dir(ffi_support::repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8(out.stdout).unwrap();
+    assert!(tree.lines().any(|l| l.starts_with("redis v")), "{tree}");
+    for runtime in [
+        "tokio ",
+        "async-std ",
+        "smol ",
+        "async-io ",
+        "futures-executor ",
+    ] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(runtime)),
+            "{runtime}in the tree:\n{tree}"
+        );
+    }
+}

@@ -1014,6 +1014,9 @@ pub type Ymd = (i32, u8, u8);
 pub struct TestPki {
     pub ca_pem: String,
     pub server_config: Arc<rustls::ServerConfig>,
+    /// The server's certificate and key, for servers that take them as files.
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
 }
 
 impl TestPki {
@@ -1072,6 +1075,8 @@ impl TestPki {
         TestPki {
             ca_pem: ca_cert.pem(),
             server_config: Arc::new(config),
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
         }
     }
 }

@@ -12,12 +12,52 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     child: Option<Child>,
     port: u16,
+    /// With [`Redis::start_tls`]: the port that speaks TLS (`port` stays plain, for the test).
+    tls_port: Option<u16>,
     dir: PathBuf,
 }
 
 impl Redis {
     pub fn start() -> Redis {
         Redis::start_with(&[])
+    }
+
+    /// With a TLS port too, serving `cert` and `key` (PEM).
+    pub fn start_tls(cert: &str, key: &str) -> Redis {
+        let dir = std::env::temp_dir().join(format!(
+            "lwolf-redis-tls-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_file, cert).unwrap();
+        std::fs::write(&key_file, key).unwrap();
+        let tls_port = free_port();
+        let (cert_file, key_file) = (
+            cert_file.display().to_string(),
+            key_file.display().to_string(),
+        );
+        let mut redis = Redis::start_with(&[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &cert_file,
+            "--tls-key-file",
+            &key_file,
+            "--tls-auth-clients",
+            "no",
+        ]);
+        redis.tls_port = Some(tls_port);
+        redis
+    }
+
+    /// The `rediss://` URL of [`Redis::start_tls`]'s TLS port, by `host`.
+    pub fn tls_url(&self, host: &str) -> String {
+        format!(
+            "rediss://{host}:{}",
+            self.tls_port.expect("started with start_tls")
+        )
     }
 
     /// With extra `redis-server` arguments (`["--requirepass", "pw"]`, say).
@@ -31,11 +71,7 @@ impl Redis {
         // A free port: redis-server cannot be told to pick one. Another process may take it
         // in between, so a failed start tries another.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let dir =
                 std::env::temp_dir().join(format!("lwolf-redis-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
@@ -53,6 +89,7 @@ impl Redis {
             let mut redis = Redis {
                 child: Some(child),
                 port,
+                tls_port: None,
                 dir,
             };
             if redis.wait_ready(Duration::from_secs(10), args) {
@@ -165,6 +202,14 @@ impl Drop for Redis {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
