@@ -204,8 +204,9 @@ lwolf_status lwolf_client_reject_token(const lwolf_client *client,
 //
 // `cfg` stays the caller's (it is only read, and may be freed or changed afterwards);
 // the client keeps its own copy of the settings. A missing `client_id` or secret, an
-// unreadable `client_secret_file` or `ca_file`, or a URL that is neither `https://` nor
-// `http://` to a loopback host is `LWOLF_ERR_CONFIG`. NULL `cfg` or `out` is
+// unreadable `client_secret_file` or `ca_file`, a URL that is neither `https://` nor
+// `http://` to a loopback host, or a `cache_url` that is not `redis://` or `rediss://` is
+// `LWOLF_ERR_CONFIG`. NULL `cfg` or `out` is
 // `LWOLF_ERR_INVALID_ARGUMENT`. On success the caller owns `*out` and frees it with
 // `lwolf_client_free`; on failure `*out` is not written.
 lwolf_status lwolf_client_new(const lwolf_config *cfg, lwolf_client **out);
@@ -361,6 +362,8 @@ lwolf_status lwolf_config_from_env(lwolf_config **out);
 // made by `lwolf_client_new`), `ca_file`, `user_agent`,
 // `max_response_bytes` (largest API response body read), `cache_dir` (a directory for the
 // token cache shared by the processes of one user; empty or unset: memory only),
+// `cache_url` (`redis://` or `rediss://`: the token cache shared by the processes of many
+// hosts; a Redis that fails is logged and left alone for a minute, never an error),
 // `subscription_key` (sent as `lw-subscription-key` on every API request, never to the
 // token endpoint; a secret like `client_secret`) and `subscription_key_file`.
 //

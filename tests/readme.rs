@@ -84,7 +84,8 @@ const RUN_BLOCKS: &[(&str, &str, usize, &str)] = &[
     ("README.md", "sh", 3, "dpop_commands"),
     ("README.md", "sh", 4, "cpp_and_cmake"),
     ("README.md", "sh", 5, "cli_session"),
-    ("README.md", "console", 0, "cli_session"),
+    ("README.md", "console", 0, "many_hosts_session"),
+    ("README.md", "console", 1, "cli_session"),
     ("examples-c/README.md", "sh", 0, "examples_c_commands"),
     ("examples-c/README.md", "console", 0, "examples_c_commands"),
 ];
@@ -400,6 +401,19 @@ fn examples_c_commands() {
 fn cli_session() {
     require_tool("curl", "curl");
     let home = TempDir::new("readme-cli");
+    let build = block("README.md", "sh", 5);
+    check_session(home.path(), &build.text, &block("README.md", "console", 1));
+}
+
+#[test]
+fn many_hosts_session() {
+    for (tool, package) in [
+        ("redis-server", "redis-server"),
+        ("redis-cli", "redis-tools"),
+    ] {
+        require_tool(tool, package);
+    }
+    let home = TempDir::new("readme-hosts");
     let build = block("README.md", "sh", 5);
     check_session(home.path(), &build.text, &block("README.md", "console", 0));
 }

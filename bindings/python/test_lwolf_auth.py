@@ -527,6 +527,84 @@ class AdaptersTest(unittest.TestCase):
             sandbox.stop()
 
 
+class RedisServer:
+    """A redis-server of the test's own on 127.0.0.1 (a free port, nothing saved)."""
+
+    def __init__(self):
+        import shutil
+        import socket
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError("redis-server is not installed (apt-get install redis-server)")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while self.command("PING") != b"+PONG\r\n":
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("redis-server did not start")
+            time.sleep(0.02)
+        self.url = "redis://127.0.0.1:%d" % self.port
+
+    def command(self, *words):
+        """One command over a bare socket; the raw reply (b"" when there is none)."""
+        import socket
+
+        req = b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w.encode()) for w in words)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(req)
+                time.sleep(0.01)
+                return s.recv(1 << 16)
+        except OSError:
+            return b""
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class FleetCacheTest(unittest.TestCase):
+    def setUp(self):
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.stop)
+
+    def test_clients_share_one_token_through_cache_url(self):
+        before = SANDBOX.stats()["token_requests"]
+        tokens = []
+        for _ in range(3):
+            with lwolf_auth.Client(**SANDBOX.settings(cache_url=self.redis.url)) as client:
+                tokens.append(client.token())
+        self.assertEqual(len(set(tokens)), 1)
+        self.assertEqual(SANDBOX.stats()["token_requests"], before + 1)
+        # What Redis holds shows neither the token nor the secret nor the client id.
+        keys = self.redis.command("KEYS", "*")
+        self.assertIn(b"lwolf-auth:", keys)
+        name = re.search(rb"lwolf-auth:[0-9a-f]{64}", keys).group(0).decode()
+        value = self.redis.command("GET", name)
+        for needle in (tokens[0], SANDBOX.env["LWOLF_CLIENT_SECRET"], SANDBOX.env["LWOLF_CLIENT_ID"]):
+            self.assertNotIn(needle.encode(), keys + value)
+
+    def test_an_unreachable_redis_is_logged_and_not_an_outage(self):
+        self.redis.stop()
+        with self.assertLogs("lwolf_auth", level="WARNING") as logs:
+            with lwolf_auth.Client(**SANDBOX.settings(cache_url=self.redis.url)) as client:
+                self.assertTrue(client.token())
+        self.assertTrue(any("going on without it" in line for line in logs.output), logs.output)
+
+    def test_a_bad_cache_url_is_a_config_error(self):
+        with self.assertRaises(lwolf_auth.ConfigError) as cm:
+            lwolf_auth.Client(**SANDBOX.settings(cache_url="memcached://127.0.0.1:1"))
+        self.assertIn("cache_url", str(cm.exception))
+
+
 class ForkTest(unittest.TestCase):
     def test_os_fork_parent_and_child_get_their_own_answers(self):
         sandbox = Sandbox()

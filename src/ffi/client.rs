@@ -47,8 +47,9 @@ pub struct lwolf_token_info {
 ///
 /// `cfg` stays the caller's (it is only read, and may be freed or changed afterwards);
 /// the client keeps its own copy of the settings. A missing `client_id` or secret, an
-/// unreadable `client_secret_file` or `ca_file`, or a URL that is neither `https://` nor
-/// `http://` to a loopback host is `LWOLF_ERR_CONFIG`. NULL `cfg` or `out` is
+/// unreadable `client_secret_file` or `ca_file`, a URL that is neither `https://` nor
+/// `http://` to a loopback host, or a `cache_url` that is not `redis://` or `rediss://` is
+/// `LWOLF_ERR_CONFIG`. NULL `cfg` or `out` is
 /// `LWOLF_ERR_INVALID_ARGUMENT`. On success the caller owns `*out` and frees it with
 /// `lwolf_client_free`; on failure `*out` is not written.
 #[no_mangle]

@@ -76,6 +76,8 @@ pub unsafe extern "C" fn lwolf_config_from_env(out: *mut *mut lwolf_config) -> l
 /// made by `lwolf_client_new`), `ca_file`, `user_agent`,
 /// `max_response_bytes` (largest API response body read), `cache_dir` (a directory for the
 /// token cache shared by the processes of one user; empty or unset: memory only),
+/// `cache_url` (`redis://` or `rediss://`: the token cache shared by the processes of many
+/// hosts; a Redis that fails is logged and left alone for a minute, never an error),
 /// `subscription_key` (sent as `lw-subscription-key` on every API request, never to the
 /// token endpoint; a secret like `client_secret`) and `subscription_key_file`.
 ///
