@@ -123,6 +123,13 @@ step "6: the shared on-disk cache: 20 cold lwolf processes"
 cargo build --release --features cli --bin lwolf
 with_env "$OUT/sandbox.env" python3 benches/shared_cache.py "$ROOT/target/release/lwolf" $QUICK >>"$RESULTS"
 
+step "9: the fleet cache: 100 cold lwolf processes over 5 hosts, with and without cache_url"
+command -v redis-server >/dev/null || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+}
+with_env "$OUT/sandbox.env" python3 benches/fleet.py "$ROOT/target/release/lwolf" $QUICK >>"$RESULTS"
+
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 step "report"
 BENCH_LOAD="$LOAD_BEFORE / $LOAD_AFTER" BENCH_QUICK=$QUICK python3 benches/report.py "$RESULTS" BENCHMARKS.md

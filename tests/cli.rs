@@ -217,11 +217,13 @@ fn token_json() {
             "expires_at",
             "fingerprint",
             "refresh_at",
+            "source",
             "token",
             "token_type"
         ]
     );
     assert_eq!(json["token_type"], "Bearer");
+    assert_eq!(json["source"], "token endpoint");
     let token = json["token"].as_str().unwrap();
     assert_eq!(setup.run(&["token"]).stdout.trim_end(), token);
     let fingerprint = json["fingerprint"].as_str().unwrap();

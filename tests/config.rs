@@ -86,6 +86,8 @@ fn every_key_can_be_set_from_a_string() {
         ("user_agent", "agent/9".into()),
         ("max_response_bytes", "12345".into()),
         ("cache_dir", cache.to_str().unwrap().into()),
+        // Nothing listens there: the fleet cache is tried once and left alone (logged).
+        ("cache_url", "redis://127.0.0.1:1/3".into()),
         // Set, then replaced by the file.
         ("subscription_key", "sub-key-given".into()),
         ("subscription_key_file", key_file.to_str().unwrap().into()),
@@ -118,6 +120,7 @@ fn every_key_can_be_set_from_a_string() {
     assert_eq!(config.user_agent(), "agent/9");
     assert_eq!(config.max_response_bytes(), 12345);
     assert_eq!(config.cache_dir(), Some(cache.as_path()));
+    assert_eq!(config.cache_url(), Some("redis://127.0.0.1:1/3"));
 
     // The rest show in the exchange: the secret (from the file, as HTTP Basic), the form
     // body, the tenant; the server's certificate is trusted through `ca_file` alone.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use once_cell::sync::Lazy;
+use redis::IntoConnectionInfo as _;
 
 use crate::clock::Mono;
 use crate::error::Error;
@@ -64,14 +65,18 @@ impl FleetTarget {
             let why = scrub(&e.to_string(), userinfo.as_ref());
             Error::config(format!("cache_url {shown}: {why}"))
         };
+        let info = url.into_connection_info().map_err(refused)?;
+        // No `CLIENT SETINFO` on each connect: a command per exchange the fleet does not need.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
         let client = if tls {
             let certs = redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(roots_pem(extra_roots)),
             };
-            redis::Client::build_with_tls(url, certs).map_err(refused)?
+            redis::Client::build_with_tls(info, certs).map_err(refused)?
         } else {
-            redis::Client::open(url).map_err(refused)?
+            redis::Client::open(info).map_err(refused)?
         };
         Ok(FleetTarget {
             client,
