@@ -759,25 +759,10 @@ fn a_dpop_bound_token_is_shared_only_with_holders_of_its_key() {
     let sandbox = lwolf_auth::sandbox::Sandbox::start().unwrap();
     let tmp = TempDir::new("fleet-dpop");
     let key_file = |name: &str| {
-        let path = tmp.join(name);
-        let out = Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ])
-            .arg(&path)
-            .output()
-            .expect("openssl is needed to make P-256 keys");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        path
+        openssl_key(
+            &tmp.join(name),
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        )
     };
     let (k1, k2) = (key_file("k1.pem"), key_file("k2.pem"));
     let client = |key: Option<&Path>| {
@@ -812,6 +797,51 @@ fn a_dpop_bound_token_is_shared_only_with_holders_of_its_key() {
             .status(),
         200
     );
+}
+
+/// A new private key made by `openssl genpkey <args>` at `path`.
+fn openssl_key(path: &Path, args: &[&str]) -> std::path::PathBuf {
+    let out = Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .arg("-out")
+        .arg(path)
+        .output()
+        .expect("openssl is needed to make keys");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path.to_owned()
+}
+
+#[test]
+fn a_private_key_is_a_credential_of_its_own() {
+    let redis = Redis::start();
+    let server = Server::tokens();
+    let tmp = TempDir::new("fleet-pkjwt");
+    let rsa = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
+    let (k1, k2) = (
+        openssl_key(&tmp.join("k1.pem"), &rsa),
+        openssl_key(&tmp.join("k2.pem"), &rsa),
+    );
+    let client = |key: &Path| {
+        let mut b = common::builder(&server).cache_url(redis.url());
+        b.set("client_auth", "private_key_jwt").unwrap();
+        Client::new(b.private_key_file(key).build().unwrap())
+    };
+    let a = client(&k1).token().unwrap();
+    let b = client(&k1).token().unwrap();
+    assert_eq!(
+        (b.secret(), b.source()),
+        (a.secret(), TokenSource::CacheUrl)
+    );
+    // Another key (a rotated one): its own entry, its own token.
+    let c = client(&k2).token().unwrap();
+    assert_ne!(c.secret(), a.secret());
+    assert_eq!(server.token_requests(), 2);
+    assert_eq!(redis.dump().len(), 2);
 }
 
 #[test]
