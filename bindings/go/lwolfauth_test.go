@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The sandbox example (LWOLF_SANDBOX_BIN, or this tree's target/debug/examples/sandbox),
@@ -206,5 +210,79 @@ func TestGoroutinesShareOneToken(t *testing.T) {
 	}
 	if Version() == "" {
 		t.Fatal("no version")
+	}
+}
+
+// A redis-server of the test's own on a free loopback port; the test fails without one.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed (apt-get install redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if conn, err := net.Dial("tcp", addr); err == nil {
+			conn.Write([]byte("PING\r\n"))
+			reply := make([]byte, 16)
+			n, _ := conn.Read(reply)
+			conn.Close()
+			if strings.HasPrefix(string(reply[:n]), "+PONG") {
+				return "redis://" + addr
+			}
+		}
+	}
+	t.Fatal("redis-server did not start")
+	return ""
+}
+
+func tokenRequests(t *testing.T) int {
+	t.Helper()
+	resp, err := http.Get(origin() + "/_sandbox/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		TokenRequests int `json:"token_requests"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	return stats.TokenRequests
+}
+
+func TestClientsShareOneTokenThroughCacheURL(t *testing.T) {
+	url := startRedis(t)
+	before := tokenRequests(t)
+	var first string
+	for i := 0; i < 3; i++ {
+		token, err := client(t, map[string]string{"cache_url": url}).Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = token
+		} else if token != first {
+			t.Fatalf("client %d got another token", i)
+		}
+	}
+	if got := tokenRequests(t) - before; got != 1 {
+		t.Fatalf("%d token requests for 3 clients sharing cache_url", got)
+	}
+	if _, err := NewClient(map[string]string{"client_id": "x", "client_secret": "y", "cache_url": "ftp://h"}); err == nil ||
+		!strings.Contains(err.Error(), "cache_url") {
+		t.Fatalf("a bad cache_url: %v", err)
 	}
 }

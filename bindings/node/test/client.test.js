@@ -108,3 +108,54 @@ test('tenants have their own token; forApi shares it', () => {
   transact.close();
   assert.match(version(), /^\d+\.\d+\.\d+/);
 });
+
+// A redis-server of the test's own on a free loopback port; the test fails without one.
+async function startRedis() {
+  const net = require('node:net');
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: p } = probe.address();
+      probe.close(() => resolve(p));
+    });
+  });
+  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' });
+  const failed = new Promise((_, reject) => redis.on('error', () => reject(
+    new Error('redis-server is not installed (apt-get install redis-server)'))));
+  const ping = () => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+    s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    s.on('error', () => resolve(false));
+  });
+  const deadline = Date.now() + 10000;
+  while (!(await Promise.race([ping(), failed]))) {
+    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop: () => redis.kill('SIGKILL') };
+}
+
+async function tokenRequests() {
+  const origin = settings.api_base_url.replace(/\/backoffice$/, '');
+  const res = await fetch(`${origin}/_sandbox/stats`);
+  return (await res.json()).token_requests;
+}
+
+test('clients share one token through cache_url', async () => {
+  const redis = await startRedis();
+  try {
+    const before = await tokenRequests();
+    const tokens = [0, 1, 2].map(() => {
+      const client = new Client({ ...settings, cache_url: redis.url });
+      const token = client.token();
+      client.close();
+      return token;
+    });
+    assert.equal(new Set(tokens).size, 1);
+    assert.equal(await tokenRequests() - before, 1);
+    assert.throws(() => new Client({ client_id: 'x', client_secret: 'y', cache_url: 'ftp://h' }),
+      (e) => e instanceof LwolfError && e.status === Status.ERR_CONFIG && /cache_url/.test(e.message));
+  } finally {
+    redis.stop();
+  }
+});
