@@ -27,7 +27,7 @@ fn go_binding_tests() {
     let out = run(&mut cmd, Duration::from_secs(600));
     let stdout = expect_success(&out, "go test ./... in bindings/go");
     let passed = stdout.lines().filter(|l| l.starts_with("--- PASS")).count();
-    assert!(passed >= 5, "only {passed} Go tests passed:\n{stdout}");
+    assert!(passed >= 6, "only {passed} Go tests passed:\n{stdout}");
     assert!(
         !stdout.contains("--- FAIL") && !stdout.contains("--- SKIP"),
         "{stdout}"

@@ -50,7 +50,7 @@ fn node_binding_tests() {
             .find_map(|l| l.strip_prefix(&format!("# {what} "))?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no `# {what}` line:\n{stdout}"))
     };
-    assert!(count("pass") >= 4, "{stdout}");
+    assert!(count("pass") >= 5, "{stdout}");
     assert_eq!(count("fail"), 0, "{stdout}");
     assert_eq!(count("skipped"), 0, "{stdout}");
 }
