@@ -65,7 +65,8 @@ struct Inner {
 impl Inner {
     /// A new token, from the first layer that has one: the shared cache file, the fleet
     /// cache, the token endpoint. Only reached when memory has no token to hand out, or its
-    /// token is due.
+    /// token is due. Never inlined: the layers stay out of the cached-token path's code.
+    #[inline(never)]
     fn fetch(&self) -> Result<AccessToken, Error> {
         let serving = self.cache.peek().is_some();
         let from_gateway = || {
