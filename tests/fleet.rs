@@ -170,6 +170,16 @@ fn tenants_and_tokens_rejected_by_the_api_follow_the_fleet() {
         "the fleet kept a rejected token"
     );
     assert_eq!(server.token_requests(), 3);
+    // The 30 s bound on forced renewals is the fleet's: another process rejecting the
+    // renewed token within it hears that the answer stands, and nothing is fetched.
+    let d = Client::new(builder(&server, &redis.url()).build().unwrap());
+    assert_eq!(d.token().unwrap().secret(), renewed.secret());
+    assert!(
+        !d.reject_token(renewed.secret()),
+        "a second renewal within 30 s"
+    );
+    assert_eq!(d.token().unwrap().secret(), renewed.secret());
+    assert_eq!(server.token_requests(), 3);
     // And invalidate() empties the entry.
     b.invalidate();
     let c = Client::new(builder(&server, &redis.url()).build().unwrap());
