@@ -128,7 +128,8 @@ command -v redis-server >/dev/null || {
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 }
-with_env "$OUT/sandbox.env" python3 benches/fleet.py "$ROOT/target/release/lwolf" $QUICK >>"$RESULTS"
+with_env "$OUT/sandbox.env" python3 benches/fleet.py "$ROOT/target/release/lwolf" \
+  "$ROOT/target/release/liblwolf_auth.so" $QUICK >>"$RESULTS"
 
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 step "report"

@@ -97,7 +97,7 @@ impl FleetCache {
             Some(token) if !token.is_due_now() => return Ok(token),
             other => other,
         };
-        let holder = format!("{:016x}{:016x}", crate::jitter::u64(), crate::jitter::u64());
+        let holder = holder_id();
         let locked = self.lock(&mut redis, &holder, &mut found);
         let outcome = match locked {
             Lock::Served(token) => return Ok(token),
@@ -294,6 +294,20 @@ impl FleetCache {
             }
         }
     }
+}
+
+/// This attempt's name on the lock: 128 bits from the system's random source (not
+/// `jitter`'s, which the children of one fork would share), so no other process frees it.
+fn holder_id() -> String {
+    let mut id = [0u8; 16];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).is_err() {
+        // No random source: still unique to this process and moment.
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        id = (nanos ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
+    }
+    crate::token::hex(&id)
 }
 
 /// What taking the lock came to.
