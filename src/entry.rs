@@ -307,4 +307,29 @@ mod tests {
             )
             .is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bytes_never_open(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            versioned: bool,
+        ) {
+            let mut bytes = bytes;
+            if versioned && !bytes.is_empty() {
+                bytes[0] = FORMAT_VERSION;
+            }
+            proptest::prop_assert!(key("one", None).open(&bytes, TokenSource::CacheUrl).is_err());
+        }
+
+        #[test]
+        fn any_flipped_bit_is_refused(at in 0usize..4096, bit in 0u8..8) {
+            let k = key("one", None);
+            let mut sealed = k.seal(&token("tok-prop")).unwrap();
+            let at = at % sealed.len();
+            sealed[at] ^= 1 << bit;
+            proptest::prop_assert!(k.open(&sealed, TokenSource::CacheUrl).is_err());
+        }
+    }
 }
