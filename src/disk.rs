@@ -56,6 +56,9 @@ pub(crate) struct DiskCache {
     lock_wait: Duration,
     /// Whether this process has swept the directory's leftovers yet.
     swept: AtomicBool,
+    /// Whether a refusal of the directory was logged as a warning yet: it is checked on
+    /// every use, and said again only at DEBUG.
+    refusal_warned: AtomicBool,
 }
 
 impl DiskCache {
@@ -73,6 +76,7 @@ impl DiskCache {
             entry,
             lock_wait: config.timeout,
             swept: AtomicBool::new(false),
+            refusal_warned: AtomicBool::new(false),
         })
     }
 
@@ -268,10 +272,15 @@ impl DiskCache {
             return None;
         };
         if let Some(why) = sys::refusal(&meta, euid).or_else(|| sys::parents_refusal(&self.dir)) {
-            log::warn!(
+            let message = format!(
                 "refusing the token cache directory {}: {why}; tokens stay in memory",
                 self.dir.display()
             );
+            if self.refusal_warned.swap(true, Ordering::Relaxed) {
+                log::debug!("{message}");
+            } else {
+                log::warn!("{message}");
+            }
             return None;
         }
         if create && !self.swept.swap(true, Ordering::Relaxed) {

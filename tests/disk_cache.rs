@@ -628,6 +628,17 @@ fn a_directory_open_to_others_is_not_used() {
     );
     assert_eq!(sandbox.token_requests(), 2);
     assert!(warned("refusing the token cache directory"));
+    // Said once as a warning; each later use says it again at DEBUG only.
+    b.invalidate();
+    b.token().unwrap();
+    let said = |level: log::Level| {
+        logs_of_this_thread()
+            .iter()
+            .filter(|(l, m)| *l == level && m.contains("refusing the token cache directory"))
+            .count()
+    };
+    assert_eq!(said(log::Level::Warn), 1);
+    assert!(said(log::Level::Debug) >= 1);
     assert_eq!(
         file_token(&file),
         first.secret(),
