@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::cache::{Renewal, TokenCache};
 use crate::config::Config;
 use crate::disk::DiskCache;
+use crate::entry::EntryKey;
 use crate::error::Error;
 use crate::fetch::fetch_token;
 use crate::fleet::FleetCache;
@@ -135,8 +136,15 @@ impl Client {
         api: Arc<ApiBase>,
     ) -> Client {
         let refresh_backoff = shared.config.backoff();
-        let disk = DiskCache::new(&shared.config, lwt_client_id.as_deref());
-        let fleet = FleetCache::new(&shared.config, lwt_client_id.as_deref());
+        let config = &shared.config;
+        // Derived once for both shared layers, and only when there is one; none at all for a
+        // DPoP key made by this process, whose tokens are of use to no other.
+        let entry = (config.cache_dir.is_some() || config.cache_url.is_some())
+            .then(|| EntryKey::new(config, lwt_client_id.as_deref()))
+            .flatten()
+            .map(Arc::new);
+        let disk = entry.as_ref().and_then(|e| DiskCache::new(config, e));
+        let fleet = entry.as_ref().and_then(|e| FleetCache::new(config, e));
         Client {
             api,
             inner: Arc::new(Inner {

@@ -27,6 +27,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::Renewal;
@@ -51,7 +52,7 @@ pub(crate) struct DiskCache {
     /// `<dir>/<the same>.renewed`: when a 401/403 last forced a renewal, for every process
     /// of the identity.
     renewed: PathBuf,
-    entry: EntryKey,
+    entry: Arc<EntryKey>,
     /// How long to wait for another process's refresh before fetching without the lock.
     lock_wait: Duration,
     /// Whether this process has swept the directory's leftovers yet.
@@ -62,11 +63,11 @@ pub(crate) struct DiskCache {
 }
 
 impl DiskCache {
-    /// The shared cache for this identity, when `config` names a `cache_dir`. No I/O.
-    pub(crate) fn new(config: &Config, lwt_client_id: Option<&str>) -> Option<DiskCache> {
+    /// The shared cache of the identity whose entry is `entry`, when `config` names a
+    /// `cache_dir`. No I/O.
+    pub(crate) fn new(config: &Config, entry: &Arc<EntryKey>) -> Option<DiskCache> {
         let dir = config.cache_dir.clone()?;
-        // A DPoP-bound token made with this process's own key is of use to no other.
-        let entry = EntryKey::new(config, lwt_client_id)?;
+        let entry = Arc::clone(entry);
         let stem = &entry.name()[..32];
         Some(DiskCache {
             file: dir.join(format!("{stem}{TOKEN_SUFFIX}")),
@@ -460,6 +461,10 @@ mod sys;
 mod tests {
     use super::*;
 
+    fn disk_of(config: &Config) -> Option<DiskCache> {
+        DiskCache::new(config, &Arc::new(EntryKey::new(config, None).unwrap()))
+    }
+
     fn disk(secret: &str) -> DiskCache {
         let config = Config::builder()
             .client_id("id")
@@ -467,7 +472,7 @@ mod tests {
             .cache_dir("/nonexistent")
             .build()
             .unwrap();
-        DiskCache::new(&config, None).unwrap()
+        disk_of(&config).unwrap()
     }
 
     #[test]
@@ -477,7 +482,7 @@ mod tests {
             .client_secret("one")
             .build()
             .unwrap();
-        assert!(DiskCache::new(&config, None).is_none(), "no cache_dir");
+        assert!(disk_of(&config).is_none(), "no cache_dir");
         let (a, b) = (disk("one"), disk("two"));
         assert_eq!(a.file(), disk("one").file());
         assert_ne!(a.file(), b.file(), "a rotated secret has a file of its own");

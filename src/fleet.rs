@@ -54,7 +54,7 @@ const FORGET: &str = UNLOCK;
 /// One identity's entry in the fleet cache.
 pub(crate) struct FleetCache {
     target: Arc<FleetTarget>,
-    entry: EntryKey,
+    entry: Arc<EntryKey>,
     /// `lwolf-auth:<entry name>`, and the same with `:lock` and `:renewed`.
     key: String,
     lock_key: String,
@@ -65,11 +65,11 @@ pub(crate) struct FleetCache {
 }
 
 impl FleetCache {
-    /// The fleet cache of this identity, when `config` names a `cache_url` and the tokens
-    /// may be shared. No I/O.
-    pub(crate) fn new(config: &Config, lwt_client_id: Option<&str>) -> Option<FleetCache> {
+    /// The fleet cache of the identity whose entry is `entry`, when `config` names a
+    /// `cache_url`. No I/O.
+    pub(crate) fn new(config: &Config, entry: &Arc<EntryKey>) -> Option<FleetCache> {
         let target = Arc::clone(config.cache_url.as_ref()?);
-        let entry = EntryKey::new(config, lwt_client_id)?;
+        let entry = Arc::clone(entry);
         let key = format!("lwolf-auth:{}", entry.name());
         Some(FleetCache {
             target,

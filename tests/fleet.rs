@@ -318,11 +318,7 @@ fn openssl_key(path: &Path, args: &[&str]) -> std::path::PathBuf {
         .arg(path)
         .output()
         .expect("openssl is needed to make keys");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ffi_support::expect_success(&out, "openssl genpkey");
     path.to_owned()
 }
 
@@ -407,12 +403,7 @@ fn lwolf_info_says_which_layer_served_the_token() {
         let out = lwolf(&["info"], &server, &redis.url(), dir)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = String::from_utf8(out.stdout).unwrap();
+        let out = ffi_support::expect_success(&out, "lwolf info");
         let field = |name: &str| {
             out.lines()
                 .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
@@ -434,12 +425,7 @@ fn no_async_runtime_is_in_the_tree() {
         .current_dir(ffi_support::repo_root())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8(out.stdout).unwrap();
+    let tree = ffi_support::expect_success(&out, "cargo tree");
     assert!(tree.lines().any(|l| l.starts_with("redis v")), "{tree}");
     for runtime in [
         "tokio ",

@@ -79,12 +79,8 @@ pub fn outcomes(children: Vec<Child>) -> Vec<(String, String)> {
         .into_iter()
         .map(|child| {
             let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "a fleet process failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let stdout = crate::ffi_support::expect_success(&out, "a fleet process");
+            let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
             (
                 json["fingerprint"].as_str().unwrap().to_owned(),
                 json["source"].as_str().unwrap().to_owned(),
