@@ -31,7 +31,7 @@ use redis::Connection;
 
 use crate::cache::Renewal;
 use crate::config::Config;
-use crate::entry::{EntryKey, MAX_VALUE_BYTES};
+use crate::entry::EntryKey;
 use crate::error::Error;
 use crate::log;
 use crate::token::{AccessToken, TokenSource};
@@ -44,12 +44,11 @@ pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(1);
 const FIRST_PAUSE: Duration = Duration::from_millis(20);
 const MAX_PAUSE: Duration = Duration::from_millis(200);
 
-/// Frees the lock only if it is still ours: a holder that outlived the expiry must not free
-/// the next holder's lock.
-const UNLOCK: &str =
+/// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: a holder that outlived its lock's
+/// expiry must not free the next holder's lock, and a rejected token's removal must not take
+/// a newer token with it.
+const DELETE_IF_UNCHANGED: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-/// Deletes the entry only if it still holds the value read: a newer token stays.
-const FORGET: &str = UNLOCK;
 
 /// One identity's entry in the fleet cache.
 pub(crate) struct FleetCache {
@@ -114,7 +113,7 @@ impl FleetCache {
         if matches!(locked, Lock::Held) {
             redis.run("freeing the lock", |conn| {
                 redis::cmd("EVAL")
-                    .arg(UNLOCK)
+                    .arg(DELETE_IF_UNCHANGED)
                     .arg(1)
                     .arg(&self.lock_key)
                     .arg(&holder)
@@ -241,7 +240,7 @@ impl FleetCache {
         }
         let dropped = redis.run("dropping the token", |conn| {
             redis::cmd("EVAL")
-                .arg(FORGET)
+                .arg(DELETE_IF_UNCHANGED)
                 .arg(1)
                 .arg(&self.key)
                 .arg(&value)
@@ -358,10 +357,6 @@ impl Session<'_> {
                 .arg(&fleet.key)
                 .query::<Option<Vec<u8>>>(conn)
         })??;
-        if value.len() > MAX_VALUE_BYTES {
-            log::warn!("ignoring the fleet cache's entry: it is too large; it will be replaced");
-            return None;
-        }
         match fleet.entry.open(&value, TokenSource::CacheUrl) {
             Ok(token) if token.is_usable_now() => {
                 log::debug!(

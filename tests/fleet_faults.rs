@@ -157,10 +157,13 @@ fn garbage_in_the_entry_is_ignored_and_replaced() {
     let entry = entry_of(&server, SECRET);
     let key = format!("lwolf-auth:{}", entry.name);
     let mut conn = redis.conn();
+    // Larger than any value the library reads (80 KiB).
+    let oversized = vec![1u8; 100 * 1024];
     for garbage in [
         &b"\x01not sealed at all, but long enough to look sealed"[..],
         b"",
         b"\x02",
+        &oversized,
     ] {
         let _: () = redis::cmd("SET")
             .arg(&key)
@@ -177,11 +180,9 @@ fn garbage_in_the_entry_is_ignored_and_replaced() {
             "not replaced"
         );
     }
-    assert!(!logged(
-        "ignoring the fleet cache's entry",
-        &redis.port().to_string()
-    )
-    .is_empty());
+    let port = redis.port().to_string();
+    assert!(!logged("ignoring the fleet cache's entry", &port).is_empty());
+    assert!(!logged("it is too large", &port).is_empty());
     // The wrong type of key: an error from Redis, carried on through.
     let _: () = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
     let _: () = redis::cmd("LPUSH")
