@@ -8,16 +8,28 @@
  *                         child's lwolf_client_token must return (it fetches its own)
  *     ./fork loop N       fork N times while 4 threads keep using the client; each child
  *                         gets a token and sends one GET, then exits
+ *     ./fork log-child    fork while another thread is inside the log callback; the child
+ *                         replaces the callback and exits: it must not wait on the parent's
+ *                         thread (the parent gives it 5 s)
+ *     ./fork lock-child   with LWOLF_CACHE_DIR set: fork while another thread holds the cache
+ *                         directory's lock through a token request; once the parent's request
+ *                         is done the lock must be free, though the child lives on
+ *     ./fork jitter N     after a token, fork N children that each fetch their own: their
+ *                         refresh times are drawn apart (each prints its refresh_at_unix)
  *
  * Settings come from the LWOLF_* variables. Every child runs under alarm(20): a hang is a
  * failure, never a stuck test. Exit status 0 when every check passed.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -206,6 +218,193 @@ static int loop(int n) {
     return failures != 0;
 }
 
+/* -- log-child ------------------------------------------------------------------------ */
+
+static volatile int in_callback = 0;
+
+/* Holds the first record it gets on a thread other than main for 3 s. */
+static pthread_t main_thread;
+static void slow_callback(void *userdata, uint32_t level, const char *message) {
+    struct timespec hold = {3, 0};
+    (void)userdata;
+    (void)level;
+    (void)message;
+    if (!pthread_equal(pthread_self(), main_thread) && !in_callback) {
+        in_callback = 1;
+        nanosleep(&hold, NULL);
+    }
+}
+
+static void quiet_callback(void *userdata, uint32_t level, const char *message) {
+    (void)userdata;
+    (void)level;
+    (void)message;
+}
+
+/* Waits at most `seconds` for pid; 0 when it exited with 0, else it is killed. */
+static int reap_within(pid_t pid, int seconds, const char *what) {
+    int i, status = 0;
+    for (i = 0; i < seconds * 100; i++) {
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid) {
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                return 0;
+            }
+            fprintf(stderr, "%s: ended badly (status %d)\n", what, status);
+            return 1;
+        }
+        nanosleep(&tick, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fprintf(stderr, "%s: still running after %d s: it hung\n", what, seconds);
+    return 1;
+}
+
+static int log_child(void) {
+    pthread_t t;
+    void *result;
+    pid_t pid;
+    int i;
+    main_thread = pthread_self();
+    if (lwolf_set_log_callback(slow_callback, NULL, LWOLF_LOG_TRACE) != LWOLF_OK ||
+        pthread_create(&t, NULL, token_thread, NULL) != 0) {
+        return 1;
+    }
+    for (i = 0; i < 1000 && !in_callback; i++) {
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    if (!in_callback) {
+        fprintf(stderr, "no record reached the callback\n");
+        return 1;
+    }
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 1;
+    }
+    if (pid == 0) {
+        alarm(20);
+        if (lwolf_set_log_callback(quiet_callback, NULL, LWOLF_LOG_INFO) != LWOLF_OK ||
+            lwolf_set_log_callback(NULL, NULL, 0) != LWOLF_OK) {
+            _exit(1);
+        }
+        printf("child: the log callback was replaced\n");
+        fflush(stdout);
+        _exit(0);
+    }
+    i = reap_within(pid, 5, "child");
+    pthread_join(t, &result);
+    lwolf_set_log_callback(NULL, NULL, 0);
+    return i + (result != NULL);
+}
+
+/* -- lock-child ----------------------------------------------------------------------- */
+
+/* The path of the one lock file in dir, or "" */
+static void lock_file(const char *dir, char *out, size_t len) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    out[0] = 0;
+    if (d == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 5 && strcmp(e->d_name + n - 5, ".lock") == 0) {
+            snprintf(out, len, "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+}
+
+/* 1 when someone holds an exclusive lock on path (tried on a description of our own). */
+static int is_locked(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK), held;
+    if (fd < 0) {
+        return 0;
+    }
+    held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return held;
+}
+
+static int lock_child(void) {
+    const char *dir = getenv("LWOLF_CACHE_DIR");
+    char path[4096];
+    pthread_t t;
+    void *result;
+    pid_t pid;
+    int i, held;
+    if (dir == NULL || pthread_create(&t, NULL, token_thread, NULL) != 0) {
+        return 1;
+    }
+    /* The test server holds the token request: wait until the thread holds the lock. */
+    for (i = 0; i < 1000; i++) {
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        lock_file(dir, path, sizeof path);
+        if (path[0] && is_locked(path)) {
+            break;
+        }
+        nanosleep(&tick, NULL);
+    }
+    if (!path[0] || !is_locked(path)) {
+        fprintf(stderr, "the lock was never taken\n");
+        return 1;
+    }
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 1;
+    }
+    if (pid == 0) {
+        /* A long-lived child that has nothing to do with the lock. */
+        struct timespec nap = {8, 0};
+        alarm(20);
+        nanosleep(&nap, NULL);
+        _exit(0);
+    }
+    pthread_join(t, &result);
+    held = is_locked(path);
+    printf("after the parent's request: the lock is %s\n", held ? "still held" : "free");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return held + (result != NULL);
+}
+
+/* -- jitter --------------------------------------------------------------------------- */
+
+static int jitter(int n) {
+    int i, failures = 0;
+    if (get_token() != 0 || lwolf_client_invalidate(client) != LWOLF_OK) {
+        return 1;
+    }
+    fflush(stdout);
+    for (i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (pid == 0) {
+            lwolf_token_info info;
+            alarm(20);
+            if (get_token() != 0 || lwolf_client_token_info(client, &info) != LWOLF_OK) {
+                _exit(1);
+            }
+            printf("refresh_at %lld\n", (long long)info.refresh_at_unix);
+            fflush(stdout);
+            _exit(0);
+        }
+        failures += reap(pid, "child");
+    }
+    return failures != 0;
+}
+
 int main(int argc, char **argv) {
     lwolf_config *cfg = NULL;
     lwolf_status st;
@@ -228,8 +427,14 @@ int main(int argc, char **argv) {
         rc = in_flight();
     } else if (strcmp(mode, "loop") == 0) {
         rc = loop(n);
+    } else if (strcmp(mode, "log-child") == 0) {
+        rc = log_child();
+    } else if (strcmp(mode, "lock-child") == 0) {
+        rc = lock_child();
+    } else if (strcmp(mode, "jitter") == 0) {
+        rc = jitter(n);
     } else {
-        fprintf(stderr, "usage: fork pairs N | in-flight | loop N\n");
+        fprintf(stderr, "usage: fork pairs N | in-flight | loop N | log-child | lock-child | jitter N\n");
         rc = 2;
     }
     lwolf_client_free(client);

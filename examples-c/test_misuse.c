@@ -79,7 +79,8 @@ static void test_static_strings(void) {
                  "LWOLF_ERR_INVALID_CREDENTIALS") == 0);
     CHECK(strcmp(lwolf_status_name(LWOLF_ERR_INTERNAL), "LWOLF_ERR_INTERNAL") == 0);
     CHECK(strcmp(lwolf_status_name(12), "LWOLF_ERR_ABORTED") == 0);
-    CHECK(strcmp(lwolf_status_name(13), "LWOLF_UNKNOWN_STATUS") == 0);
+    CHECK(strcmp(lwolf_status_name(13), "LWOLF_ERR_DEADLINE") == 0);
+    CHECK(strcmp(lwolf_status_name(14), "LWOLF_UNKNOWN_STATUS") == 0);
     CHECK(strcmp(lwolf_status_name(0xffffffffu), "LWOLF_UNKNOWN_STATUS") == 0);
     /* The fixed values of the contract. */
     CHECK(LWOLF_OK == 0 && LWOLF_ERR_INVALID_ARGUMENT == 1 && LWOLF_ERR_CONFIG == 2);
@@ -87,7 +88,7 @@ static void test_static_strings(void) {
     CHECK(LWOLF_ERR_FORBIDDEN == 5 && LWOLF_ERR_RATE_LIMITED == 6 && LWOLF_ERR_SERVER == 7);
     CHECK(LWOLF_ERR_TRANSPORT == 8 && LWOLF_ERR_INVALID_RESPONSE == 9);
     CHECK(LWOLF_ERR_BUFFER_TOO_SMALL == 10 && LWOLF_ERR_INTERNAL == 11);
-    CHECK(LWOLF_ERR_ABORTED == 12);
+    CHECK(LWOLF_ERR_ABORTED == 12 && LWOLF_ERR_DEADLINE == 13);
     CHECK(sizeof(lwolf_status) == 4);
 }
 
@@ -111,7 +112,10 @@ static void test_config(void) {
     EXPECT_FAIL(lwolf_config_set(cfg, NULL, "x"), LWOLF_ERR_INVALID_ARGUMENT);
     EXPECT_FAIL(lwolf_config_set(cfg, "client_id", NULL), LWOLF_ERR_INVALID_ARGUMENT);
     EXPECT_FAIL(lwolf_config_set(cfg, "no_such_key", "x"), LWOLF_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(lwolf_last_error_message(), "no_such_key") != NULL);
+    /* Not shown: a key that is no near miss of a real one may be a pasted secret. */
+    CHECK(strstr(lwolf_last_error_message(), "no_such_key") == NULL);
+    EXPECT_FAIL(lwolf_config_set(cfg, "client_secert", "x"), LWOLF_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(lwolf_last_error_message(), "did you mean \"client_secret\"") != NULL);
     EXPECT_FAIL(lwolf_config_set(cfg, "client\xff", "x"), LWOLF_ERR_INVALID_ARGUMENT);
     EXPECT_FAIL(lwolf_config_set(cfg, "client_id", "bad \xc3\x28 utf8"),
                 LWOLF_ERR_INVALID_ARGUMENT);

@@ -81,6 +81,9 @@ enum lwolf_status
     LWOLF_ERR_INTERNAL = 11,
     // The caller's write callback stopped a streamed response (`lwolf_client_send_to`).
     LWOLF_ERR_ABORTED = 12,
+    // The call's `deadline_ms` passed while it waited its turn (for a token request in
+    // flight, or for the pace of the API): nothing was sent for it.
+    LWOLF_ERR_DEADLINE = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -168,8 +171,10 @@ extern "C" {
 // also on `LWOLF_ERR_BUFFER_TOO_SMALL` (either buffer too short; nothing is copied then:
 // call again with larger buffers, for a new proof). `dpop` may be NULL when `dpop_cap` is
 // 0. NULL `client`, `method`, `url`, `authorization`, `authorization_len` or `dpop_len`,
-// or NULL `dpop` with a non-zero `dpop_cap`, is `LWOLF_ERR_INVALID_ARGUMENT`. The values
-// are secrets: send them, never log them. Thread-safe.
+// or NULL `dpop` with a non-zero `dpop_cap`, is `LWOLF_ERR_INVALID_ARGUMENT`. So is a `url`
+// the token must not go to: only this handle's API origin and the vendor's two APIs as
+// configured (`api_base_url`, `transact_base_url`) get it, and nothing is fetched for any
+// other. The values are secrets: send them, never log them. Thread-safe.
 lwolf_status lwolf_client_auth_headers(const lwolf_client *client,
                                        const char *method,
                                        const char *url,
@@ -188,16 +193,29 @@ lwolf_status lwolf_client_dpop_nonce(const lwolf_client *client,
                                      const char *url,
                                      const char *nonce);
 
-// Tells the client that a server answered 401 (or 403) to a request sent by other means
+// Tells the client that this handle's API answered 401 to a request sent by other means
 // with `token` (the `Authorization` value `lwolf_client_auth_headers` gave, or the bare
-// token). The token is dropped if it is still the cached one, as `lwolf_client_send` does,
-// at most once per 30 s for this identity. `*send_again` is set to 1 when the request should
-// be sent once more (with `lwolf_client_auth_headers` again: a new or newer token is in
-// service), 0 when the answer stands. NULL arguments are `LWOLF_ERR_INVALID_ARGUMENT`.
-// Thread-safe.
+// token): as `lwolf_client_reject_token_at` with the handle's API and 401.
+// NULL arguments are `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
 lwolf_status lwolf_client_reject_token(const lwolf_client *client,
                                        const char *token,
                                        int32_t *send_again);
+
+// Tells the client that the server at `url` answered `http_status` to a request sent by
+// other means with `token` (the `Authorization` value `lwolf_client_auth_headers` gave, or
+// the bare token). `*send_again` is set to 1 when the request should be sent once more
+// (with `lwolf_client_auth_headers` again): the token was renewed, as `lwolf_client_send`
+// renews it (a 401; a 403 of an API other than the Transact API; at most once per 30 s for
+// this identity and API), or a newer token is in service already. It is set to 0 when the
+// answer stands: another status, a renewal less than 30 s ago, or an empty token or one that
+// was never this client's (nothing is fetched for those). A `url` the token must not go to
+// (see `lwolf_client_auth_headers`), NULL arguments and strings that are not UTF-8 are
+// `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
+lwolf_status lwolf_client_reject_token_at(const lwolf_client *client,
+                                          const char *url,
+                                          uint16_t http_status,
+                                          const char *token,
+                                          int32_t *send_again);
 
 // Makes a client from the settings in `cfg` and stores it in `*out`. No network I/O
 // happens here: the first token is fetched on first use.
@@ -390,7 +408,8 @@ void lwolf_config_free(lwolf_config *cfg);
 // under a lock of the library (it may call any `lwolf_` function, this one included). When
 // this function returns, the callback it replaced is not running on any other thread and is
 // not called again, so its userdata may be freed; do not call it while holding a lock that
-// the callback it replaces takes.
+// the callback it replaces takes. In a child of `fork()` it never waits on a call that was
+// under way on one of the parent's threads (those threads do not exist in the child).
 lwolf_status lwolf_set_log_callback(lwolf_log_fn callback, void *userdata, uint32_t max_level);
 
 // Makes a request of `method` to `path` and stores it in `*out`.

@@ -27,6 +27,7 @@ pub struct ConfigBuilder {
     audience: String,
     token_url: String,
     api_base_url: String,
+    transact_base_url: String,
     lwt_client_id: Option<String>,
     refresh_ratio: f64,
     timeout: Duration,
@@ -59,6 +60,7 @@ impl Default for ConfigBuilder {
             audience: DEFAULT_AUDIENCE.into(),
             token_url: DEFAULT_TOKEN_URL.into(),
             api_base_url: DEFAULT_API_BASE_URL.into(),
+            transact_base_url: DEFAULT_TRANSACT_BASE_URL.into(),
             lwt_client_id: None,
             refresh_ratio: DEFAULT_REFRESH_RATIO,
             timeout: DEFAULT_TIMEOUT,
@@ -130,6 +132,13 @@ impl ConfigBuilder {
     /// `https://api.lwolf.com/backoffice`.
     pub fn api_base_url(mut self, v: impl Into<String>) -> Self {
         self.api_base_url = v.into();
+        self
+    }
+    /// The base of Transact API requests, reached through the Transact handle; its path is
+    /// kept. Default: [`DEFAULT_TRANSACT_BASE_URL`],
+    /// `https://gateway.lwolf.com/transact-workflow`.
+    pub fn transact_base_url(mut self, v: impl Into<String>) -> Self {
+        self.transact_base_url = v.into();
         self
     }
     /// The customer instance for multi-tenant applications. Unset by default.
@@ -295,6 +304,7 @@ impl ConfigBuilder {
         }
         Origin::check_allowed(&self.token_url, "token_url")?;
         let api_origin = Origin::check_allowed(&self.api_base_url, "api_base_url")?;
+        let transact_origin = Origin::check_allowed(&self.transact_base_url, "transact_base_url")?;
         check_ratio(self.refresh_ratio).map_err(Error::config)?;
         if self.timeout.is_zero() {
             return Err(Error::config("timeout must be positive"));
@@ -327,6 +337,8 @@ impl ConfigBuilder {
             token_url: self.token_url.clone(),
             api_base_url: self.api_base_url.trim_end_matches('/').to_owned(),
             api_origin,
+            transact_base_url: self.transact_base_url.trim_end_matches('/').to_owned(),
+            transact_origin,
             lwt_client_id: self.lwt_client_id.clone(),
             refresh_ratio: self.refresh_ratio,
             timeout: self.timeout,
@@ -390,7 +402,7 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
     let pem = std::fs::read(path).map_err(|e| {
         Error::config(format!(
             "cannot read ca_file {}: {}",
-            path.display(),
+            crate::secret::shown(path),
             e.kind()
         ))
     })?;
@@ -402,7 +414,7 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
             Err(_) => {
                 return Err(Error::config(format!(
                     "ca_file {} is not valid PEM",
-                    path.display()
+                    crate::secret::shown(path)
                 )))
             }
         }
@@ -410,7 +422,7 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
     if roots.is_empty() {
         return Err(Error::config(format!(
             "ca_file {} holds no certificate",
-            path.display()
+            crate::secret::shown(path)
         )));
     }
     Ok(roots)

@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::clock::{self, Mono};
 use crate::error::Error;
@@ -18,8 +18,11 @@ use crate::log;
 use crate::retry::Backoff;
 use crate::token::AccessToken;
 
-/// At most one renewal forced by a 401/403 per identity in this long.
+/// At most one renewal forced by a 401/403 per identity and API origin in this long.
 pub(crate) const RENEWAL_INTERVAL: Duration = Duration::from_secs(30);
+/// How many of the tokens this cache held last are remembered (by fingerprint), so that a
+/// 401 to one of them is told from a 401 to a token that was never ours.
+const REMEMBERED: usize = 4;
 
 /// What a 401/403 may do about the token it was sent with.
 pub(crate) enum Renewal {
@@ -37,6 +40,8 @@ pub(crate) struct TokenCache {
     state: PerProcess<State>,
     /// After a failed request, the next refresh waits this backoff (shared by all callers).
     refresh_backoff: Backoff,
+    /// The longest a caller waits for the request in flight (`deadline_ms`).
+    wait_bound: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -51,11 +56,29 @@ struct State {
     /// Failed refreshes in a row, and when the next refresh may be tried.
     failures: u32,
     retry_not_before: Option<Mono>,
-    /// When a 401/403 last forced a renewal.
-    last_forced_renewal: Option<Mono>,
+    /// When a 401/403 of each API origin last forced a renewal.
+    forced_renewals: Vec<(String, Mono)>,
+    /// The fingerprints of the tokens held before the current one, newest first.
+    previous: Vec<String>,
+    /// The fingerprint of the last token an API rejected: never taken from a shared layer
+    /// again.
+    rejected: Option<String>,
 }
 
 impl State {
+    /// Remembers `old`, a token this cache no longer holds.
+    fn remember(&mut self, old: &AccessToken) {
+        if self
+            .previous
+            .first()
+            .is_some_and(|f| f == old.fingerprint())
+        {
+            return;
+        }
+        self.previous.insert(0, old.fingerprint().to_owned());
+        self.previous.truncate(REMEMBERED);
+    }
+
     /// The state a child of a fork starts with: a request the parent had in flight never
     /// finishes there.
     fn in_a_child(&self) -> State {
@@ -67,10 +90,11 @@ impl State {
 }
 
 impl TokenCache {
-    pub(crate) fn new(refresh_backoff: Backoff) -> TokenCache {
+    pub(crate) fn new(refresh_backoff: Backoff, wait_bound: Duration) -> TokenCache {
         TokenCache {
             state: PerProcess::new(State::default(), State::in_a_child),
             refresh_backoff,
+            wait_bound,
         }
     }
 
@@ -149,16 +173,24 @@ impl TokenCache {
     }
 
     /// `read` applied to the outcome of the request in flight when the generation was
-    /// `generation`, once it has finished.
+    /// `generation`, once it has finished; [`Error::Deadline`] if it has not within the
+    /// caller's deadline (the request may be waiting on another process, or a slow layer).
     fn outcome_after<R>(
         &self,
         generation: u64,
         read: impl FnOnce(&AccessToken) -> R,
     ) -> Result<R, Error> {
+        let until = Instant::now() + self.wait_bound;
         let shared = self.state.get();
         let mut state = shared.lock.lock();
         while state.generation == generation {
-            shared.changed.wait(&mut state);
+            if shared.changed.wait_until(&mut state, until).timed_out()
+                && state.generation == generation
+            {
+                return Err(Error::deadline(
+                    "the token request in flight did not finish within deadline_ms",
+                ));
+            }
         }
         let outcome = match &state.last_outcome {
             Some(outcome) => outcome.clone(),
@@ -204,25 +236,44 @@ impl TokenCache {
     /// Drops the cached token, whatever it is. A failure's backoff keeps running: dropping
     /// a token does not make the gateway any better.
     pub(crate) fn invalidate(&self) {
-        self.state.get().lock.lock().current = None;
+        let mut state = self.state.get().lock.lock();
+        if let Some(old) = state.current.take() {
+            state.remember(&old);
+        }
     }
 
-    /// After an API answered 401/403 to `used`: whether a renewal may be forced (and then
-    /// this is it, for the interval), or a newer token is in service already.
-    pub(crate) fn claim_renewal(&self, used: &AccessToken) -> Renewal {
+    /// After the API at `origin` answered 401/403 to `used`: whether a renewal may be
+    /// forced (and then this is it, for that origin and the interval), or a newer token is
+    /// in service already.
+    pub(crate) fn claim_renewal(&self, used: &AccessToken, origin: &str) -> Renewal {
         let now = Mono::now();
         let mut state = self.state.get().lock.lock();
         if !state.current.as_ref().is_some_and(|t| t.same_as(used)) {
             return Renewal::Newer;
         }
-        if state
-            .last_forced_renewal
-            .is_some_and(|t| now.saturating_since(t) < RENEWAL_INTERVAL)
-        {
-            return Renewal::Refused;
+        let last = state.forced_renewals.iter_mut().find(|(o, _)| o == origin);
+        match last {
+            Some((_, at)) if now.saturating_since(*at) < RENEWAL_INTERVAL => Renewal::Refused,
+            Some((_, at)) => {
+                *at = now;
+                Renewal::Claimed
+            }
+            None => {
+                state.forced_renewals.push((origin.to_owned(), now));
+                Renewal::Claimed
+            }
         }
-        state.last_forced_renewal = Some(now);
-        Renewal::Claimed
+    }
+
+    /// Drops `used`, which an API rejected, if it is still the cached token (a newer one is
+    /// kept); it is never taken from a shared layer again.
+    pub(crate) fn reject(&self, used: &AccessToken) {
+        let mut state = self.state.get().lock.lock();
+        state.rejected = Some(used.fingerprint().to_owned());
+        if state.current.as_ref().is_some_and(|t| t.same_as(used)) {
+            state.current = None;
+            state.remember(used);
+        }
     }
 
     /// Drops `used` if it is still the cached token (a newer one is kept).
@@ -230,9 +281,21 @@ impl TokenCache {
         let mut state = self.state.get().lock.lock();
         if state.current.as_ref().is_some_and(|t| t.same_as(used)) {
             state.current = None;
+            state.remember(used);
             return true;
         }
         false
+    }
+
+    /// The fingerprint of the last token an API rejected, if any.
+    pub(crate) fn rejected(&self) -> Option<String> {
+        self.state.get().lock.lock().rejected.clone()
+    }
+
+    /// Whether `fingerprint` is that of a token this cache held before the current one.
+    pub(crate) fn held_before(&self, fingerprint: &str) -> bool {
+        let state = self.state.get().lock.lock();
+        state.previous.iter().any(|f| f == fingerprint)
     }
 
     /// The cached token if it is usable now; never fetches.
@@ -257,7 +320,9 @@ impl Drop for FlightGuard<'_> {
         let mut state = shared.lock.lock();
         match &self.outcome {
             Ok(token) => {
-                state.current = Some(token.clone());
+                if let Some(old) = state.current.replace(token.clone()) {
+                    state.remember(&old);
+                }
                 state.failures = 0;
                 state.retry_not_before = None;
             }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::cache::{Renewal, TokenCache};
 use crate::config::Config;
@@ -20,7 +21,8 @@ use crate::http::Http;
 use crate::log;
 use crate::request::{Request, RequestBuilder};
 use crate::response::Response;
-use crate::token::{AccessToken, TokenType};
+use crate::shared::{self, SharedLayer};
+use crate::token::{self, AccessToken, TokenType};
 use crate::url::Origin;
 
 /// A token client for one identity (client id + customer instance).
@@ -65,24 +67,31 @@ struct Inner {
 
 impl Inner {
     /// A new token, from the first layer that has one: the shared cache file, the fleet
-    /// cache, the token endpoint. Only reached when memory has no token to hand out, or its
-    /// token is due. Never inlined: the layers stay out of the cached-token path's code.
+    /// cache, the token endpoint (memory → file → Redis → gateway). Only reached when memory
+    /// has no token to hand out, or its token is due. Never inlined: the layers stay out of
+    /// the cached-token path's code.
     #[inline(never)]
     fn fetch(&self) -> Result<AccessToken, Error> {
+        let config = &self.shared.config;
+        // The whole call's bound: the waits for other processes' fetches included.
+        let deadline = Instant::now() + config.deadline;
         let serving = self.cache.peek().is_some();
+        let rejected = self.cache.rejected();
+        let rejected = rejected.as_deref();
         let from_gateway = || {
             fetch_token(
                 &self.shared.http,
-                &self.shared.config,
+                config,
                 self.lwt_client_id.as_deref(),
+                deadline,
             )
         };
         let from_fleet = || match &self.fleet {
-            Some(fleet) => fleet.get_or_fetch(serving, from_gateway),
+            Some(fleet) => shared::get_or_fetch(fleet, serving, deadline, rejected, from_gateway),
             None => from_gateway(),
         };
         match &self.disk {
-            Some(disk) => disk.get_or_fetch(serving, from_fleet),
+            Some(disk) => shared::get_or_fetch(disk, serving, deadline, rejected, from_fleet),
             None => from_fleet(),
         }
     }
@@ -137,6 +146,7 @@ impl Client {
     ) -> Client {
         let refresh_backoff = shared.config.backoff();
         let config = &shared.config;
+        let wait_bound = config.deadline;
         // Derived once for both shared layers, and only when there is one; none at all for a
         // DPoP key made by this process, whose tokens are of use to no other.
         let entry = (config.cache_dir.is_some() || config.cache_url.is_some())
@@ -150,7 +160,7 @@ impl Client {
             inner: Arc::new(Inner {
                 shared,
                 lwt_client_id,
-                cache: TokenCache::new(refresh_backoff),
+                cache: TokenCache::new(refresh_backoff, wait_bound),
                 disk,
                 fleet,
             }),
@@ -245,9 +255,14 @@ impl Client {
     /// a DPoP-bound token) and, for a DPoP-bound token, a new `DPoP` proof for `method` and
     /// `url` (with `ath` and the last nonce `url`'s origin gave). Fetches a token if need be.
     /// The values are secrets: send them, never log them.
+    ///
+    /// `url` must be on an origin the token may go to, as for [`send`](Self::send): this
+    /// handle's API, or one of the vendor's two APIs as configured (`api_base_url`,
+    /// `transact_base_url`). Any other URL is [`Error::InvalidArgument`], and nothing is
+    /// fetched for it.
     pub fn auth_headers(&self, method: &str, url: &str) -> Result<AuthHeaders, Error> {
         crate::http::parse_method(method)?;
-        crate::url::Origin::of(url).map_err(|why| Error::invalid_argument(format!("url {why}")))?;
+        self.token_origin(url)?;
         let token = self.token()?;
         let dpop = match (&self.inner.shared.config.dpop, token.token_type()) {
             (Some(key), TokenType::Dpop) => Some(key.proof(method, url, Some(token.secret()))?),
@@ -266,33 +281,82 @@ impl Client {
         })
     }
 
-    /// A server answered 401 (or 403) to a request sent by other means with `token` (as
-    /// [`auth_headers`](Self::auth_headers) gave it, scheme and all, or the bare token): drops
-    /// it if it is still the cached one, as [`send`](Self::send) does, at most once per 30 s
-    /// for this identity. True when the request should be sent once more with the token in
-    /// service now (a new one, or a newer one another caller got); false when the answer
-    /// stands (a renewal was forced less than 30 s ago: renewing on every 401 would cost an
-    /// issued token per call).
+    /// A server answered 401 to a request sent by other means to this handle's API with
+    /// `token` (as [`auth_headers`](Self::auth_headers) gave it, scheme and all, or the bare
+    /// token): see [`reject_token_at`](Self::reject_token_at).
     pub fn reject_token(&self, token: &str) -> bool {
+        self.answered(&self.api.origin, 401, token)
+    }
+
+    /// The server at `url` answered `status` to a request sent by other means with `token`
+    /// (as [`auth_headers`](Self::auth_headers) gave it, scheme and all, or the bare token).
+    /// True when the request should be sent once more with [`auth_headers`](Self::auth_headers)
+    /// again: the token was renewed (the API's rules allowing: a 401, or a 403 of an API
+    /// other than the Transact API, at most once per 30 s for this identity and API), or a
+    /// newer token is in service already. False when the answer stands: another status, a
+    /// renewal was forced less than 30 s ago, or `token` is empty or was never this
+    /// client's (a request that did not carry our token must not cost an issued one).
+    ///
+    /// `url` must be on an origin the token may go to, as for `auth_headers`.
+    pub fn reject_token_at(&self, url: &str, status: u16, token: &str) -> Result<bool, Error> {
+        let origin = self.token_origin(url)?;
+        Ok(self.answered(&origin, status, token))
+    }
+
+    fn answered(&self, origin: &Origin, status: u16, token: &str) -> bool {
+        if !self.renews_on(origin, status) {
+            return false;
+        }
         let token = token
             .strip_prefix("Bearer ")
             .or_else(|| token.strip_prefix("DPoP "))
-            .unwrap_or(token);
+            .unwrap_or(token)
+            .trim();
+        if token.is_empty() {
+            return false;
+        }
         let Some(current) = self.cached_token() else {
-            // Nothing cached: the next token() fetches anyway.
-            return true;
+            // Nothing cached: the next token() fetches anyway, if the token was ours.
+            return self.inner.cache.held_before(&token::fingerprint(token));
         };
         if current.secret() != token {
-            return true;
+            // A token this client held before: the one in service now is newer. Anything
+            // else was never ours.
+            return self.inner.cache.held_before(&token::fingerprint(token));
         }
-        match self.claim_renewal(&current) {
+        match self.claim_renewal(&current, origin) {
             Renewal::Refused => false,
             Renewal::Newer => true,
             Renewal::Claimed => {
                 self.inner.forget_shared(Some(&current));
-                self.inner.cache.invalidate_if_current(&current);
+                self.inner.cache.reject(&current);
                 true
             }
+        }
+    }
+
+    /// Whether `status` from the API at `origin` may renew the token: a 401 always; a 403
+    /// unless it is the Transact API's, whose 403 means a missing or refused subscription
+    /// key (a new token cannot help).
+    pub(crate) fn renews_on(&self, origin: &Origin, status: u16) -> bool {
+        match status {
+            401 => true,
+            403 => *origin != self.config().transact_origin,
+            _ => false,
+        }
+    }
+
+    /// The origin of `url` if the token may go there: this handle's API, or one of the
+    /// vendor's two APIs as configured.
+    fn token_origin(&self, url: &str) -> Result<Origin, Error> {
+        let origin =
+            Origin::of(url).map_err(|why| Error::invalid_argument(format!("url {why}")))?;
+        if origin == self.api.origin || self.config().is_vendor_api(&origin) {
+            Ok(origin)
+        } else {
+            Err(Error::invalid_argument(
+                "url is not on an API origin of this client; the token is not sent there",
+            ))
         }
     }
 

@@ -22,6 +22,8 @@ pub const DEFAULT_TOKEN_URL: &str = "https://gateway.lwolf.com/oauth/token";
 pub const DEFAULT_AUDIENCE: &str = "https://api.lwolf.com";
 /// The base of Back Office API requests.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.lwolf.com/backoffice";
+/// The base of Transact API requests.
+pub const DEFAULT_TRANSACT_BASE_URL: &str = "https://gateway.lwolf.com/transact-workflow";
 /// The largest API response body read by default (16 MiB).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// The fraction of a token's lifetime after which it is refreshed by default.
@@ -76,6 +78,8 @@ pub struct Config {
     pub(crate) token_url: String,
     pub(crate) api_base_url: String,
     pub(crate) api_origin: Origin,
+    pub(crate) transact_base_url: String,
+    pub(crate) transact_origin: Origin,
     pub(crate) lwt_client_id: Option<String>,
     pub(crate) refresh_ratio: f64,
     pub(crate) timeout: Duration,
@@ -131,6 +135,10 @@ impl Config {
     /// The base of API requests.
     pub fn api_base_url(&self) -> &str {
         &self.api_base_url
+    }
+    /// The base of Transact API requests. Default: [`DEFAULT_TRANSACT_BASE_URL`].
+    pub fn transact_base_url(&self) -> &str {
+        &self.transact_base_url
     }
     /// The customer instance, if one is configured.
     pub fn lwt_client_id(&self) -> Option<&str> {
@@ -200,6 +208,12 @@ impl Config {
     pub fn cache_url(&self) -> Option<&str> {
         self.cache_url.as_deref().map(FleetTarget::shown)
     }
+
+    /// Whether `origin` is one of the vendor's two APIs as configured (`api_base_url`,
+    /// `transact_base_url`): the only origins the subscription key is sent to.
+    pub(crate) fn is_vendor_api(&self, origin: &Origin) -> bool {
+        *origin == self.api_origin || *origin == self.transact_origin
+    }
 }
 
 impl fmt::Debug for Config {
@@ -211,6 +225,7 @@ impl fmt::Debug for Config {
             .field("audience", &self.audience)
             .field("token_url", &self.token_url)
             .field("api_base_url", &self.api_base_url)
+            .field("transact_base_url", &self.transact_base_url)
             .field("lwt_client_id", &self.lwt_client_id)
             .field("refresh_ratio", &self.refresh_ratio)
             .field("timeout", &self.timeout)

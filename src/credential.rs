@@ -137,12 +137,16 @@ impl AssertionSigner {
         let pem = Zeroizing::new(std::fs::read(path).map_err(|e| {
             Error::config(format!(
                 "cannot read private_key_file {}: {}",
-                path.display(),
+                crate::secret::shown(path),
                 e.kind()
             ))
         })?);
-        let unusable =
-            |why: &str| Error::config(format!("private_key_file {}: {why}", path.display()));
+        let unusable = |why: &str| {
+            Error::config(format!(
+                "private_key_file {}: {why}",
+                crate::secret::shown(path)
+            ))
+        };
         let (label, der) = pem_block(&pem).ok_or_else(|| unusable("no PEM private key in it"))?;
         let key = match label {
             "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),

@@ -62,12 +62,16 @@ impl DpopKey {
         let pem = Zeroizing::new(std::fs::read(path).map_err(|e| {
             Error::config(format!(
                 "cannot read dpop_key_file {}: {}",
-                path.display(),
+                crate::secret::shown(path),
                 e.kind()
             ))
         })?);
-        let unusable =
-            |why: &str| Error::config(format!("dpop_key_file {}: {why}", path.display()));
+        let unusable = |why: &str| {
+            Error::config(format!(
+                "dpop_key_file {}: {why}",
+                crate::secret::shown(path)
+            ))
+        };
         let (label, der) = pem_block(&pem).ok_or_else(|| unusable("no PEM private key in it"))?;
         if label != "PRIVATE KEY" {
             return Err(unusable("not a PKCS#8 PEM private key (BEGIN PRIVATE KEY)"));
@@ -198,7 +202,7 @@ fn origin_key(url: &str) -> Option<String> {
 /// Whether a 400 (token endpoint) or 401 (API) answer asks for a DPoP nonce: the error
 /// `use_dpop_nonce`, in the JSON body or in `WWW-Authenticate`.
 pub(crate) fn asks_for_nonce(body: &[u8], www_authenticate: Option<&str>) -> bool {
-    let (error, _) = crate::token_response::error_fields_of(body);
+    let (error, _) = crate::token_response::error_fields_of(body, &str::to_owned);
     error.as_deref() == Some("use_dpop_nonce")
         || www_authenticate.is_some_and(|v| {
             v.trim_start()

@@ -41,6 +41,9 @@ pub enum Error {
     Json(Box<str>),
     /// The writer of a streamed response body stopped the transfer.
     Aborted(Box<str>),
+    /// The call's deadline (`deadline_ms`) passed while it waited its turn: for a token
+    /// request in flight, or for the API's pace. Nothing was sent for it.
+    Deadline(Box<str>),
     /// A bug, or a panic caught at the C boundary.
     Internal(Box<str>),
 }
@@ -89,6 +92,7 @@ impl Error {
             Error::RateLimited(_) => true,
             Error::Server(f) => f.status >= 500 || f.status == 408,
             Error::Transport(t) => t.retryable,
+            Error::Deadline(_) => true,
             _ => false,
         }
     }
@@ -132,6 +136,10 @@ impl Error {
 
     pub(crate) fn aborted(kind: std::io::ErrorKind) -> Error {
         Error::Aborted(format!("the writer stopped the transfer ({kind})").into_boxed_str())
+    }
+
+    pub(crate) fn deadline(msg: impl Into<String>) -> Error {
+        Error::Deadline(msg.into().into_boxed_str())
     }
 
     pub(crate) fn internal(msg: impl Into<String>) -> Error {
@@ -187,6 +195,7 @@ impl fmt::Display for Error {
             Error::InvalidResponse(m) => write!(f, "invalid response: {m}"),
             Error::Json(m) => write!(f, "unexpected json: {m}"),
             Error::Aborted(m) => write!(f, "aborted: {m}"),
+            Error::Deadline(m) => write!(f, "deadline passed: {m}"),
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -208,6 +217,7 @@ impl fmt::Debug for Error {
             Error::InvalidResponse(_) => "InvalidResponse",
             Error::Json(_) => "Json",
             Error::Aborted(_) => "Aborted",
+            Error::Deadline(_) => "Deadline",
             Error::Internal(_) => "Internal",
         };
         write!(f, "{name}({self})")

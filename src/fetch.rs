@@ -18,7 +18,7 @@ use crate::log;
 use crate::retry::{self, is_retryable_status, Attempt};
 use crate::secret::{scrub, SecretString};
 use crate::token::{AccessToken, Timing, TokenType, MAX_TOKEN_RESPONSE_BYTES};
-use crate::token_response::{error_fields_of, parse_token_response};
+use crate::token_response::{error_fields_of, parse_scrubbed};
 
 /// RFC 7523's `client_assertion_type` for a JWT assertion.
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -28,6 +28,7 @@ pub(crate) fn fetch_token(
     http: &Http,
     config: &Config,
     lwt_client_id: Option<&str>,
+    deadline: Instant,
 ) -> Result<AccessToken, Error> {
     let secret = config.credential.secret().map(SecretString::expose);
     let basic = match (config.client_auth, secret) {
@@ -65,7 +66,6 @@ pub(crate) fn fetch_token(
         secret.map(|_| form_secret.as_str()),
         basic_credentials,
     ];
-    let deadline = Instant::now() + config.deadline;
     retry::run(
         &"token request",
         config.backoff(),
@@ -118,11 +118,11 @@ pub(crate) fn fetch_token(
                     resp.status
                 ))));
             }
-            let (error, description) = error_fields_of(&resp.body);
+            let (error, description) = error_fields_of(&resp.body, &clean);
             let last = Err(Error::from_token_status(HttpFailure {
                 status: resp.status,
-                error: error.map(|e| clean(&e)),
-                description: description.map(|d| clean(&d)),
+                error,
+                description,
                 attempts,
             }));
             if !is_retryable_status(resp.status) {
@@ -193,8 +193,10 @@ fn accept(
     clean: impl Fn(&str) -> String,
     dpop: bool,
 ) -> Result<AccessToken, Error> {
+    // Scrubbed before server text is cut to fit, and once more after, for what the
+    // parser adds around it.
     let parsed =
-        parse_token_response(&resp.body, timing.sent_wall).map_err(|e| scrub_error(e, clean))?;
+        parse_scrubbed(&resp.body, timing.sent_wall, &clean).map_err(|e| scrub_error(e, &clean))?;
     if parsed.token_type == TokenType::Dpop && !dpop {
         return Err(Error::invalid_response(
             "the token endpoint answered with a DPoP-bound token, but dpop is off",
@@ -219,7 +221,7 @@ fn accept(
     Ok(token)
 }
 
-fn scrub_error(e: Error, clean: impl Fn(&str) -> String) -> Error {
+fn scrub_error(e: Error, clean: &dyn Fn(&str) -> String) -> Error {
     match e {
         Error::InvalidResponse(m) => Error::invalid_response(clean(&m)),
         other => other,

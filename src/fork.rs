@@ -206,6 +206,7 @@ pub(crate) fn after_in_child() {
     let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
     // The new levels are made with the new generation.
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    crate::jitter::reseed();
     for held in held {
         held.fork();
     }

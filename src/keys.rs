@@ -19,6 +19,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "audience",
     "token_url",
     "api_base_url",
+    "transact_base_url",
     "lwt_client_id",
     "refresh_ratio",
     "timeout_ms",
@@ -66,6 +67,7 @@ impl ConfigBuilder {
             "audience" => this.audience(value),
             "token_url" => this.token_url(value),
             "api_base_url" => this.api_base_url(value),
+            "transact_base_url" => this.transact_base_url(value),
             "lwt_client_id" => this.lwt_client_id(value),
             "refresh_ratio" => {
                 let r: f64 = parse(key, value)?;
@@ -157,24 +159,62 @@ fn bad_value(key: &str, expected: &str) -> Error {
     Error::invalid_argument(format!("{key}: expected {expected}"))
 }
 
-/// The error for an unknown key. The key is shown only when it looks like a key name
-/// (lower-case letters and underscores, as every real key is): with the key and the value
-/// swapped, the "key" is the secret, and it must not end up in a message or a log.
+/// The error for an unknown key. The key is shown only when it is a near miss of a real
+/// key (a typo, at most two edits away), with the key it was likely meant to be: with the
+/// key and the value swapped, or a secret pasted in its place, the "key" is the secret, and
+/// it must not end up in a message or a log, whatever letters it is made of.
 fn unknown_key(key: &str) -> Error {
-    let looks_like_a_key = !key.is_empty()
-        && key.len() <= 32
-        && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    if looks_like_a_key {
-        return Error::invalid_argument(format!("unknown config key {key:?}"));
-    }
-    let hint = CONFIG_KEYS
+    let nearest = CONFIG_KEYS
         .iter()
-        .find(|k| k.eq_ignore_ascii_case(key))
-        .map_or_else(
-            || " (were the key and the value swapped?)".to_owned(),
-            |k| format!("; did you mean {k:?}?"),
-        );
-    Error::invalid_argument(format!(
-        "unknown config key (not shown: it is not a key name){hint}"
-    ))
+        .map(|k| (edits(&key.to_ascii_lowercase(), k), *k))
+        .min();
+    match nearest {
+        Some((distance, known)) if distance <= 2 && key.len() <= 40 => Error::invalid_argument(
+            format!("unknown config key {key:?}; did you mean {known:?}?"),
+        ),
+        _ => Error::invalid_argument(format!(
+            "unknown config key (not shown: {} characters, and no key's near miss; were the \
+             key and the value swapped?)",
+            key.chars().count()
+        )),
+    }
+}
+
+/// The Levenshtein distance between `a` and `b`, capped at 3 (only near misses matter).
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 2 {
+        return 3;
+    }
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()].min(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_misses_are_named_and_anything_else_is_not_shown() {
+        assert_eq!(edits("client_secert", "client_secret"), 2);
+        assert_eq!(edits("timeout_ms", "timeout_ms"), 0);
+        assert_eq!(edits("x", "client_secret"), 3);
+        let e = unknown_key("CLIENT_ID").to_string();
+        assert!(e.contains("\"client_id\""), "{e}");
+        for secret in ["qwertzuiopasdfghjkl", "hunter2", "S3cr3t/value+with=stuff"] {
+            let e = unknown_key(secret).to_string();
+            assert!(!e.contains(secret), "{e}");
+        }
+    }
 }

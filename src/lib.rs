@@ -51,6 +51,7 @@ mod resolve;
 mod response;
 pub mod retry;
 mod secret;
+mod shared;
 mod token;
 mod token_response;
 mod url;
@@ -64,7 +65,8 @@ pub use clock::rfc3339;
 pub use config::{
     ClientAuth, Config, TokenFormat, DEFAULT_API_BASE_URL, DEFAULT_AUDIENCE, DEFAULT_DEADLINE,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_REFRESH_RATIO, DEFAULT_RETRY_BASE,
-    DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_USER_AGENT,
+    DEFAULT_RETRY_MAX, DEFAULT_TIMEOUT, DEFAULT_TOKEN_URL, DEFAULT_TRANSACT_BASE_URL,
+    DEFAULT_USER_AGENT,
 };
 pub use credential::{AssertionAlg, PublicJwk, ASSERTION_LIFETIME};
 pub use error::{Error, HttpFailure, TransportFailure};

@@ -25,13 +25,28 @@ use std::time::Duration;
 pub use ::log::{Level, LevelFilter};
 use once_cell::sync::Lazy;
 
-use crate::fork::{self, PerProcess};
+use crate::fork::PerProcess;
 
 type Handler = dyn Fn(Level, &str) + Send + Sync;
 
 struct Sink {
     max_level: LevelFilter,
-    handler: Box<Handler>,
+    handler: Arc<Handler>,
+}
+
+impl Sink {
+    /// The sink a child of a fork starts with: the same handler in a slot of its own. The
+    /// slot's reference count is what a replacement waits on (calls under way), and the
+    /// parent's count includes deliveries on the parent's threads, which do not exist in
+    /// the child: waiting on it there would wait forever.
+    fn in_a_child(slot: &Option<Arc<Sink>>) -> Option<Arc<Sink>> {
+        slot.as_ref().map(|sink| {
+            Arc::new(Sink {
+                max_level: sink.max_level,
+                handler: Arc::clone(&sink.handler),
+            })
+        })
+    }
 }
 
 /// The handler's level (a `LevelFilter` as a number), so that a record nobody wants costs
@@ -40,7 +55,7 @@ static HANDLER_LEVEL: AtomicUsize = AtomicUsize::new(0);
 
 /// The handler. Taken only to clone or swap the `Arc`, never while a handler runs.
 static SINK: Lazy<PerProcess<Option<Arc<Sink>>>> =
-    Lazy::new(|| PerProcess::new(None, fork::cloned));
+    Lazy::new(|| PerProcess::new(None, Sink::in_a_child));
 
 thread_local! {
     /// The handlers this thread is running now (their addresses): a handler that replaces
@@ -55,6 +70,8 @@ thread_local! {
 /// never under a lock of this crate (it may call back into it, or set another handler).
 /// When this returns, the handler it replaced is not running on any other thread and is
 /// not called again. So do not call this while holding a lock that the old handler takes.
+/// In a child of `fork()` it never waits on a call under way on one of the parent's threads
+/// (they do not exist there).
 ///
 /// ```
 /// use lwolf_auth::log::{self, Level, LevelFilter};
@@ -66,7 +83,7 @@ thread_local! {
 pub fn set_handler(max_level: LevelFilter, handler: impl Fn(Level, &str) + Send + Sync + 'static) {
     replace(Some(Arc::new(Sink {
         max_level,
-        handler: Box::new(handler),
+        handler: Arc::new(handler),
     })));
 }
 

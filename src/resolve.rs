@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,12 +59,25 @@ impl Resolver for CachingResolver {
         };
         let host = authority.host();
         let literal = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<IpAddr>() {
+        // `localhost` is loopback, whatever a resolver (or /etc/hosts) says: plain http is
+        // allowed to it only because it never leaves the machine.
+        let fixed: Option<[Option<IpAddr>; 2]> = if let Ok(ip) = literal.parse::<IpAddr>() {
+            Some([Some(ip), None])
+        } else if crate::url::is_localhost_name(host) {
+            Some([
+                Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            ])
+        } else {
+            None
+        };
+        if let Some(ips) = fixed {
             let mut addrs = self.empty();
-            for addr in config
-                .ip_family()
-                .keep_wanted([SocketAddr::new(ip, port)].into_iter())
-            {
+            for addr in config.ip_family().keep_wanted(
+                ips.into_iter()
+                    .flatten()
+                    .map(|ip| SocketAddr::new(ip, port)),
+            ) {
                 addrs.push(addr);
             }
             return if addrs.is_empty() {
@@ -114,16 +127,26 @@ mod tests {
     }
 
     #[test]
-    fn names_are_looked_up_once_and_reused() {
+    fn localhost_is_loopback_without_a_lookup() {
         let r = CachingResolver::default();
-        let first = resolve(&r, "http://localhost:9/x");
-        assert!(!first.is_empty());
-        let stamp = r.0.names.lock()[&("localhost".to_owned(), 9)].0;
-        assert_eq!(resolve(&r, "http://LOCALHOST:9/y"), first);
+        let addrs = resolve(&r, "http://LocalHost.:9/x");
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9));
+        assert!(r.0.names.lock().is_empty(), "localhost needs no lookup");
+    }
+
+    #[test]
+    fn names_are_answered_from_the_cache_while_fresh() {
+        let r = CachingResolver::default();
+        let mut addrs = r.empty();
+        addrs.push("192.0.2.7:9".parse().unwrap());
+        // A name no resolver knows: only the cache can answer it.
+        r.0.names
+            .lock()
+            .insert(("cached.invalid".to_owned(), 9), (Instant::now(), addrs));
         assert_eq!(
-            r.0.names.lock()[&("localhost".to_owned(), 9)].0,
-            stamp,
-            "the second lookup was answered from the cache"
+            resolve(&r, "http://CACHED.invalid:9/y"),
+            vec!["192.0.2.7:9".parse().unwrap()]
         );
     }
 }

@@ -81,7 +81,7 @@ fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, Error> {
     let bytes = std::fs::read(path).map_err(|e| {
         Error::config(format!(
             "cannot read {key}_file {}: {}",
-            path.display(),
+            shown(path),
             e.kind()
         ))
     })?;
@@ -100,10 +100,43 @@ fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, Error> {
     if secret.is_empty() {
         return Err(Error::config(format!(
             "{key}_file {} is empty",
-            path.display()
+            shown(path)
         )));
     }
     Ok(secret)
+}
+
+/// `path` as a message may show it: as it is when it names something that exists and reads
+/// like a path; else only its length. A value given where a path belongs is often the secret
+/// itself (a mounted secret's content, a pasted PEM key), and must not be echoed.
+pub(crate) fn shown(path: &Path) -> ShownPath<'_> {
+    ShownPath(path)
+}
+
+/// See [`shown`]. Checked when formatted: a path that exists by then (a directory just
+/// made) is shown.
+pub(crate) struct ShownPath<'a>(&'a Path);
+
+/// Longer than any path a system takes (Linux's `PATH_MAX`).
+const LONGEST_PATH: usize = 4096;
+
+impl fmt::Display for ShownPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.as_os_str().to_string_lossy();
+        let plausible = !text.is_empty()
+            && text.len() <= LONGEST_PATH
+            && !text.chars().any(char::is_control)
+            && std::fs::symlink_metadata(self.0).is_ok();
+        if plausible {
+            write!(f, "{}", self.0.display())
+        } else {
+            write!(
+                f,
+                "(a path of {} characters that does not exist; not shown)",
+                text.chars().count()
+            )
+        }
+    }
 }
 
 /// Replaces every occurrence of `secret` in `text`, so a server that echoes what it was

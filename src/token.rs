@@ -122,9 +122,10 @@ impl AccessToken {
             .max(MIN_MARGIN)
             .min(lifetime);
         let usable_for = lifetime - margin;
-        let refresh_after = lifetime
-            .mul_f64(t.refresh_ratio - MAX_JITTER_RATIO * t.jitter.clamp(0.0, 1.0))
-            .min(usable_for);
+        // Total for any ratio: a jitter larger than the ratio refreshes at once, never
+        // before the token was had (`mul_f64` panics on a negative factor).
+        let factor = t.refresh_ratio - MAX_JITTER_RATIO * t.jitter.clamp(0.0, 1.0);
+        let refresh_after = lifetime.mul_f64(factor.clamp(0.0, 1.0)).min(usable_for);
         AccessToken(Arc::new(TokenData {
             fingerprint: fingerprint(value.expose()),
             value,

@@ -49,6 +49,17 @@ impl fmt::Debug for TokenResponse {
 /// assert!(lwolf_auth::parse_token_response(b"<html>", std::time::SystemTime::now()).is_err());
 /// ```
 pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenResponse, Error> {
+    parse_scrubbed(body, now, &|text| text.to_owned())
+}
+
+/// [`parse_token_response`], with `clean` (which takes echoes of the secret out of server
+/// text) applied to server text before it is cut to fit a message: a secret that straddles
+/// the cut would otherwise leak in part.
+pub(crate) fn parse_scrubbed(
+    body: &[u8],
+    now: SystemTime,
+    clean: &dyn Fn(&str) -> String,
+) -> Result<TokenResponse, Error> {
     if body.len() > MAX_TOKEN_RESPONSE_BYTES {
         return Err(Error::invalid_response("token response larger than 64 KiB"));
     }
@@ -63,7 +74,7 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
         Some(Value::String(_)) => return Err(Error::invalid_response("access_token is empty")),
         Some(_) => return Err(Error::invalid_response("access_token is not a string")),
         None => {
-            let (error, description) = error_fields(&json);
+            let (error, description) = error_fields(&json, clean);
             let detail = match (error, description) {
                 (Some(e), Some(d)) => format!(" (error {e}: {d})"),
                 (Some(e), None) => format!(" (error {e})"),
@@ -88,7 +99,7 @@ pub fn parse_token_response(body: &[u8], now: SystemTime) -> Result<TokenRespons
         Some(Value::String(t)) => {
             return Err(Error::invalid_response(format!(
                 "token_type {:?} is neither bearer nor DPoP",
-                sanitize(t)
+                sanitize(&clean(t))
             )))
         }
         Some(_) => return Err(Error::invalid_response("token_type is not a string")),
@@ -164,12 +175,15 @@ fn jwt_expiry(token: &str) -> Option<f64> {
     claims.get("exp")?.as_f64()
 }
 
-/// The OAuth `error` / `error_description`, or the API's `code` / `message`, cleaned for
-/// display.
-pub(crate) fn error_fields(json: &Value) -> (Option<String>, Option<String>) {
+/// The OAuth `error` / `error_description`, or the API's `code` / `message`, scrubbed with
+/// `clean`, then cut to fit a message.
+pub(crate) fn error_fields(
+    json: &Value,
+    clean: &dyn Fn(&str) -> String,
+) -> (Option<String>, Option<String>) {
     let field = |names: &[&str]| {
         names.iter().find_map(|n| match json.get(*n) {
-            Some(Value::String(s)) if !s.is_empty() => Some(sanitize(s)),
+            Some(Value::String(s)) if !s.is_empty() => Some(sanitize(&clean(s))),
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         })
@@ -180,10 +194,13 @@ pub(crate) fn error_fields(json: &Value) -> (Option<String>, Option<String>) {
     )
 }
 
-/// The error fields of a response body, if it is JSON.
-pub(crate) fn error_fields_of(body: &[u8]) -> (Option<String>, Option<String>) {
+/// The error fields of a response body, if it is JSON (see [`error_fields`]).
+pub(crate) fn error_fields_of(
+    body: &[u8],
+    clean: &dyn Fn(&str) -> String,
+) -> (Option<String>, Option<String>) {
     match serde_json::from_slice::<Value>(body) {
-        Ok(json @ Value::Object(_)) => error_fields(&json),
+        Ok(json @ Value::Object(_)) => error_fields(&json, clean),
         _ => (None, None),
     }
 }

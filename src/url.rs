@@ -57,16 +57,29 @@ impl Origin {
     }
 }
 
+/// `scheme://host:port`, the port always written: one name per origin.
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
 /// `scheme://authority/` of an absolute URL: the issuer a token URL belongs to.
 pub(crate) fn origin_url(url: &str) -> Option<String> {
     let uri: Uri = url.parse().ok()?;
     Some(format!("{}://{}/", uri.scheme_str()?, uri.authority()?))
 }
 
+/// Whether `host` is the name `localhost` (any case, a trailing dot allowed): loopback by
+/// definition (RFC 6761), so it is never asked of a resolver, which could say otherwise.
+pub(crate) fn is_localhost_name(host: &str) -> bool {
+    host.trim_end_matches('.').eq_ignore_ascii_case("localhost")
+}
+
 /// Whether a URL host (as `http::Uri` gives it) is a loopback host.
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_end_matches('.');
-    if host.eq_ignore_ascii_case("localhost") {
+    if is_localhost_name(host) {
         return true;
     }
     if let Ok(v4) = host.parse::<Ipv4Addr>() {

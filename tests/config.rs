@@ -61,6 +61,7 @@ fn every_key_can_be_set_from_a_string() {
         ("audience", "https://aud.example".into()),
         ("token_url", server.token_url()),
         ("api_base_url", format!("{}/bo", server.url())),
+        ("transact_base_url", format!("{}/tw/", server.url())),
         ("lwt_client_id", "tenant-9".into()),
         ("refresh_ratio", "0.75".into()),
         ("timeout_ms", "7000".into()),
@@ -108,6 +109,7 @@ fn every_key_can_be_set_from_a_string() {
     assert_eq!(config.audience(), "https://aud.example");
     assert_eq!(config.token_url(), server.token_url());
     assert_eq!(config.api_base_url(), format!("{}/bo", server.url()));
+    assert_eq!(config.transact_base_url(), format!("{}/tw", server.url()));
     assert_eq!(config.lwt_client_id(), Some("tenant-9"));
     assert_eq!(config.refresh_ratio(), 0.75);
     assert_eq!(config.timeout(), Duration::from_millis(7000));

@@ -196,8 +196,10 @@ fn a_killed_lock_holder_costs_the_others_at_most_the_lock_expiry() {
     let server = Server::new(issue_tokens("after-kill", 86_400));
     server.push(Action::Hang);
     // No retry: should the kill come late, its timed-out attempt is not followed by another.
+    // The lock lasts as long as the holder's fetch may: its deadline_ms.
     let mut holder = fleet_process(&server, &redis.url(), None)
-        .env("LWOLF_TIMEOUT_MS", "1500")
+        .env("LWOLF_TIMEOUT_MS", "1000")
+        .env("LWOLF_DEADLINE_MS", "1500")
         .env("LWOLF_MAX_RETRIES", "0")
         .spawn()
         .unwrap();
@@ -213,7 +215,8 @@ fn a_killed_lock_holder_costs_the_others_at_most_the_lock_expiry() {
 
     // The next process waits for the lock's expiry (1.5 s), then fetches and shares.
     let next = fleet_process(&server, &redis.url(), None)
-        .env("LWOLF_TIMEOUT_MS", "1500")
+        .env("LWOLF_TIMEOUT_MS", "1000")
+        .env("LWOLF_DEADLINE_MS", "4000")
         .spawn()
         .unwrap();
     let runs = outcomes(vec![next]);
@@ -230,7 +233,7 @@ fn a_killed_lock_holder_costs_the_others_at_most_the_lock_expiry() {
 }
 
 #[test]
-fn a_stuck_lock_holder_delays_the_others_by_timeout_ms_only() {
+fn a_stuck_lock_holder_delays_the_others_by_their_wait_only() {
     capture_logs();
     let redis = Redis::start();
     let server = Server::new(issue_tokens("stuck", 86_400));
@@ -244,16 +247,20 @@ fn a_stuck_lock_holder_delays_the_others_by_timeout_ms_only() {
         .arg(60_000)
         .query(&mut redis.conn())
         .unwrap();
+    // It waits until its deadline less one attempt's time (1.4 s - 0.7 s), then fetches.
     let client = Client::new(
         builder(&server, &redis.url())
             .timeout(Duration::from_millis(700))
+            .deadline(Duration::from_millis(1400))
             .build()
             .unwrap(),
     );
+    let started = std::time::Instant::now();
     let token = client.token().unwrap();
+    assert!(started.elapsed() < Duration::from_millis(1400));
     assert_eq!(token.source(), TokenSource::TokenEndpoint);
     assert_eq!(server.token_requests(), 1);
-    assert_eq!(logged("held the token lock for over 700 ms", "").len(), 1);
+    assert_eq!(logged("still holds the token lock", "").len(), 1);
     // Its token is shared all the same, and the other's lock left alone.
     let dump = redis.dump();
     assert!(dump.iter().any(|(k, v)| *k == lock && v == b"someone-else"));

@@ -182,7 +182,7 @@ fn garbage_in_the_entry_is_ignored_and_replaced() {
     }
     let port = redis.port().to_string();
     assert!(!logged("ignoring the fleet cache's entry", &port).is_empty());
-    assert!(!logged("it is too large", &port).is_empty());
+    assert!(!logged("the reply is too large", &port).is_empty());
     // The wrong type of key: an error from Redis, carried on through.
     let _: () = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
     let _: () = redis::cmd("LPUSH")

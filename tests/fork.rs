@@ -132,3 +132,52 @@ fn a_hundred_forks_with_threads_running() {
     assert_eq!(n, 100);
     assert_eq!(child.len(), 100, "each child opens a connection of its own");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The red team's fork findings: nothing in a child waits on the parent's threads.
+
+#[test]
+fn a_child_replaces_the_log_callback_while_a_parent_thread_is_in_it() {
+    let server = Server::new(echo_paths());
+    let stdout = run_fork(&mut fork_command(&server, &["log-child"]), "fork log-child");
+    assert!(
+        stdout.contains("child: the log callback was replaced"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_child_does_not_keep_the_cache_lock_of_its_parent() {
+    let server = Server::new(echo_paths());
+    // The parent's token request is held 1.5 s: it holds the cache directory's lock.
+    server.push(Action::token("TKN-locked", 3600).after(ms(1500)));
+    let dir = TempDir::new("fork-lock");
+    let mut cmd = fork_command(&server, &["lock-child"]);
+    cmd.env("LWOLF_CACHE_DIR", dir.path());
+    let stdout = run_fork(&mut cmd, "fork lock-child");
+    assert!(
+        stdout.contains("after the parent's request: the lock is free"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_children_of_a_fork_draw_their_own_refresh_jitter() {
+    let server = Server::new(echo_paths());
+    let stdout = run_fork(&mut fork_command(&server, &["jitter", "4"]), "fork jitter");
+    let times: BTreeSet<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("refresh_at "))
+        .collect();
+    let all = stdout
+        .lines()
+        .filter(|l| l.starts_with("refresh_at "))
+        .count();
+    assert_eq!(all, 4, "{stdout}");
+    // A refresh is placed up to 5% of the hour (180 s) early: four children that drew
+    // their own jitter all land in one second once in ~10^6 runs.
+    assert!(
+        times.len() > 1,
+        "every child drew the same jitter: {stdout}"
+    );
+}

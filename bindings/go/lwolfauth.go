@@ -51,6 +51,7 @@ const (
 	ErrBufferTooSmall  Status = 10
 	ErrInternal        Status = 11
 	ErrAborted         Status = 12
+	ErrDeadline        Status = 13
 )
 
 // String is the C name: "LWOLF_ERR_CONFIG", ...
@@ -148,6 +149,8 @@ var tokenBuffers = sync.Pool{New: func() any { b := make([]byte, 2048); return &
 
 // Token is a usable bearer token: the cached one, or a new one. A secret: never log it.
 func (c *Client) Token() (string, error) {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
 	pooled := tokenBuffers.Get().(*[]byte)
 	defer tokenBuffers.Put(pooled)
 	for {
@@ -185,6 +188,8 @@ type TokenInfo struct {
 
 // TokenInfo fetches a token if none is cached, and describes it.
 func (c *Client) TokenInfo() (TokenInfo, error) {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
 	var info C.lwolf_token_info
 	if err := call(func() C.lwolf_status { return C.lwolf_client_token_info(c.h, &info) }); err != nil {
 		return TokenInfo{}, err
@@ -201,12 +206,16 @@ func (c *Client) TokenInfo() (TokenInfo, error) {
 
 // Invalidate drops the cached token: the next Token fetches a new one.
 func (c *Client) Invalidate() error {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
 	return call(func() C.lwolf_status { return C.lwolf_client_invalidate(c.h) })
 }
 
 // ForTenant is a client for another customer instance: the same settings and pool, its own
 // token.
 func (c *Client) ForTenant(lwtClientID string) (*Client, error) {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
 	id := C.CString(lwtClientID)
 	defer C.free(unsafe.Pointer(id))
 	var h *C.lwolf_client
@@ -306,6 +315,8 @@ func takeResponse(resp *C.lwolf_response) *Response {
 
 // Send sends r with the token and reads the response whole.
 func (c *Client) Send(r *Request) (*Response, error) {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
 	req, err := c.build(r)
 	if err != nil {
 		return nil, err
@@ -330,8 +341,16 @@ type writer struct {
 }
 
 //export lwolfGoWrite
-func lwolfGoWrite(handle C.uintptr_t, data *C.uint8_t, n C.size_t) C.int {
+func lwolfGoWrite(handle C.uintptr_t, data *C.uint8_t, n C.size_t) (status C.int) {
 	w := cgo.Handle(handle).Value().(*writer)
+	// A panic must not unwind through the library's frames: it stops the transfer, and
+	// SendTo returns it as an error.
+	defer func() {
+		if p := recover(); p != nil {
+			w.err = fmt.Errorf("the writer panicked: %v", p)
+			status = 1
+		}
+	}()
 	if _, err := w.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n))); err != nil {
 		w.err = err
 		return 1
@@ -343,6 +362,8 @@ func lwolfGoWrite(handle C.uintptr_t, data *C.uint8_t, n C.size_t) C.int {
 // whole; the Response has the status and headers. An error from w stops the transfer and
 // is returned.
 func (c *Client) SendTo(r *Request, w io.Writer) (*Response, error) {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
 	req, err := c.build(r)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,7 @@ export type Pairs = Record<string, string | number> | Array<[string, string | nu
 export const Status: Readonly<{
   OK: 0; ERR_INVALID_ARGUMENT: 1; ERR_CONFIG: 2; ERR_INVALID_CREDENTIALS: 3; ERR_BAD_REQUEST: 4;
   ERR_FORBIDDEN: 5; ERR_RATE_LIMITED: 6; ERR_SERVER: 7; ERR_TRANSPORT: 8;
-  ERR_INVALID_RESPONSE: 9; ERR_BUFFER_TOO_SMALL: 10; ERR_INTERNAL: 11; ERR_ABORTED: 12;
+  ERR_INVALID_RESPONSE: 9; ERR_BUFFER_TOO_SMALL: 10; ERR_INTERNAL: 11; ERR_ABORTED: 12; ERR_DEADLINE: 13;
 }>;
 
 export class LwolfError extends Error {

@@ -128,15 +128,17 @@ class ModuleTest(unittest.TestCase):
         self.assertEqual(lwolf_auth.status_name(3), "LWOLF_ERR_INVALID_CREDENTIALS")
         self.assertEqual(lwolf_auth.status_name(11), "LWOLF_ERR_INTERNAL")
         self.assertEqual(lwolf_auth.status_name(12), "LWOLF_ERR_ABORTED")
-        self.assertEqual(lwolf_auth.status_name(13), "LWOLF_UNKNOWN_STATUS")
+        self.assertEqual(lwolf_auth.status_name(13), "LWOLF_ERR_DEADLINE")
+        self.assertEqual(lwolf_auth.status_name(14), "LWOLF_UNKNOWN_STATUS")
         self.assertEqual(lwolf_auth.status_name(2**32 - 1), "LWOLF_UNKNOWN_STATUS")
 
     def test_one_exception_class_per_status(self):
-        for status in range(1, 13):
+        for status in range(1, 14):
             cls = lwolf_auth._ERRORS[status]
             self.assertTrue(issubclass(cls, lwolf_auth.LwolfError))
             self.assertEqual(cls.status, status)
-        self.assertEqual(len(set(lwolf_auth._ERRORS.values())), 12)
+        self.assertEqual(len(set(lwolf_auth._ERRORS.values())), 13)
+        self.assertTrue(issubclass(lwolf_auth.Deadline, TimeoutError))
 
     def test_every_header_function_is_declared(self):
         """argtypes and restype for every function of the header: ctypes would otherwise
@@ -439,7 +441,7 @@ class _Api401:
         import http.server
 
         seen = self.seen = []
-        remaining = [fail]
+        remaining = self.remaining = [fail]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
@@ -458,7 +460,8 @@ class _Api401:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = "http://127.0.0.1:%d/v1/offices" % self.server.server_address[1]
+        self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.url = self.base + "/v1/offices"
 
     def close(self):
         self.server.shutdown()
@@ -472,7 +475,8 @@ class AdaptersTest(unittest.TestCase):
         sandbox = Sandbox()
         api = _Api401(fail=1)
         try:
-            client = lwolf_auth.Client(**sandbox.settings())
+            # The adapters act on requests to the client's own API only.
+            client = lwolf_auth.Client(**sandbox.settings(api_base_url=api.base))
             first = client.token()
             # The first answer is a 401: renewed, sent once more with the new token.
             self.assertEqual(send(client, api.url), 200)
@@ -481,13 +485,11 @@ class AdaptersTest(unittest.TestCase):
             self.assertNotEqual(api.seen[1], api.seen[0])
             self.assertEqual(api.seen[1], "Bearer " + client.token())
             self.assertEqual(sandbox.stats()["token_requests"], 2)
-            # Another 401 within 30 s: the answer stands, no new token (bounded renewal).
-            api2 = _Api401(fail=5)
-            try:
-                self.assertEqual(send(client, api2.url), 401)
-                self.assertEqual(len(api2.seen), 1)
-            finally:
-                api2.close()
+            # Another 401 from that API within 30 s: the answer stands, no new token (bounded
+            # renewal, per identity and API).
+            api.remaining[0] = 5
+            self.assertEqual(send(client, api.url), 401)
+            self.assertEqual(len(api.seen), 3)
             self.assertEqual(sandbox.stats()["token_requests"], 2)
             client.close()
         finally:
@@ -525,6 +527,139 @@ class AdaptersTest(unittest.TestCase):
             client.close()
         finally:
             sandbox.stop()
+
+
+class _Recorder:
+    """A local HTTP server that records the Authorization header of each request and
+    answers with ``answer(path)``: (status, headers)."""
+
+    def __init__(self, answer):
+        import http.server
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization"))
+                status, headers = answer(self.path)
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RedTeamTest(unittest.TestCase):
+    """The red team's findings in the Python binding: where the adapters send the token,
+    and a forked child that exits."""
+
+    def setUp(self):
+        self.foreign = _Recorder(lambda path: (401, []))
+        self.addCleanup(self.foreign.close)
+        target = self.foreign.base + "/storage/doc.pdf"
+        self.api = _Recorder(lambda path: (302, [("Location", target)]) if path.startswith("/doc")
+                             else (403, []) if path.startswith("/forbidden") else (200, []))
+        self.addCleanup(self.api.close)
+        self.client = lwolf_auth.Client(**SANDBOX.settings(api_base_url=self.api.base))
+        self.addCleanup(self.client.close)
+
+    def test_a_redirect_to_another_host_never_carries_the_token(self):
+        import httpx
+        import requests
+
+        before = SANDBOX.stats()["token_requests"]
+        response = requests.get(self.api.base + "/doc", auth=lwolf_auth.RequestsAuth(self.client), timeout=10)
+        self.assertEqual(response.status_code, 401)
+        with httpx.Client(auth=lwolf_auth.HttpxAuth(self.client), follow_redirects=True, timeout=10) as http:
+            self.assertEqual(http.get(self.api.base + "/doc").status_code, 401)
+        self.assertEqual(self.foreign.seen, [None, None], "the foreign host got a token")
+        self.assertTrue(all(a and a.startswith("Bearer ") for a in self.api.seen), self.api.seen)
+        # The foreign 401 renewed nothing: one token for both.
+        self.assertEqual(SANDBOX.stats()["token_requests"], before + 1)
+
+    def test_a_request_to_another_origin_is_left_alone(self):
+        import requests
+
+        response = requests.get(self.foreign.base + "/x", auth=lwolf_auth.RequestsAuth(self.client), timeout=10)
+        self.assertEqual(response.status_code, 401)
+        self.assertEqual(self.foreign.seen, [None])
+
+    def test_auth_headers_refuse_a_url_the_token_must_not_go_to(self):
+        for url in ("http://api.example.com/v1/x", "https://evil.example.com/v1/x", self.foreign.base + "/x"):
+            with self.assertRaises(lwolf_auth.InvalidArgument, msg=url):
+                self.client.auth_headers("GET", url)
+        self.assertIn("Authorization", self.client.auth_headers("GET", self.api.base + "/v1/x"))
+
+    def test_reject_token_refuses_empty_and_foreign_tokens(self):
+        token = self.client.token()
+        before = SANDBOX.stats()["token_requests"]
+        self.assertFalse(self.client.reject_token(""))
+        self.assertFalse(self.client.reject_token("Bearer not-ours"))
+        self.assertEqual(self.client.token(), token)
+        self.assertEqual(SANDBOX.stats()["token_requests"], before)
+
+    def test_a_back_office_403_renews_through_the_adapters(self):
+        import requests
+
+        token = self.client.token()
+        before = SANDBOX.stats()["token_requests"]
+        auth = lwolf_auth.RequestsAuth(self.client)
+        response = requests.get(self.api.base + "/forbidden", auth=auth, timeout=10)
+        self.assertEqual(response.status_code, 403)
+        # One renewal (the Back Office API's 403 means an expired or invalid token), bounded.
+        self.assertEqual(SANDBOX.stats()["token_requests"], before + 1)
+        self.assertNotEqual(self.client.token(), token)
+        self.assertEqual(self.api.seen[-2:], ["Bearer " + token, "Bearer " + self.client.token()])
+
+    def test_a_forked_child_exits_while_a_parent_thread_logs(self):
+        # A child of os.fork() that exits normally runs the module's atexit hook, which
+        # replaces the log callback: it must not wait on the parent's thread in the callback.
+        script = """
+import logging, os, sys, threading, time
+import lwolf_auth
+entered = threading.Event()
+class Slow(logging.Handler):
+    def emit(self, record):
+        if threading.current_thread() is not threading.main_thread() and not entered.is_set():
+            entered.set()
+            time.sleep(3)
+logger = logging.getLogger("lwolf_auth")
+logger.addHandler(Slow())
+logger.setLevel(lwolf_auth.TRACE)
+client = lwolf_auth.Client.from_env()
+threading.Thread(target=client.token, daemon=True).start()
+if not entered.wait(20):
+    sys.exit("no record reached the handler")
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done == pid:
+        print("child exited", os.WEXITSTATUS(status))
+        break
+    time.sleep(0.01)
+else:
+    os.kill(pid, 9)
+    print("child hung")
+"""
+        env = dict(os.environ)
+        env.update(SANDBOX.env)
+        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=str(HERE),
+                             capture_output=True, text=True, timeout=120)
+        self.assertIn("child exited 0", out.stdout, out.stdout + out.stderr)
 
 
 class RedisServer:
@@ -668,8 +803,14 @@ class ErrorTest(unittest.TestCase):
 
     def test_config_errors(self):
         with self.assertRaises(lwolf_auth.InvalidArgument) as cm:
-            lwolf_auth.Config(no_such_key="x")
-        self.assertIn("no_such_key", cm.exception.message)
+            lwolf_auth.Config(client_secert="x")
+        # A near miss is named, with the key it was meant to be; anything else is not shown
+        # (it may be a secret pasted where a key belongs).
+        self.assertIn("client_secert", cm.exception.message)
+        self.assertIn("client_secret", cm.exception.message)
+        with self.assertRaises(lwolf_auth.InvalidArgument) as cm:
+            lwolf_auth.Config(**{"Xq7-pasted-secret-value": "x"})
+        self.assertNotIn("Xq7-pasted-secret-value", cm.exception.message)
         with self.assertRaises(lwolf_auth.InvalidArgument):
             lwolf_auth.Config(timeout_ms="soon")
         with self.assertRaises(lwolf_auth.InvalidArgument):

@@ -17,6 +17,7 @@ use crate::log;
 use crate::request::Request;
 use crate::response::Response;
 use crate::retry::{self, is_retryable_status};
+use crate::shared::SharedLayer;
 use crate::token::{AccessToken, TokenType};
 use crate::url::{api_url, resolve_location, Origin};
 
@@ -45,12 +46,13 @@ impl Client {
                 deadline,
             };
             let resp = self.send_with_retries(&attempt, &mut token, out.as_deref_mut())?;
-            if matches!(resp.status, 401 | 403) && !renewed && !resp.streamed {
+            let renews = self.renews_on(&self.api.origin, resp.status);
+            if renews && !renewed && !resp.streamed {
                 renewed = true;
                 // A 401/403 is not proof that the token is bad (a missing subscription key
                 // or permission gets one too): renewing on each would cost an issued token
                 // per call, so renewals are bounded, and past the bound the answer stands.
-                match self.claim_renewal(&token) {
+                match self.claim_renewal(&token, &self.api.origin) {
                     Renewal::Refused => {
                         log::debug!(
                             "api answered {} with token {}; renewed less than \
@@ -68,7 +70,7 @@ impl Client {
                             token.fingerprint()
                         );
                         self.inner.forget_shared(Some(&token));
-                        self.inner.cache.invalidate_if_current(&token);
+                        self.inner.cache.reject(&token);
                     }
                     // Another caller (or process) renewed it already: send the newer token.
                     Renewal::Newer => {}
@@ -92,17 +94,19 @@ impl Client {
         }
     }
 
-    /// What a 401/403 to `used` may do: the in-memory bound of this identity, then (with a
-    /// `cache_dir`) the one every process of the host shares, then (with a `cache_url`) the
-    /// fleet's. A newer token found in a shared layer replaces `used` in memory (and in the
-    /// file, when the fleet has it), so the next `token()` reads it instead of fetching.
-    pub(super) fn claim_renewal(&self, used: &AccessToken) -> Renewal {
-        let mut claim = self.inner.cache.claim_renewal(used);
+    /// What a 401/403 of the API at `origin` to `used` may do: the in-memory bound of this
+    /// identity and API, then (with a `cache_dir`) the one every process of the host
+    /// shares, then (with a `cache_url`) the fleet's. A newer token found in a shared layer
+    /// replaces `used` in memory (and in the file, when the fleet has it), so the next
+    /// `token()` reads it instead of fetching.
+    pub(super) fn claim_renewal(&self, used: &AccessToken, origin: &Origin) -> Renewal {
+        let origin = origin.to_string();
+        let mut claim = self.inner.cache.claim_renewal(used, &origin);
         if let (Renewal::Claimed, Some(disk)) = (&claim, &self.inner.disk) {
-            claim = disk.claim_renewal(used, RENEWAL_INTERVAL);
+            claim = disk.claim_renewal(used, &origin, RENEWAL_INTERVAL);
         }
         if let (Renewal::Claimed, Some(fleet)) = (&claim, &self.inner.fleet) {
-            claim = fleet.claim_renewal(used, RENEWAL_INTERVAL);
+            claim = fleet.claim_renewal(used, &origin, RENEWAL_INTERVAL);
             if let (Renewal::Newer, Some(disk)) = (&claim, &self.inner.disk) {
                 disk.forget(Some(used));
             }
@@ -229,7 +233,12 @@ impl Client {
         if request.header("accept").is_none() {
             headers.push(("accept", "application/json"));
         }
-        if let Some(key) = &config.subscription_key {
+        // The vendor's two APIs only, as configured: never another `for_api` origin.
+        if let Some(key) = config
+            .subscription_key
+            .as_ref()
+            .filter(|_| config.is_vendor_api(&self.api.origin))
+        {
             headers.push(("lw-subscription-key", key.expose()));
         }
         if let Some((_, content_type)) = attempt.body {

@@ -2,84 +2,154 @@
 //! died between create and rename, lock and renewal files of entries that are gone (a
 //! rotated secret leaves its old ones behind), and the plain-text `.json` files of the
 //! versions before entries were sealed.
+//!
+//! Only names the library makes are ever touched: `<32 hex>.token`, `.lock`, `.json`,
+//! `.renewed`, `<32 hex>.<16 hex>.renewed` and `<32 hex>.<pid>-<n>-<hex>.tmp`. A directory that also
+//! holds the user's own files (a `cache_dir` pointed at `~/.ssh` by mistake) keeps them.
 
-use std::fs;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use super::{sys, TOKEN_SUFFIX};
+use super::lock;
+use super::sys::SafeDir;
 use crate::log;
+use crate::secret::shown;
 
 /// A temp file older than this is a dead writer's: a live one renames within milliseconds.
 const STALE_TMP: Duration = Duration::from_secs(60);
 /// A lock or renewal file unused for this long, with no entry beside it, is stray.
 const STALE_LOCK: Duration = Duration::from_secs(600);
 
-/// Removes what is stray in `dir`; failures are only logged (a sweep is never needed).
-pub(super) fn leftovers(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
+/// What the sweep makes of one of the library's names.
+#[derive(Debug, PartialEq)]
+enum Kind<'a> {
+    Token,
+    Lock(&'a str),
+    Renewed(&'a str),
+    Tmp,
+    /// An older version's entry: the token in plain text.
+    Json,
+}
+
+/// Removes what is stray in `dir` (at `path`); failures are only logged (a sweep is never
+/// needed).
+pub(super) fn leftovers(dir: &SafeDir, path: &Path) {
+    let entries = dir.entries();
+    let has_entry = |stem: &str| {
+        entries
+            .iter()
+            .any(|e| e.name.len() == 38 && e.name.starts_with(stem) && e.name.ends_with(".token"))
     };
-    let now = SystemTime::now();
     let mut removed = 0usize;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        // Only regular files of ours: never through a link, never a directory.
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
-        let age = meta
-            .modified()
-            .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .unwrap_or_default();
-        let (stem, suffix) = name.split_once('.').unwrap_or((name, ""));
-        let stray = match suffix {
-            _ if suffix.ends_with("tmp") => age > STALE_TMP,
-            // An older version's entry: the token in plain text.
-            "json" => is_entry_stem(stem),
-            "renewed" => is_entry_stem(stem) && age > STALE_LOCK && !has_entry(dir, stem),
-            "lock" if is_entry_stem(stem) && age > STALE_LOCK && !has_entry(dir, stem) => {
-                remove_unheld_lock(&path);
+    for entry in entries.iter().filter(|e| e.is_file) {
+        let stray = match kind(&entry.name) {
+            Some(Kind::Tmp) => entry.age > STALE_TMP,
+            Some(Kind::Json) => true,
+            Some(Kind::Renewed(stem)) => entry.age > STALE_LOCK && !has_entry(stem),
+            Some(Kind::Lock(stem)) if entry.age > STALE_LOCK && !has_entry(stem) => {
+                removed += usize::from(remove_unheld_lock(dir, &entry.name));
                 continue;
             }
             _ => false,
         };
-        if stray && fs::remove_file(&path).is_ok() {
+        if stray && dir.remove(&entry.name).is_ok() {
             removed += 1;
         }
     }
     if removed > 0 {
         log::debug!(
             "swept {removed} stray file(s) from the token cache directory {}",
-            dir.display()
+            shown(path)
         );
     }
 }
 
-/// Whether `stem` is the 32 hex digits this crate names its files with.
-fn is_entry_stem(stem: &str) -> bool {
-    stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit())
+/// The tag of an API origin in a `.renewed` file's name: 16 hex digits of its SHA-256.
+pub(super) fn origin_tag(origin: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, origin.as_bytes());
+    crate::token::hex(&digest.as_ref()[..8])
 }
 
-fn has_entry(dir: &Path, stem: &str) -> bool {
-    dir.join(format!("{stem}{TOKEN_SUFFIX}")).exists()
+/// Whether `name` is one the library makes.
+#[cfg(test)]
+pub(super) fn is_own_name(name: &str) -> bool {
+    kind(name).is_some()
+}
+
+fn kind(name: &str) -> Option<Kind<'_>> {
+    let (stem, rest) = name.split_once('.')?;
+    if !is_hex(stem, 32) {
+        return None;
+    }
+    match rest {
+        "token" => Some(Kind::Token),
+        "lock" => Some(Kind::Lock(stem)),
+        "json" => Some(Kind::Json),
+        _ => {
+            // `<stem>.renewed`: an older version's, of every API at once.
+            if rest == "renewed" {
+                return Some(Kind::Renewed(stem));
+            }
+            if let Some(tag) = rest.strip_suffix(".renewed") {
+                return is_hex(tag, 16).then_some(Kind::Renewed(stem));
+            }
+            // <pid>-<n>-<hex>.tmp
+            let mut parts = rest.strip_suffix(".tmp")?.split('-');
+            let (pid, n, random) = (parts.next()?, parts.next()?, parts.next()?);
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            let ok = parts.next().is_none()
+                && digits(pid)
+                && digits(n)
+                && !random.is_empty()
+                && random.len() <= 8
+                && random.bytes().all(|b| b.is_ascii_hexdigit());
+            ok.then_some(Kind::Tmp)
+        }
+    }
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Removes a lock file no one holds, under its own lock: a process that opened it before
 /// the removal finds, once it holds the lock, that the file is gone, and opens a new one
-/// (`DiskCache::lock`), so two processes never hold locks on different files of one entry.
-fn remove_unheld_lock(path: &Path) {
-    let Ok(file) = sys::open_no_follow(path) else {
-        return;
+/// (`lock::take`), so two processes never hold locks on different files of one entry.
+fn remove_unheld_lock(dir: &SafeDir, name: &str) -> bool {
+    let Ok(file) = dir.open_file(name) else {
+        return false;
     };
-    if file.try_lock().is_ok() && sys::is_still_at(&file, path) {
-        let _ = fs::remove_file(path);
+    match lock::try_take(file) {
+        Some(held) if lock::is_still_at(dir, &held, name) => dir.remove(name).is_ok(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_librarys_own_names_are_recognised() {
+        let stem = "0123456789abcdef0123456789abcdef";
+        assert_eq!(kind(&format!("{stem}.token")), Some(Kind::Token));
+        assert_eq!(kind(&format!("{stem}.lock")), Some(Kind::Lock(stem)));
+        assert_eq!(
+            kind(&format!("{stem}.0011223344556677.renewed")),
+            Some(Kind::Renewed(stem))
+        );
+        assert_eq!(kind(&format!("{stem}.42-0-deadbeef.tmp")), Some(Kind::Tmp));
+        for theirs in [
+            "id_rsa.tmp",
+            "notes.tmp",
+            "a.b.tmp",
+            "x.json",
+            "known_hosts",
+            &format!("{stem}.swp.tmp"),
+            &format!("{stem}.1-2.tmp"),
+            &format!("{stem}x.token"),
+        ] {
+            assert_eq!(kind(theirs), None, "{theirs}");
+        }
     }
 }

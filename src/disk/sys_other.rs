@@ -1,40 +1,57 @@
 //! Ownership and modes cannot be checked the same way here: the shared cache is off.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
-pub(super) fn create_private_dir(_: &Path) -> io::Result<()> {
-    Err(io::Error::new(
+pub(crate) struct SafeDir;
+
+pub(super) enum Opened {
+    #[allow(dead_code)]
+    Safe(SafeDir),
+    #[allow(dead_code)]
+    Missing,
+    Refused(String),
+}
+
+pub(super) struct Entry {
+    pub name: String,
+    pub is_file: bool,
+    pub age: Duration,
+}
+
+fn unsupported() -> io::Error {
+    io::Error::new(
         io::ErrorKind::Unsupported,
         "the shared token cache needs a Unix system",
-    ))
+    )
 }
 
-pub(super) fn create_private_file(_: &Path) -> io::Result<File> {
-    Err(io::ErrorKind::Unsupported.into())
-}
-
-pub(super) fn open_lock_file(_: &Path) -> io::Result<File> {
-    Err(io::ErrorKind::Unsupported.into())
-}
-
-pub(super) fn refusal(_: &Metadata, _: u32) -> Option<String> {
-    Some("ownership cannot be checked on this system".into())
-}
-
-pub(super) fn effective_uid(_: &Path) -> Option<u32> {
-    None
-}
-
-pub(super) fn open_no_follow(_: &Path) -> io::Result<File> {
-    Err(io::ErrorKind::Unsupported.into())
-}
-
-pub(super) fn is_still_at(_: &File, _: &Path) -> bool {
-    false
-}
-
-pub(super) fn parents_refusal(_: &Path) -> Option<String> {
-    Some("ownership cannot be checked on this system".into())
+impl SafeDir {
+    pub(super) fn open(_: &Path, _: bool) -> Opened {
+        Opened::Refused("the shared token cache needs a Unix system".into())
+    }
+    pub(super) fn open_file(&self, _: &str) -> io::Result<File> {
+        Err(unsupported())
+    }
+    pub(super) fn create_file(&self, _: &str) -> io::Result<File> {
+        Err(unsupported())
+    }
+    pub(super) fn open_lock_file(&self, _: &str) -> io::Result<File> {
+        Err(unsupported())
+    }
+    pub(super) fn rename(&self, _: &str, _: &str) -> io::Result<()> {
+        Err(unsupported())
+    }
+    pub(super) fn remove(&self, _: &str) -> io::Result<()> {
+        Err(unsupported())
+    }
+    pub(super) fn sync(&self) {}
+    pub(super) fn is_still_at(&self, _: &File, _: &str) -> bool {
+        false
+    }
+    pub(super) fn entries(&self) -> Vec<Entry> {
+        Vec::new()
+    }
 }

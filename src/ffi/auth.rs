@@ -18,8 +18,10 @@ use crate::Error;
 /// also on `LWOLF_ERR_BUFFER_TOO_SMALL` (either buffer too short; nothing is copied then:
 /// call again with larger buffers, for a new proof). `dpop` may be NULL when `dpop_cap` is
 /// 0. NULL `client`, `method`, `url`, `authorization`, `authorization_len` or `dpop_len`,
-/// or NULL `dpop` with a non-zero `dpop_cap`, is `LWOLF_ERR_INVALID_ARGUMENT`. The values
-/// are secrets: send them, never log them. Thread-safe.
+/// or NULL `dpop` with a non-zero `dpop_cap`, is `LWOLF_ERR_INVALID_ARGUMENT`. So is a `url`
+/// the token must not go to: only this handle's API origin and the vendor's two APIs as
+/// configured (`api_base_url`, `transact_base_url`) get it, and nothing is fetched for any
+/// other. The values are secrets: send them, never log them. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn lwolf_client_auth_headers(
     client: *const lwolf_client,
@@ -97,13 +99,10 @@ pub unsafe extern "C" fn lwolf_client_dpop_nonce(
     })
 }
 
-/// Tells the client that a server answered 401 (or 403) to a request sent by other means
+/// Tells the client that this handle's API answered 401 to a request sent by other means
 /// with `token` (the `Authorization` value `lwolf_client_auth_headers` gave, or the bare
-/// token). The token is dropped if it is still the cached one, as `lwolf_client_send` does,
-/// at most once per 30 s for this identity. `*send_again` is set to 1 when the request should
-/// be sent once more (with `lwolf_client_auth_headers` again: a new or newer token is in
-/// service), 0 when the answer stands. NULL arguments are `LWOLF_ERR_INVALID_ARGUMENT`.
-/// Thread-safe.
+/// token): as `lwolf_client_reject_token_at` with the handle's API and 401.
+/// NULL arguments are `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn lwolf_client_reject_token(
     client: *const lwolf_client,
@@ -119,6 +118,39 @@ pub unsafe extern "C" fn lwolf_client_reject_token(
             return Err(null_argument("send_again"));
         }
         let again = i32::from(client.client.reject_token(token));
+        // SAFETY: checked non-NULL; the caller promises a writable int.
+        unsafe { write_out(send_again, again, "send_again") }?;
+        Ok(lwolf_status::LWOLF_OK)
+    })
+}
+
+/// Tells the client that the server at `url` answered `http_status` to a request sent by
+/// other means with `token` (the `Authorization` value `lwolf_client_auth_headers` gave, or
+/// the bare token). `*send_again` is set to 1 when the request should be sent once more
+/// (with `lwolf_client_auth_headers` again): the token was renewed, as `lwolf_client_send`
+/// renews it (a 401; a 403 of an API other than the Transact API; at most once per 30 s for
+/// this identity and API), or a newer token is in service already. It is set to 0 when the
+/// answer stands: another status, a renewal less than 30 s ago, or an empty token or one that
+/// was never this client's (nothing is fetched for those). A `url` the token must not go to
+/// (see `lwolf_client_auth_headers`), NULL arguments and strings that are not UTF-8 are
+/// `LWOLF_ERR_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn lwolf_client_reject_token_at(
+    client: *const lwolf_client,
+    url: *const c_char,
+    http_status: u16,
+    token: *const c_char,
+    send_again: *mut i32,
+) -> lwolf_status {
+    ffi_boundary(|| {
+        // SAFETY: the caller promises a live handle (or NULL, which is checked).
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: NULL or NUL-terminated strings, as the caller promises.
+        let (url, token) = unsafe { (str_arg(url, "url")?, str_arg(token, "token")?) };
+        if send_again.is_null() {
+            return Err(null_argument("send_again"));
+        }
+        let again = i32::from(client.client.reject_token_at(url, http_status, token)?);
         // SAFETY: checked non-NULL; the caller promises a writable int.
         unsafe { write_out(send_again, again, "send_again") }?;
         Ok(lwolf_status::LWOLF_OK)

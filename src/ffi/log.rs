@@ -56,7 +56,8 @@ impl Callback {
 /// under a lock of the library (it may call any `lwolf_` function, this one included). When
 /// this function returns, the callback it replaced is not running on any other thread and is
 /// not called again, so its userdata may be freed; do not call it while holding a lock that
-/// the callback it replaces takes.
+/// the callback it replaces takes. In a child of `fork()` it never waits on a call that was
+/// under way on one of the parent's threads (those threads do not exist in the child).
 #[no_mangle]
 pub unsafe extern "C" fn lwolf_set_log_callback(
     callback: lwolf_log_fn,

@@ -48,7 +48,10 @@ mod request;
 mod response;
 mod status;
 
-pub use auth::{lwolf_client_auth_headers, lwolf_client_dpop_nonce, lwolf_client_reject_token};
+pub use auth::{
+    lwolf_client_auth_headers, lwolf_client_dpop_nonce, lwolf_client_reject_token,
+    lwolf_client_reject_token_at,
+};
 pub use client::{
     lwolf_client, lwolf_client_for_api, lwolf_client_for_tenant, lwolf_client_free,
     lwolf_client_invalidate, lwolf_client_new, lwolf_client_request, lwolf_client_send,

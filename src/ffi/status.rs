@@ -41,10 +41,13 @@ pub enum lwolf_status {
     LWOLF_ERR_INTERNAL = 11,
     /// The caller's write callback stopped a streamed response (`lwolf_client_send_to`).
     LWOLF_ERR_ABORTED = 12,
+    /// The call's `deadline_ms` passed while it waited its turn (for a token request in
+    /// flight, or for the pace of the API): nothing was sent for it.
+    LWOLF_ERR_DEADLINE = 13,
 }
 
 /// The constants' names, indexed by value: `LWOLF_OK` is 0.
-const NAMES: [&CStr; 13] = [
+const NAMES: [&CStr; 14] = [
     c"LWOLF_OK",
     c"LWOLF_ERR_INVALID_ARGUMENT",
     c"LWOLF_ERR_CONFIG",
@@ -58,6 +61,7 @@ const NAMES: [&CStr; 13] = [
     c"LWOLF_ERR_BUFFER_TOO_SMALL",
     c"LWOLF_ERR_INTERNAL",
     c"LWOLF_ERR_ABORTED",
+    c"LWOLF_ERR_DEADLINE",
 ];
 
 /// What C is told of a Rust error. Every variant is named, so that a new one cannot reach
@@ -75,6 +79,7 @@ impl From<&Error> for lwolf_status {
             Error::Transport(_) => lwolf_status::LWOLF_ERR_TRANSPORT,
             Error::InvalidResponse(_) | Error::Json(_) => lwolf_status::LWOLF_ERR_INVALID_RESPONSE,
             Error::Aborted(_) => lwolf_status::LWOLF_ERR_ABORTED,
+            Error::Deadline(_) => lwolf_status::LWOLF_ERR_DEADLINE,
             Error::Internal(_) => lwolf_status::LWOLF_ERR_INTERNAL,
         }
     }

@@ -3,29 +3,33 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use once_cell::sync::Lazy;
-use redis::IntoConnectionInfo as _;
+use once_cell::sync::{Lazy, OnceCell};
+use percent_encoding::percent_decode_str;
+use rustls::ClientConfig;
 
+use super::wire::{Conn, Endpoint, WireError};
 use crate::clock::Mono;
 use crate::error::Error;
 use crate::fork::{self, PerProcess};
 use crate::log;
-use crate::secret::{self, SecretString};
 
 /// After a failure, the server is left alone this long: a process pays at most one
-/// connect timeout per server per minute, whatever its callers do.
+/// failed exchange per server per minute, whatever its callers do.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// A `cache_url`, parsed: the Redis client (no connection yet) and how to name it in logs.
+/// A `cache_url`, parsed: where the server is (no connection yet) and how to name it in
+/// logs.
 pub(crate) struct FleetTarget {
-    client: redis::Client,
+    endpoint: Endpoint,
+    /// With `rediss://`: the bundled roots and `ca_file`'s, made into a TLS configuration
+    /// on first use (parsing the roots takes a few milliseconds).
+    extra_roots: Option<Arc<Vec<Vec<u8>>>>,
+    tls: OnceCell<Arc<ClientConfig>>,
     /// The URL with its password replaced by `***`.
     shown: String,
-    /// `user:password` as written in the URL, scrubbed from every message.
-    userinfo: Option<SecretString>,
 }
 
 impl fmt::Debug for FleetTarget {
@@ -35,12 +39,26 @@ impl fmt::Debug for FleetTarget {
 }
 
 impl FleetTarget {
-    /// `url` (`redis://` or `rediss://`), with `extra_roots` (DER, from `ca_file`) trusted
-    /// beside the bundled roots over TLS. No I/O. A bad URL is [`Error::Config`], with the
-    /// password left out.
+    /// `url` (`redis://[user:password@]host[:port][/db]` or `rediss://…`), with
+    /// `extra_roots` (DER, from `ca_file`) trusted beside the bundled roots over TLS. No
+    /// I/O. A bad URL is [`Error::Config`], with the password left out.
     pub(crate) fn parse(url: &str, extra_roots: &[Vec<u8>]) -> Result<FleetTarget, Error> {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let tls = match scheme {
+        let parsed = url::Url::parse(url);
+        let shown = match &parsed {
+            Ok(u) if u.password().is_some() || !u.username().is_empty() => {
+                let mut hidden = u.clone();
+                let _ = hidden.set_password(u.password().map(|_| "***"));
+                if u.password().is_none() {
+                    // `redis://password@host`: the user part is the password.
+                    let _ = hidden.set_username("***");
+                }
+                hidden.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "(not shown: not a URL)".to_owned(),
+        };
+        let u = parsed.map_err(|e| Error::config(format!("cache_url is not a valid URL ({e})")))?;
+        let tls = match u.scheme() {
             "redis" => false,
             "rediss" => true,
             _ => {
@@ -49,39 +67,46 @@ impl FleetTarget {
                 ))
             }
         };
-        let (userinfo, host) = match rest.rsplit_once('@') {
-            Some((userinfo, host)) => (Some(userinfo), host),
-            None => (None, rest),
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::config(format!("cache_url {shown} names no host")))?
+            .to_owned();
+        let db = match u.path().trim_start_matches('/') {
+            "" => 0,
+            n => n.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                Error::config(format!("cache_url {shown}: the database is not a number"))
+            })?,
         };
-        let shown = match userinfo {
-            Some(info) => match info.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-                None => format!("{scheme}://***@{host}"),
-            },
-            None => url.to_owned(),
+        let decode = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| {
+                    Error::config(format!(
+                        "cache_url {shown}: the user or password is not UTF-8"
+                    ))
+                })
         };
-        let userinfo = userinfo.map(|u| SecretString::new(u.to_owned()));
-        let refused = |e: redis::RedisError| {
-            let why = scrub(&e.to_string(), userinfo.as_ref());
-            Error::config(format!("cache_url {shown}: {why}"))
-        };
-        let info = url.into_connection_info().map_err(refused)?;
-        // No `CLIENT SETINFO` on each connect: a command per exchange the fleet does not need.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let info = info.set_redis_settings(settings);
-        let client = if tls {
-            let certs = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(roots_pem(extra_roots)),
-            };
-            redis::Client::build_with_tls(info, certs).map_err(refused)?
-        } else {
-            redis::Client::open(info).map_err(refused)?
+        // `redis://secret@host` means a password alone, as Redis's own tools read it.
+        let (username, password) = match (u.username(), u.password()) {
+            ("", None) => (None, None),
+            (user, None) => (None, Some(decode(user)?)),
+            ("", Some(p)) => (None, Some(decode(p)?)),
+            (user, Some(p)) => (Some(decode(user)?), Some(decode(p)?)),
         };
         Ok(FleetTarget {
-            client,
+            endpoint: Endpoint {
+                host,
+                port: u.port().unwrap_or(6379),
+                tls: None,
+                username,
+                password: password.map(zeroize::Zeroizing::new),
+                db,
+            },
+            extra_roots: tls.then(|| Arc::new(extra_roots.to_vec())),
+            tls: OnceCell::new(),
             shown,
-            userinfo,
         })
     }
 
@@ -90,13 +115,23 @@ impl FleetTarget {
         &self.shown
     }
 
-    /// A connection whose every step (connect, TLS, AUTH, each command) is bounded by
-    /// `timeout`.
-    pub(crate) fn connect(&self, timeout: Duration) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(timeout)?;
-        conn.set_read_timeout(Some(timeout))?;
-        conn.set_write_timeout(Some(timeout))?;
-        Ok(conn)
+    /// A connection, set up within `bound` (name resolution, connect, TLS, `AUTH`,
+    /// `SELECT`, all of it).
+    pub(crate) fn connect(&self, bound: Duration) -> Result<Conn, WireError> {
+        match &self.extra_roots {
+            None => Conn::open(&self.endpoint, bound),
+            Some(extra) => {
+                let config = self
+                    .tls
+                    .get_or_try_init(|| tls_config(extra))
+                    .map_err(|e| WireError::Failed(format!("tls: {e}")))?;
+                let endpoint = Endpoint {
+                    tls: Some(Arc::clone(config)),
+                    ..self.endpoint.clone()
+                };
+                Conn::open(&endpoint, bound)
+            }
+        }
     }
 
     /// Whether the server may be tried now: not within [`RETRY_AFTER`] of a failure.
@@ -108,13 +143,12 @@ impl FleetTarget {
 
     /// Records a failure: the server is skipped for [`RETRY_AFTER`], which the log says
     /// (once per failure, not per skipped call).
-    pub(crate) fn failed(&self, doing: &str, e: &redis::RedisError) {
+    pub(crate) fn failed(&self, doing: &str, e: &WireError) {
         let until = Mono::now() + RETRY_AFTER;
         DOWN.get().lock.lock().insert(self.shown.clone(), until);
         log::warn!(
-            "fleet cache {}: {doing} failed ({}); going on without it for {} s",
+            "fleet cache {}: {doing} failed ({e}); going on without it for {} s",
             self.shown,
-            scrub(&e.to_string(), self.userinfo.as_ref()),
             RETRY_AFTER.as_secs()
         );
     }
@@ -133,34 +167,24 @@ impl FleetTarget {
 static DOWN: Lazy<PerProcess<HashMap<String, Mono>>> =
     Lazy::new(|| PerProcess::new(HashMap::new(), fork::cloned));
 
-fn scrub(text: &str, userinfo: Option<&SecretString>) -> String {
-    let Some(info) = userinfo else {
-        return text.to_owned();
-    };
-    let text = secret::scrub(text, info.expose());
-    match info.expose().split_once(':') {
-        Some((_, password)) => secret::scrub(&text, password),
-        None => text,
-    }
-}
-
-/// The bundled web roots and `extra_roots`, as the PEM the redis crate takes (it replaces
-/// its own roots with these, so the bundled ones must be in it).
-fn roots_pem(extra_roots: &[Vec<u8>]) -> Vec<u8> {
+/// TLS with the bundled web roots and `extra` (the redis server's certificate must chain to
+/// one of them), rustls on ring as for HTTPS.
+fn tls_config(extra: &[Vec<u8>]) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
     let bundled = webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
-        .map(|c| c.as_ref());
-    let mut pem = String::new();
-    for der in bundled.chain(extra_roots.iter().map(Vec::as_slice)) {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    pem.into_bytes()
+        .map(|c| rustls::pki_types::CertificateDer::from(c.as_ref()));
+    let extra = extra
+        .iter()
+        .map(|der| rustls::pki_types::CertificateDer::from(der.as_slice()));
+    // A root that does not parse is skipped, as ureq skips it.
+    let _ = roots.add_parsable_certificates(bundled.chain(extra));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -172,14 +196,34 @@ mod tests {
         let t = FleetTarget::parse("redis://app:pa55word@127.0.0.1:6390/2", &[]).unwrap();
         assert_eq!(t.shown(), "redis://app:***@127.0.0.1:6390/2");
         assert!(!format!("{t:?}").contains("pa55word"));
+        assert_eq!(t.endpoint.db, 2);
+        assert_eq!(t.endpoint.username.as_deref(), Some("app"));
+        assert_eq!(
+            t.endpoint.password.as_deref().map(String::as_str),
+            Some("pa55word")
+        );
         let t = FleetTarget::parse("redis://:pa55word@h", &[]).unwrap();
         assert_eq!(t.shown(), "redis://:***@h");
+        let t = FleetTarget::parse("redis://pa55word@h", &[]).unwrap();
+        assert!(!t.shown().contains("pa55word"), "{}", t.shown());
         assert_eq!(
-            FleetTarget::parse("redis://h:6379", &[]).unwrap().shown(),
-            "redis://h:6379"
+            t.endpoint.password.as_deref().map(String::as_str),
+            Some("pa55word")
         );
-        assert!(FleetTarget::parse("rediss://h:6380", &[]).is_ok());
-        for bad in ["http://h", "h:6379", "", "redis://pa55word@:notaport"] {
+        let t = FleetTarget::parse("redis://h:6379", &[]).unwrap();
+        assert_eq!(t.shown(), "redis://h:6379");
+        assert!(t.extra_roots.is_none());
+        assert!(FleetTarget::parse("rediss://h:6380", &[])
+            .unwrap()
+            .extra_roots
+            .is_some());
+        for bad in [
+            "http://h",
+            "h:6379",
+            "",
+            "redis://pa55word@:notaport",
+            "redis://h/x",
+        ] {
             let e = FleetTarget::parse(bad, &[]).unwrap_err();
             assert!(matches!(e, Error::Config(_)), "{bad}: {e:?}");
             assert!(!e.to_string().contains("pa55word"), "{e}");
@@ -187,10 +231,10 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_roots_are_in_the_pem() {
-        let pem = String::from_utf8(roots_pem(&[vec![1, 2, 3]])).unwrap();
-        let count = pem.matches("BEGIN CERTIFICATE").count();
-        assert_eq!(count, webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() + 1);
-        assert!(pem.contains("AQID\n"));
+    fn the_bundled_roots_make_a_tls_configuration() {
+        assert!(
+            tls_config(&[vec![1, 2, 3]]).is_ok(),
+            "a bad extra root is skipped"
+        );
     }
 }

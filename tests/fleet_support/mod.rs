@@ -224,3 +224,70 @@ impl DelayingProxy {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
+
+/// A Redis stand-in on loopback that speaks enough RESP to script a hostile server: each
+/// command (an array of bulk strings) is answered with what `answer` returns for its
+/// arguments, or (`start_raw`) each connection is handed to a closure whole.
+pub struct ScriptedRedis {
+    pub port: u16,
+}
+
+impl ScriptedRedis {
+    pub fn start(answer: impl Fn(&[Vec<u8>]) -> Vec<u8> + Send + Sync + 'static) -> ScriptedRedis {
+        let answer = Arc::new(answer);
+        ScriptedRedis::start_raw(move |conn| {
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut conn = conn;
+            while let Some(args) = read_command(&mut reader) {
+                if conn.write_all(&answer(&args)).is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Each accepted connection goes to `serve`, on a thread of its own.
+    pub fn start_raw(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> ScriptedRedis {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serve = Arc::new(serve);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let serve = Arc::clone(&serve);
+                std::thread::spawn(move || serve(conn));
+            }
+        });
+        ScriptedRedis { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A RESP bulk string.
+    pub fn bulk(value: &[u8]) -> Vec<u8> {
+        let mut out = format!("${}\r\n", value.len()).into_bytes();
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+}
+
+/// One RESP command (`*N` then N bulk strings); `None` at the end of the stream.
+fn read_command(reader: &mut impl std::io::BufRead) -> Option<Vec<Vec<u8>>> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let n: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+        let mut arg = vec![0u8; len + 2];
+        reader.read_exact(&mut arg).ok()?;
+        arg.truncate(len);
+        args.push(arg);
+    }
+    Some(args)
+}

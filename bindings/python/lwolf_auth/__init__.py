@@ -51,6 +51,7 @@ __all__ = [
     "InternalError",
     "Timeout",
     "Aborted",
+    "Deadline",
     "HTTPError",
     "RequestsAuth",
     "HttpxAuth",
@@ -76,6 +77,7 @@ ERR_INVALID_RESPONSE = 9
 ERR_BUFFER_TOO_SMALL = 10
 ERR_INTERNAL = 11
 ERR_ABORTED = 12
+ERR_DEADLINE = 13
 
 
 class LwolfError(Exception):
@@ -174,6 +176,13 @@ class Aborted(LwolfError):
     status = ERR_ABORTED
 
 
+class Deadline(LwolfError, TimeoutError):
+    """LWOLF_ERR_DEADLINE: the call's deadline_ms passed while it waited its turn (for a token
+    request in flight, or the API's pace); nothing was sent (also a ``TimeoutError``)."""
+
+    status = ERR_DEADLINE
+
+
 _ERRORS = {
     cls.status: cls
     for cls in (
@@ -189,6 +198,7 @@ _ERRORS = {
         BufferTooSmall,
         InternalError,
         Aborted,
+        Deadline,
     )
 }
 
@@ -314,6 +324,11 @@ _SIGNATURES = [
         "lwolf_client_reject_token",
         _status,
         [_ClientP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32)],
+    ),
+    (
+        "lwolf_client_reject_token_at",
+        _status,
+        [_ClientP, ctypes.c_char_p, ctypes.c_uint16, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int32)],
     ),
     ("lwolf_last_error_http_status", ctypes.c_uint16, []),
     ("lwolf_last_error_code", ctypes.c_char_p, []),
@@ -749,13 +764,26 @@ class Client:
             return headers
 
     def reject_token(self, authorization):
-        """A server answered 401 to a request sent by other means with ``authorization``
-        (the value ``auth_headers`` gave): drops that token if it is still the cached one, at
-        most once per 30 s for this identity. True when the request should be sent once more
-        with ``auth_headers`` again, False when the answer stands."""
+        """This client's API answered 401 to a request sent by other means with
+        ``authorization`` (the value ``auth_headers`` gave): as ``reject_token_at`` with the
+        client's API and 401."""
         again = ctypes.c_int32()
         _check(_lib.lwolf_client_reject_token(
             self._handle, _encode(authorization, "authorization"), ctypes.byref(again)))
+        return bool(again.value)
+
+    def reject_token_at(self, url, status, authorization):
+        """The server at ``url`` answered ``status`` to a request sent by other means with
+        ``authorization`` (the value ``auth_headers`` gave). True when the request should be
+        sent once more with ``auth_headers`` again: the token was renewed by the API's rules
+        (a 401; a 403 of an API other than the Transact API; at most once per 30 s for the
+        identity and API), or a newer one is in service. False when the answer stands, and
+        always for an empty token or one that was never this client's. A ``url`` the token
+        must not go to raises ``InvalidArgument``."""
+        again = ctypes.c_int32()
+        _check(_lib.lwolf_client_reject_token_at(
+            self._handle, _encode(url, "url"), int(status), _encode(authorization, "authorization"),
+            ctypes.byref(again)))
         return bool(again.value)
 
     def dpop_nonce(self, url, nonce):
@@ -898,17 +926,36 @@ class Client:
 # Adapters for requests and httpx: the token (and DPoP proof) on their requests
 
 
-def _answer_to_401(client, url, authorization, status, headers):
-    """Whether a request answered ``status`` should be sent once more, and what that took:
-    a DPoP nonce the server asked for, or the token renewed (bounded: at most once per 30 s
-    for the identity, as the library's own requests)."""
-    if status != 401:
+def _token_for(client, method, url):
+    """The headers for a request to ``url``, or None when the token must not go there: the
+    adapters act only on requests to their client's API origins (https, or http to loopback),
+    and leave any other request as it is."""
+    try:
+        return client.auth_headers(method, url)
+    except InvalidArgument:
+        return None
+
+
+def _send_again(client, request_url, authorization, status, headers):
+    """Whether a request that carried our ``authorization`` to ``request_url`` and was
+    answered ``status`` should be sent once more, and what that took: a DPoP nonce the
+    server asked for, or the token renewed by the API's rules (bounded: at most once per 30 s
+    for the identity and API, as the library's own requests). A request that carried no token
+    of ours (a redirect to another host strips it), or went to another origin, is never sent
+    again, and costs no token."""
+    if status not in (401, 403) or not authorization:
         return False
-    nonce = headers.get("DPoP-Nonce")
-    if nonce and "use_dpop_nonce" in headers.get("WWW-Authenticate", ""):
-        client.dpop_nonce(url, nonce)
-        return True
-    return client.reject_token(authorization)
+    try:
+        nonce = headers.get("DPoP-Nonce")
+        if (status == 401 and nonce and authorization.startswith("DPoP ")
+                and "use_dpop_nonce" in headers.get("WWW-Authenticate", "")):
+            # The origin check, without a renewal (status 0 never renews).
+            client.reject_token_at(request_url, 0, authorization)
+            client.dpop_nonce(request_url, nonce)
+            return True
+        return client.reject_token_at(request_url, status, authorization)
+    except InvalidArgument:
+        return False
 
 
 try:
@@ -921,8 +968,9 @@ if _requests is not None:
 
     class RequestsAuth(_requests.auth.AuthBase):
         """``requests`` authentication with a ``Client``'s token: ``Authorization`` (and, for
-        a DPoP-bound token, a ``DPoP`` proof) on every request; a 401 renews the token and
-        sends the request once more (at most once per 30 s for the identity).
+        a DPoP-bound token, a ``DPoP`` proof) on requests to the client's API origins, and on
+        no others; a 401 (or a Back Office API's 403) to such a request renews the token and
+        sends it once more (at most once per 30 s for the identity and API).
 
             session.get(url, auth=lwolf_auth.RequestsAuth(client))
         """
@@ -931,17 +979,21 @@ if _requests is not None:
             self.client = client
 
         def __call__(self, request):
-            request.headers.update(self.client.auth_headers(request.method, request.url))
-            request.register_hook("response", self._on_response)
+            headers = _token_for(self.client, request.method, request.url)
+            if headers is not None:
+                request.headers.update(headers)
+                request.register_hook("response", self._on_response)
             return request
 
         def _on_response(self, response, **kwargs):
+            # Also called for the responses of redirects (requests copies the hooks): the
+            # request is then the redirect's, without our token if it left the origin.
             request = response.request
             if getattr(request, "_lwolf_resent", False):
                 return response
             authorization = request.headers.get("Authorization", "")
-            if not _answer_to_401(self.client, request.url, authorization,
-                                  response.status_code, response.headers):
+            if not _send_again(self.client, request.url, authorization,
+                               response.status_code, response.headers):
                 return response
             response.content  # read it, so the connection can be reused
             response.close()
@@ -970,8 +1022,9 @@ if _httpx is not None:
 
     class HttpxAuth(_httpx.Auth):
         """``httpx`` authentication with a ``Client``'s token (sync and async clients alike):
-        ``Authorization`` (and a ``DPoP`` proof for a DPoP-bound token) on every request; a
-        401 renews the token and sends the request once more (at most once per 30 s).
+        ``Authorization`` (and a ``DPoP`` proof for a DPoP-bound token) on requests to the
+        client's API origins, and on no others; a 401 (or a Back Office API's 403) to such a
+        request renews the token and sends it once more (at most once per 30 s).
 
             httpx.get(url, auth=lwolf_auth.HttpxAuth(client))
         """
@@ -981,11 +1034,17 @@ if _httpx is not None:
 
         def auth_flow(self, request):
             url = str(request.url)
-            request.headers.update(self.client.auth_headers(request.method, url))
+            headers = _token_for(self.client, request.method, url)
+            if headers is None:
+                yield request
+                return
+            request.headers.update(headers)
             response = yield request
-            authorization = request.headers.get("Authorization", "")
-            if _answer_to_401(self.client, url, authorization, response.status_code,
-                              response.headers):
+            # After redirects, the response is the last hop's: judged by what that request
+            # carried (httpx strips our token when a redirect leaves the origin).
+            final = response.request
+            if _send_again(self.client, str(final.url), final.headers.get("Authorization", ""),
+                           response.status_code, response.headers):
                 request.headers.update(self.client.auth_headers(request.method, url))
                 yield request
 

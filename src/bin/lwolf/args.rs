@@ -58,11 +58,11 @@ info` says which layer served the token.
 
 Exit codes:
   0     success
-  1-12  the library's status codes: 1 LWOLF_ERR_INVALID_ARGUMENT, 2 LWOLF_ERR_CONFIG,
+  1-13  the library's status codes: 1 LWOLF_ERR_INVALID_ARGUMENT, 2 LWOLF_ERR_CONFIG,
         3 LWOLF_ERR_INVALID_CREDENTIALS, 4 LWOLF_ERR_BAD_REQUEST, 5 LWOLF_ERR_FORBIDDEN,
         6 LWOLF_ERR_RATE_LIMITED, 7 LWOLF_ERR_SERVER, 8 LWOLF_ERR_TRANSPORT,
         9 LWOLF_ERR_INVALID_RESPONSE, 11 LWOLF_ERR_INTERNAL, 12 LWOLF_ERR_ABORTED (the
-        --output file could not be written)
+        --output file could not be written), 13 LWOLF_ERR_DEADLINE
   22    the API answered with a 4xx or 5xx status (as curl --fail does)
   64    a bad command line
   74    a local I/O error: reading --data, writing the output, starting the sandbox
