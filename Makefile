@@ -1,8 +1,8 @@
 # Builds and installs the C library. Cargo does the building; this only lays files out.
 #
-#   make                          # cargo build --release --lib
+#   make                          # cargo build --release -p lwolf-auth-ffi
 #   make install PREFIX=/usr/local [DESTDIR=...]
-#   make header                   # refresh include/lwolf_auth.h from src/ffi
+#   make header                   # refresh include/lwolf_auth.h (cargo xtask header)
 #   make examples                 # examples-c/ against target/release
 #
 # `install` installs what is already built in $(CARGO_LIBDIR) (target/release by default):
@@ -35,7 +35,7 @@ MINOR   := $(word 2,$(subst ., ,$(VERSION)))
 CMAKEDIR ?= $(LIBDIR)/cmake/lwolf_auth
 
 # What a static link needs from the system on Linux, as printed by
-#   cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs
+#   cargo rustc -p lwolf-auth-ffi --release --lib --crate-type staticlib -- --print native-static-libs
 # (tests/c_abi.rs checks it.)
 STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 # The same as a CMake list: gcc_s;util;...
@@ -50,17 +50,17 @@ CMAKE_SUBST := -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@MI
 all: lib
 
 lib:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release -p lwolf-auth-ffi
 
 header:
-	LWOLF_UPDATE_HEADER=1 $(CARGO) build --lib
+	$(CARGO) xtask header
 
 examples: lib
 	$(MAKE) -C examples-c LIBDIR=$(abspath $(CARGO_LIBDIR))
 
 install:
 	@test -f $(CARGO_LIBDIR)/liblwolf_auth.so -a -f $(CARGO_LIBDIR)/liblwolf_auth.a || \
-		{ echo "nothing to install in $(CARGO_LIBDIR): run 'make' (cargo build --release --lib) first" >&2; exit 1; }
+		{ echo "nothing to install in $(CARGO_LIBDIR): run 'make' (cargo build --release -p lwolf-auth-ffi) first" >&2; exit 1; }
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/lwolf_auth.h $(DESTDIR)$(INCLUDEDIR)/lwolf_auth.h
 	install -m 644 include/lwolf_auth.hpp $(DESTDIR)$(INCLUDEDIR)/lwolf_auth.hpp

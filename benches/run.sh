@@ -39,7 +39,7 @@ fi
 python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests
 
 step "build: Rust benches (release, with the sandbox feature)"
-COMPARE=$(cargo bench --bench compare --no-run --message-format=json |
+COMPARE=$(cargo bench -p lwolf-auth --bench compare --no-run --message-format=json |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -51,7 +51,7 @@ for line in sys.stdin:
 
 # After the bench build, so that the shipped library (no features) is the one measured.
 step "build: liblwolf_auth.so / .a (release, no features)"
-cargo build --release --lib
+cargo build --release -p lwolf-auth-ffi
 
 step "build: the Go baseline (benches/go/stall.go)"
 mkdir -p "$OUT"
@@ -120,7 +120,7 @@ step "5: footprint"
 with_env "$OUT/sandbox.env" python3 benches/footprint.py "$ROOT" "$OUT/examples" "$OUT/threads_curl" $QUICK >>"$RESULTS"
 
 step "6: the shared on-disk cache: 20 cold lwolf processes"
-cargo build --release --features cli --bin lwolf
+cargo build --release -p lwolf-cli
 with_env "$OUT/sandbox.env" python3 benches/shared_cache.py "$ROOT/target/release/lwolf" $QUICK >>"$RESULTS"
 
 step "9: the fleet cache: 100 cold lwolf processes over 5 hosts, with and without cache_url"

@@ -4,7 +4,7 @@
  * own count of token requests is read from GET /_sandbox/stats (an absolute URL on the API's
  * origin, which lwolf_client_request allows) and printed as "token requests: N".
  *
- *     eval "$(cargo run --example sandbox -- --port 0)" ... ./threads
+ *     eval "$(cargo run -q -p lwolf-sandbox -- --detach)" ... ./threads
  */
 #include <pthread.h>
 #include <stdio.h>

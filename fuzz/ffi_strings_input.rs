@@ -19,7 +19,7 @@ use std::ffi::{c_char, CString};
 use std::ptr;
 
 use crate::c_calls::{c, client, last_error};
-use lwolf_auth::ffi::*;
+use lwolf_auth_ffi::*;
 
 /// The keys the second string is set under, by input length. Frozen, not `CONFIG_KEYS`:
 /// the saved inputs pick a key by index.

@@ -210,6 +210,15 @@ public:
         return all;
     }
 
+    // The request id the call carried (X-Request-ID by default); nullopt when ids are off.
+    std::optional<std::string> request_id() const {
+        const char *id = lwolf_response_request_id(response_.get());
+        if (id == nullptr) {
+            return std::nullopt;
+        }
+        return std::string(id);
+    }
+
     const lwolf_response *get() const noexcept { return response_.get(); }
 
 private:
@@ -338,6 +347,22 @@ public:
         detail::check(lwolf_client_for_api(
             client_.get(), detail::c_str(api_base_url, "api_base_url"), &client));
         return Client(client);
+    }
+
+    // The Transact API: the same token and pool, lw-subscription-key on every call; a 403
+    // is about the subscription key and never renews the token.
+    Client transact() const {
+        lwolf_client *client = nullptr;
+        detail::check(lwolf_client_transact(client_.get(), &client));
+        return Client(client);
+    }
+
+    // What this client and its handles have done (counters), and its token's expiry.
+    lwolf_stats stats() const {
+        lwolf_stats stats{};
+        stats.size = sizeof stats;
+        detail::check(lwolf_client_stats(client_.get(), &stats));
+        return stats;
     }
 
     const lwolf_client *get() const noexcept { return client_.get(); }

@@ -225,6 +225,58 @@ func (c *Client) ForTenant(lwtClientID string) (*Client, error) {
 	return wrap(h), nil
 }
 
+// Transact is a client for the Transact API (transact_base_url): the same token, pool and
+// caches, lw-subscription-key on every call; a 401 renews the token (bounded), a 403 never
+// does (it is about the subscription key). Without a subscription_key its calls fail with
+// ErrConfig before anything is sent.
+func (c *Client) Transact() (*Client, error) {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
+	var h *C.lwolf_client
+	if err := call(func() C.lwolf_status { return C.lwolf_client_transact(c.h, &h) }); err != nil {
+		return nil, err
+	}
+	return wrap(h), nil
+}
+
+// Stats is what a client and every handle made from it have done.
+type Stats struct {
+	TokenRequests    uint64    // requests sent to the token endpoint, retries included
+	TokenFailures    uint64    // token fetches that ended in an error
+	TokensShared     uint64    // tokens taken from cache_dir or cache_url instead of fetched
+	ForcedRenewals   uint64    // renewals after an API 401/403
+	RenewalsDeclined uint64    // 401/403 handed back without a renewal (bound, or a Transact 403)
+	Retries          uint64    // retries of token and API requests
+	APIRequests      uint64    // API request attempts sent
+	Throttled        uint64    // calls that waited for max_in_flight or max_requests_per_second
+	TokenExpiresAt   time.Time // the cached token's expiry; zero when none
+}
+
+// Stats reads the client's counters.
+func (c *Client) Stats() (Stats, error) {
+	// The finalizer must not free c while the library uses it.
+	defer runtime.KeepAlive(c)
+	var raw C.lwolf_stats
+	raw.size = C.uint32_t(unsafe.Sizeof(raw))
+	if err := call(func() C.lwolf_status { return C.lwolf_client_stats(c.h, &raw) }); err != nil {
+		return Stats{}, err
+	}
+	s := Stats{
+		TokenRequests:    uint64(raw.token_requests),
+		TokenFailures:    uint64(raw.token_failures),
+		TokensShared:     uint64(raw.tokens_shared),
+		ForcedRenewals:   uint64(raw.forced_renewals),
+		RenewalsDeclined: uint64(raw.renewals_declined),
+		Retries:          uint64(raw.retries),
+		APIRequests:      uint64(raw.api_requests),
+		Throttled:        uint64(raw.throttled),
+	}
+	if raw.token_expires_at_ms != 0 {
+		s.TokenExpiresAt = time.UnixMilli(int64(raw.token_expires_at_ms))
+	}
+	return s, nil
+}
+
 // Request is one API request. Path is under api_base_url, or an absolute URL on its origin.
 type Request struct {
 	Method      string
@@ -238,9 +290,10 @@ type Request struct {
 
 // Response is an API response, whatever its status.
 type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte // empty for SendTo: the body went to the writer
+	Status    int
+	Header    http.Header
+	Body      []byte // empty for SendTo: the body went to the writer
+	RequestID string // the id the call carried in request_id_header; empty when that is off
 }
 
 func (c *Client) build(r *Request) (*C.lwolf_request, error) {
@@ -298,6 +351,9 @@ func (c *Client) build(r *Request) (*C.lwolf_request, error) {
 func takeResponse(resp *C.lwolf_response) *Response {
 	defer C.lwolf_response_free(resp)
 	out := &Response{Status: int(C.lwolf_response_status(resp)), Header: http.Header{}}
+	if id := C.lwolf_response_request_id(resp); id != nil {
+		out.RequestID = C.GoString(id)
+	}
 	var n C.size_t
 	body := C.lwolf_response_body(resp, &n)
 	if n > 0 {

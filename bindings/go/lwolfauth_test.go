@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// The sandbox example (LWOLF_SANDBOX_BIN, or this tree's target/debug/examples/sandbox),
+// The sandbox (LWOLF_SANDBOX_BIN, or this tree's target/debug/lwolf-sandbox),
 // started for the whole run on a free port.
 var settings map[string]string
 
@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	bin := os.Getenv("LWOLF_SANDBOX_BIN")
 	if bin == "" {
-		bin = filepath.Join("..", "..", "target", "debug", "examples", "sandbox")
+		bin = filepath.Join("..", "..", "target", "debug", "lwolf-sandbox")
 	}
 	cmd := exec.Command(bin, "--port", "0", "--exit-on-stdin-eof")
 	stdin, _ := cmd.StdinPipe()
@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 	export := regexp.MustCompile(`^export (LWOLF_[A-Z_]+)=(.*)$`)
 	env := map[string]string{}
 	lines := bufio.NewScanner(stdout)
-	for len(env) < 4 && lines.Scan() {
+	for len(env) < 6 && lines.Scan() {
 		if m := export.FindStringSubmatch(lines.Text()); m != nil {
 			env[m[1]] = strings.Trim(m[2], "'")
 		}
@@ -52,6 +52,9 @@ func TestMain(m *testing.M) {
 		"client_secret": env["LWOLF_CLIENT_SECRET"],
 		"token_url":     env["LWOLF_TOKEN_URL"],
 		"api_base_url":  env["LWOLF_API_BASE_URL"],
+		// The Transact stand-in's, for Transact().
+		"subscription_key":  env["LWOLF_SUBSCRIPTION_KEY"],
+		"transact_base_url": env["LWOLF_TRANSACT_BASE_URL"],
 	}
 	code := m.Run()
 	stdin.Close()
@@ -284,5 +287,68 @@ func TestClientsShareOneTokenThroughCacheURL(t *testing.T) {
 	if _, err := NewClient(map[string]string{"client_id": "x", "client_secret": "y", "cache_url": "ftp://h"}); err == nil ||
 		!strings.Contains(err.Error(), "cache_url") {
 		t.Fatalf("a bad cache_url: %v", err)
+	}
+}
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestTransactRequestIDsAndStats(t *testing.T) {
+	c := client(t, nil)
+	transact, err := c.Transact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer transact.Close()
+	first, err := transact.Get("/v1/transactions")
+	if err != nil || first.Status != 200 {
+		t.Fatalf("%v %+v", err, first)
+	}
+	if !uuidV4.MatchString(first.RequestID) {
+		t.Fatalf("request id %q", first.RequestID)
+	}
+	second, _ := transact.Get("/v1/transactions")
+	if second.RequestID == first.RequestID {
+		t.Fatal("two calls, one id")
+	}
+	mine, _ := transact.Send(&Request{Method: "GET", Path: "/v1/x", Header: [][2]string{{"X-Request-ID", "mine-9"}}})
+	if mine.RequestID != "mine-9" {
+		t.Fatalf("the caller's id was not kept: %q", mine.RequestID)
+	}
+	stats, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.APIRequests != 3 || stats.TokenRequests != 1 || !stats.TokenExpiresAt.After(time.Now()) {
+		t.Fatalf("%+v", stats)
+	}
+
+	// A refused subscription key: 200 answers 403, and not one more token.
+	before := tokenRequests(t)
+	refused := client(t, map[string]string{"subscription_key": "not-the-sandbox-key"})
+	handle, err := refused.Transact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer handle.Close()
+	for i := 0; i < 200; i++ {
+		if r, err := handle.Get("/v1/transactions"); err != nil || r.Status != 403 {
+			t.Fatalf("%v %+v", err, r)
+		}
+	}
+	if n := tokenRequests(t) - before; n != 1 {
+		t.Fatalf("%d token requests for 200 refusals", n)
+	}
+	if s, _ := refused.Stats(); s.RenewalsDeclined != 200 || s.ForcedRenewals != 0 {
+		t.Fatalf("%+v", s)
+	}
+
+	// No subscription key: nothing sent, ErrConfig naming it.
+	keyless := client(t, map[string]string{"subscription_key": ""})
+	none, _ := keyless.Transact()
+	defer none.Close()
+	_, err = none.Get("/v1/transactions")
+	var e *Error
+	if !errors.As(err, &e) || e.Status != ErrConfig || !strings.Contains(e.Message, "subscription_key") {
+		t.Fatalf("%v", err)
 	}
 }

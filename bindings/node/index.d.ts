@@ -46,8 +46,24 @@ export class Response {
   readonly headers: Record<string, string>;
   readonly body: Buffer;
   readonly ok: boolean;
+  /** The id the call carried in `request_id_header`; null when that header is off. */
+  readonly requestId: string | null;
   text(): string;
   json(): any;
+}
+
+/** Counters of a client and every handle made from it. */
+export interface Stats {
+  tokenRequests: number;
+  tokenFailures: number;
+  tokensShared: number;
+  forcedRenewals: number;
+  renewalsDeclined: number;
+  retries: number;
+  apiRequests: number;
+  throttled: number;
+  /** The cached token's expiry, Unix milliseconds; 0 when none. */
+  tokenExpiresAt: number;
 }
 
 export class Client {
@@ -59,6 +75,9 @@ export class Client {
   invalidate(): void;
   forTenant(lwtClientId: string): Client;
   forApi(apiBaseUrl: string): Client;
+  /** The Transact API's handle (needs `subscription_key`). */
+  transact(): Client;
+  stats(): Stats;
   request(method: string, path: string, options?: RequestOptions): Response;
   get(path: string, options?: RequestOptions): Response;
   post(path: string, options?: RequestOptions): Response;

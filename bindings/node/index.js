@@ -48,6 +48,18 @@ const TokenInfo = koffi.struct('lwolf_token_info', {
   fingerprint: koffi.array('char', 16, 'String'),
   token_type: koffi.array('char', 8, 'String'),
 });
+const Stats = koffi.struct('lwolf_stats', {
+  size: 'uint32_t',
+  token_requests: 'uint64_t',
+  token_failures: 'uint64_t',
+  tokens_shared: 'uint64_t',
+  forced_renewals: 'uint64_t',
+  renewals_declined: 'uint64_t',
+  retries: 'uint64_t',
+  api_requests: 'uint64_t',
+  throttled: 'uint64_t',
+  token_expires_at_ms: 'int64_t',
+});
 
 const c = {
   configNew: lib.func('uint32_t lwolf_config_new(_Out_ lwolf_config **out)'),
@@ -57,6 +69,8 @@ const c = {
   clientNew: lib.func('uint32_t lwolf_client_new(const lwolf_config *cfg, _Out_ lwolf_client **out)'),
   clientForTenant: lib.func('uint32_t lwolf_client_for_tenant(const lwolf_client *c, const char *id, _Out_ lwolf_client **out)'),
   clientForApi: lib.func('uint32_t lwolf_client_for_api(const lwolf_client *c, const char *url, _Out_ lwolf_client **out)'),
+  clientTransact: lib.func('uint32_t lwolf_client_transact(const lwolf_client *c, _Out_ lwolf_client **out)'),
+  clientStats: lib.func('uint32_t lwolf_client_stats(const lwolf_client *c, _Inout_ lwolf_stats *out)'),
   clientFree: lib.func('void lwolf_client_free(lwolf_client *c)'),
   clientToken: lib.func('uint32_t lwolf_client_token(const lwolf_client *c, _Out_ uint8_t *buf, size_t len, _Out_ size_t *tokenLen)'),
   clientTokenInfo: lib.func('uint32_t lwolf_client_token_info(const lwolf_client *c, _Out_ lwolf_token_info *out)'),
@@ -72,6 +86,7 @@ const c = {
   responseBody: lib.func('const uint8_t *lwolf_response_body(const lwolf_response *r, _Out_ size_t *len)'),
   responseHeaderCount: lib.func('size_t lwolf_response_header_count(const lwolf_response *r)'),
   responseHeaderAt: lib.func('uint32_t lwolf_response_header_at(const lwolf_response *r, size_t i, _Out_ const char **name, _Out_ const char **value)'),
+  responseRequestId: lib.func('const char *lwolf_response_request_id(const lwolf_response *r)'),
   responseFree: lib.func('void lwolf_response_free(lwolf_response *r)'),
   lastError: lib.func('const char *lwolf_last_error_message(void)'),
   lastHttpStatus: lib.func('uint16_t lwolf_last_error_http_status(void)'),
@@ -112,11 +127,13 @@ function makeConfig(settings, fromEnv) {
   }
 }
 
-/** An API response: `status`, `headers` (lower-case names), `body` (a Buffer), `text()`,
- * `json()`, `ok`. */
+/** An API response: `status`, `headers` (lower-case names), `body` (a Buffer), `requestId`
+ * (the id the call carried, or null when `request_id_header` is off), `text()`, `json()`,
+ * `ok`. */
 class Response {
   constructor(handle) {
     this.status = c.responseStatus(handle);
+    this.requestId = c.responseRequestId(handle) || null;
     const len = [0];
     const ptr = c.responseBody(handle, len);
     const n = Number(len[0]);
@@ -223,6 +240,34 @@ class Client {
     const out = [null];
     check(c.clientForApi(this._live(), apiBaseUrl, out));
     return Client._wrap(out[0]);
+  }
+
+  /** The Transact API's handle: this client's token, pool and caches, `lw-subscription-key`
+   * on every call; a 403 is handed back without a renewal (it is about the key). */
+  transact() {
+    const out = [null];
+    check(c.clientTransact(this._live(), out));
+    return Client._wrap(out[0]);
+  }
+
+  /** What this client and every handle made from it have done: `tokenRequests`,
+   * `tokenFailures`, `tokensShared`, `forcedRenewals`, `renewalsDeclined`, `retries`,
+   * `apiRequests`, `throttled`, and `tokenExpiresAt` (the cached token's expiry, Unix ms;
+   * 0 when none). */
+  stats() {
+    const raw = { size: koffi.sizeof(Stats) };
+    check(c.clientStats(this._live(), raw));
+    return {
+      tokenRequests: Number(raw.token_requests),
+      tokenFailures: Number(raw.token_failures),
+      tokensShared: Number(raw.tokens_shared),
+      forcedRenewals: Number(raw.forced_renewals),
+      renewalsDeclined: Number(raw.renewals_declined),
+      retries: Number(raw.retries),
+      apiRequests: Number(raw.api_requests),
+      throttled: Number(raw.throttled),
+      tokenExpiresAt: Number(raw.token_expires_at_ms),
+    };
   }
 
   /** Sends `method` to `path` (under `api_base_url`, or an absolute URL on its origin) with

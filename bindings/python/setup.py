@@ -28,7 +28,7 @@ def library_name():
 
 
 class BuildWithLibrary(build_py):
-    """build_py, then `cargo build --release --lib` and the shared library copied in."""
+    """build_py, then `cargo build --release -p lwolf-auth-ffi` and the shared library copied in."""
 
     def run(self):
         super().run()
@@ -36,7 +36,7 @@ class BuildWithLibrary(build_py):
             raise SystemExit("lwolf-auth: build from the source tree (Cargo.toml not found at %s)" % CRATE)
         target = Path(os.environ.get("CARGO_TARGET_DIR", CRATE / "target"))
         cargo = os.environ.get("CARGO", "cargo")
-        cmd = [cargo, "build", "--release", "--lib", "--manifest-path", str(CRATE / "Cargo.toml")]
+        cmd = [cargo, "build", "--release", "-p", "lwolf-auth-ffi", "--manifest-path", str(CRATE / "Cargo.toml")]
         print("lwolf-auth: " + " ".join(cmd), flush=True)
         subprocess.check_call(cmd, env={**os.environ, "CARGO_TARGET_DIR": str(target)})
         built = target / "release" / library_name()

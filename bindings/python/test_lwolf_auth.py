@@ -3,7 +3,7 @@
     cd bindings/python && python3 -m unittest -v test_lwolf_auth
 
 The sandbox is started as a process: the binary in LWOLF_SANDBOX_BIN, else
-target/debug/examples/sandbox of this source tree, else `cargo run --example sandbox`.
+target/debug/lwolf-sandbox of this source tree, else `cargo run -p lwolf-sandbox`.
 The library is found as lwolf_auth.py finds it (LWOLF_AUTH_LIB first). With
 LWOLF_EXPECT_TEST_PANIC=1 (a library built with the `ffi-test-panic` feature) the panic
 boundary is checked too. `cargo test --all-features` runs all this (tests/python.rs).
@@ -36,13 +36,13 @@ class Sandbox:
 
     def __init__(self, *args):
         binary = os.environ.get("LWOLF_SANDBOX_BIN")
-        default = ROOT / "target" / "debug" / "examples" / "sandbox"
+        default = ROOT / "target" / "debug" / "lwolf-sandbox"
         if binary:
             cmd = [binary]
         elif default.exists():
             cmd = [str(default)]
         else:
-            cmd = ["cargo", "run", "--quiet", "--features", "sandbox", "--example", "sandbox", "--"]
+            cmd = ["cargo", "run", "--quiet", "-p", "lwolf-sandbox", "--"]
         cmd += ["--port", "0", "--exit-on-stdin-eof", *args]
         self.proc = subprocess.Popen(
             cmd,
@@ -56,7 +56,7 @@ class Sandbox:
         watchdog.start()
         try:
             self.env = {}
-            while len(self.env) < 4:
+            while len(self.env) < 6:
                 line = self.proc.stdout.readline()
                 if not line:
                     raise RuntimeError("the sandbox exited before printing its settings: %r" % cmd)
@@ -145,9 +145,9 @@ class ModuleTest(unittest.TestCase):
         truncate returned pointers to int."""
         header = (ROOT / "include" / "lwolf_auth.h").read_text()
         in_header = set(re.findall(r"\b(lwolf_[a-z_]+)\(", header))
-        declared = {name for name, _, _ in lwolf_auth._SIGNATURES}
+        declared = {name for name, _, _ in lwolf_auth.native._SIGNATURES}
         self.assertEqual(in_header, declared)
-        for name, restype, argtypes in lwolf_auth._SIGNATURES:
+        for name, restype, argtypes in lwolf_auth.native._SIGNATURES:
             fn = getattr(_lib, name)
             self.assertIs(fn.restype, restype, name)
             self.assertEqual(list(fn.argtypes), list(argtypes), name)
@@ -388,12 +388,30 @@ class LoggingTest(unittest.TestCase):
             self.assertNotIn(token, record.getMessage())
             self.assertNotIn(SANDBOX.settings()["client_secret"], record.getMessage())
 
+    def test_each_retry_is_a_warning(self):
+        # Nothing listens there: the attempt fails, and its retry is logged at WARNING, so a
+        # host that logs at WARNING sees a failing gateway.
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        client = lwolf_auth.Client(**SANDBOX.settings(
+            token_url="http://127.0.0.1:%d/oauth/token" % port, max_retries=1, retry_base_ms=1,
+            retry_max_ms=5))
+        with self.assertLogs("lwolf_auth", level=logging.WARNING) as logs:
+            with self.assertRaises(lwolf_auth.TransportError):
+                client.token()
+        client.close()
+        self.assertTrue(any(r.levelno == logging.WARNING and "retry 1 of 1" in r.getMessage()
+                            for r in logs.records), logs.output)
+
 
 class KeysTest(unittest.TestCase):
     """private_key_jwt and DPoP through the Python surface, against the sandbox."""
 
     def test_private_key_jwt(self):
-        keys = ROOT / "tests" / "keys"
+        keys = ROOT / "test-support" / "keys"
         sandbox = Sandbox("--client-key", str(keys / "rsa-public.pem"))
         try:
             settings = sandbox.settings(client_auth="private_key_jwt",
@@ -874,7 +892,7 @@ class RawMisuseTest(unittest.TestCase):
         _lib.lwolf_response_free(None)
 
     def test_invalid_utf8_and_last_error(self):
-        cfg = lwolf_auth._ConfigP()
+        cfg = lwolf_auth.native._ConfigP()
         self.assertEqual(_lib.lwolf_config_new(ctypes.byref(cfg)), 0)
         self.assertEqual(lwolf_auth.last_error_message(), "")
         self.assertEqual(_lib.lwolf_config_set(cfg, b"client_id", b"\xff\xfe"), 1)

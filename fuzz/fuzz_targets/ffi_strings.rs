@@ -6,9 +6,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use lwolf_auth::ffi::lwolf_client;
+use lwolf_auth_ffi::lwolf_client;
 
-#[path = "../../tests/c_calls/mod.rs"]
+#[path = "../../test-support/src/c_calls.rs"]
 mod c_calls;
 #[path = "../ffi_strings_input.rs"]
 mod ffi_strings_input;

@@ -8,8 +8,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = std::str::from_utf8(data) else { return };
     let now = SystemTime::now();
-    let _ = lwolf_auth::retry::parse_retry_after(value, now);
-    if let Some(wait) = lwolf_auth::retry::parse_rate_limit_reset(value, now) {
+    let _ = lwolf_auth::unversioned::parse_retry_after(value, now);
+    if let Some(wait) = lwolf_auth::unversioned::parse_rate_limit_reset(value, now) {
         assert!(wait <= Duration::from_secs(1_000_000_000));
     }
 });

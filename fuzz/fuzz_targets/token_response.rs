@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
-    if let Ok(r) = lwolf_auth::parse_token_response(body, std::time::SystemTime::now()) {
+    if let Ok(r) = lwolf_auth::unversioned::parse_token_response(body, std::time::SystemTime::now()) {
         assert!(!r.access_token.expose().is_empty());
         assert!(r.lifetime > std::time::Duration::ZERO);
     }

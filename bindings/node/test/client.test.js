@@ -1,6 +1,6 @@
 'use strict';
-// The Node binding against the sandbox example (LWOLF_SANDBOX_BIN, or this tree's
-// target/debug/examples/sandbox), started by this test on a free port.
+// The Node binding against the sandbox (LWOLF_SANDBOX_BIN, or this tree's
+// target/debug/lwolf-sandbox), started by this test on a free port.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
@@ -14,20 +14,22 @@ let settings;
 
 before(async () => {
   const bin = process.env.LWOLF_SANDBOX_BIN
-    || path.resolve(__dirname, '..', '..', '..', 'target', 'debug', 'examples', 'sandbox');
+    || path.resolve(__dirname, '..', '..', '..', 'target', 'debug', 'lwolf-sandbox');
   sandbox = spawn(bin, ['--port', '0', '--exit-on-stdin-eof'], { stdio: ['pipe', 'pipe', 'ignore'] });
   const env = {};
   const lines = readline.createInterface({ input: sandbox.stdout });
   for await (const line of lines) {
     const m = /^export (LWOLF_[A-Z_]+)=(.*)$/.exec(line);
     if (m) env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
-    if (Object.keys(env).length >= 4 && env.LWOLF_CLIENT_SECRET) break;
+    if (env.LWOLF_CLIENT_SECRET && env.LWOLF_SUBSCRIPTION_KEY && env.LWOLF_TRANSACT_BASE_URL) break;
   }
   settings = {
     client_id: env.LWOLF_CLIENT_ID,
     client_secret: env.LWOLF_CLIENT_SECRET,
     token_url: env.LWOLF_TOKEN_URL,
     api_base_url: env.LWOLF_API_BASE_URL,
+    subscription_key: env.LWOLF_SUBSCRIPTION_KEY,
+    transact_base_url: env.LWOLF_TRANSACT_BASE_URL,
   };
 });
 
@@ -107,6 +109,45 @@ test('tenants have their own token; forApi shares it', () => {
   tenant.close();
   transact.close();
   assert.match(version(), /^\d+\.\d+\.\d+/);
+});
+
+async function sandboxStats() {
+  const origin = settings.api_base_url.replace(/\/backoffice$/, '');
+  const res = await fetch(`${origin}/_sandbox/stats`);
+  return res.json();
+}
+
+test('the Transact handle: request ids, stats, and a 403 that never costs a token', async () => {
+  const client = new Client(settings);
+  const transact = client.transact();
+  const first = transact.get('/v1/transactions');
+  assert.equal(first.status, 200, first.text());
+  assert.match(first.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.notEqual(transact.get('/v1/transactions').requestId, first.requestId);
+  assert.equal(transact.get('/v1/x', { headers: { 'X-Request-ID': 'mine-3' } }).requestId, 'mine-3');
+  const stats = client.stats();
+  assert.equal(stats.apiRequests, 3);
+  assert.equal(stats.tokenRequests, 1);
+  assert.ok(stats.tokenExpiresAt > Date.now());
+  transact.close();
+  client.close();
+
+  const before = (await sandboxStats()).token_requests;
+  const refused = new Client({ ...settings, subscription_key: 'not-the-sandbox-key' });
+  const handle = refused.transact();
+  for (let i = 0; i < 200; i++) assert.equal(handle.get('/v1/transactions').status, 403);
+  assert.equal((await sandboxStats()).token_requests - before, 1);
+  const declined = refused.stats();
+  assert.equal(declined.renewalsDeclined, 200);
+  assert.equal(declined.forcedRenewals, 0);
+  handle.close();
+  refused.close();
+
+  const { subscription_key: _, ...keyless } = settings;
+  const none = new Client(keyless);
+  assert.throws(() => none.transact().get('/v1/transactions'),
+    (e) => e.status === Status.ERR_CONFIG && /subscription_key/.test(e.message));
+  none.close();
 });
 
 // A redis-server of the test's own on a free loopback port; the test fails without one.
