@@ -117,6 +117,16 @@ int main() {
     }
     CHECK(rethrown);
 
+    // The Transact API's handle: the subscription key on every call, a request id on each.
+    lwolf::Client transact = client.transact();
+    lwolf::Response closed = transact.send(lwolf::Request("GET", "/v1/transactions"));
+    CHECK(closed.status() == 200);
+    CHECK(closed.request_id().value_or("").size() == 36);
+    CHECK(closed.request_id() != list.request_id());
+    lwolf_stats stats = client.stats();
+    CHECK(stats.api_requests >= 2 && stats.renewals_declined == 0);
+    CHECK(stats.token_requests == 1 && stats.token_expires_at_ms > 0);
+
     // Tenants get their own token; for_api shares this one.
     CHECK(client.for_tenant("customer-42").token() != token);
     CHECK(client.for_api(origin + "/transact-workflow").token() == token);

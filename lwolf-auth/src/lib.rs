@@ -26,6 +26,21 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+// The Rust examples of the README and docs/, compiled as doctests (and run, but for those
+// marked `no_run`, which would reach the vendor's servers).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/rust.md")]
+struct RustExamples;
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/many-processes-and-hosts.md")]
+struct ManyProcessesExamples;
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/api-rules.md")]
+struct ApiRulesExamples;
+
 mod builder;
 mod cache;
 #[cfg(feature = "fleet")]

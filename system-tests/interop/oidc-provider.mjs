@@ -75,7 +75,7 @@ server.listen(0, '127.0.0.1', () => {
         redirect_uris: [],
         token_endpoint_auth_method: 'private_key_jwt',
         token_endpoint_auth_signing_alg: alg,
-        jwks: { keys: [{ ...clientKey, use: 'sig' }] },
+        jwks: { keys: [{ ...clientKey, use: 'sig', kid: 'vault-key-1' }] },
       })),
       {
         client_id: 'interop-dpop',

@@ -24,7 +24,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use common::*;
@@ -480,6 +480,41 @@ fn oidc_provider_private_key_jwt_rs256_and_ps256_through_rust_and_c() {
     }
     let e = err(Client::new(b.build().unwrap()).token());
     assert!(matches!(e, Error::InvalidCredentials(_)), "{e:?}");
+}
+
+/// `examples-c/signer.c`: the assertion signed by OpenSSL's libcrypto, whose key the library
+/// never sees, accepted by oidc-provider (RS256 and PS256; the key's `kid` as registered).
+#[test]
+fn oidc_provider_accepts_a_c_signer_on_openssl() {
+    assert!(
+        std::path::Path::new("/usr/include/openssl/evp.h").exists(),
+        "OpenSSL's headers are not installed, and this test needs them \
+         (on Debian/Ubuntu: apt-get install libssl-dev; cargo xtask test does this)"
+    );
+    let build = lwolf_test_support::ffi_support::make_examples(&["signer"], "interop-signer");
+    let server = NodeServer::start(OIDC_SCRIPT, &[]);
+    let issuer = server.info["issuer"].as_str().unwrap().to_owned();
+    for (client_id, alg, key) in [
+        ("interop-jwt-rs256", "RS256", "rsa-pkcs8.pem"),
+        ("interop-jwt-ps256", "PS256", "rsa-pkcs1.pem"),
+    ] {
+        let mut cmd = lwolf_test_support::ffi_support::clean_command(build.join("dynamic/signer"));
+        cmd.arg(test_key(key))
+            .env("LWOLF_CLIENT_ID", client_id)
+            .env("LWOLF_TOKEN_URL", server.token_url())
+            .env("LWOLF_TOKEN_FORMAT", "form")
+            .env("LWOLF_ASSERTION_ALG", alg)
+            .env("LWOLF_ASSERTION_AUDIENCE", &issuer)
+            .env("LWOLF_AUDIENCE", RESOURCE)
+            .env("LWOLF_PRIVATE_KEY_ID", "vault-key-1")
+            .env("LWOLF_CACHE_DIR", "");
+        let out = lwolf_test_support::ffi_support::run(&mut cmd, Duration::from_secs(120));
+        let stdout =
+            lwolf_test_support::ffi_support::expect_success(&out, &format!("signer {alg}"));
+        assert!(stdout.contains("token_requests: 1\n"), "{alg}: {stdout}");
+    }
+    assert_eq!(server.settle("grant.success", 2), 2);
+    assert_eq!(server.count("grant.error"), 0);
 }
 
 #[test]

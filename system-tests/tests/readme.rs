@@ -686,3 +686,44 @@ fn a_fresh_machine_is_given_what_the_tests_need() {
         "{stderr}"
     );
 }
+
+/// The Python example of docs/api-rules.md (a signer on `cryptography`, the Transact handle,
+/// the request id, the stats), run as written against a sandbox that knows the key's public
+/// half, with the bindings from the tree and the settings in `LWOLF_*`.
+#[test]
+fn python_example_of_the_api_rules() {
+    let python = require_tool("python3", "python3");
+    let lib = ffi_support::c_library();
+    let keys = repo_root().join("test-support/keys");
+    let public = std::fs::read_to_string(keys.join("rsa-public.pem")).unwrap();
+    let sandbox = lwolf_sandbox::Sandbox::builder()
+        .client_public_key(public)
+        .start()
+        .unwrap();
+    let dir = TempDir::new("docs-python");
+    std::fs::copy(keys.join("rsa-pkcs8.pem"), dir.join("signing-key.pem")).unwrap();
+    let example = block("docs/api-rules.md", "python", 0);
+    std::fs::write(dir.join("example.py"), &example.text).unwrap();
+    let mut cmd = clean_command(python);
+    cmd.current_dir(dir.path())
+        .arg("example.py")
+        .env("PYTHONPATH", repo_root().join("bindings/python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("LWOLF_AUTH_LIB", lib.dir.join("liblwolf_auth.so"))
+        .env("LWOLF_TOKEN_URL", sandbox.token_url())
+        .env("LWOLF_API_BASE_URL", sandbox.api_base_url())
+        .env("LWOLF_TRANSACT_BASE_URL", sandbox.transact_base_url())
+        .env("LWOLF_CLIENT_ID", sandbox.client_id())
+        .env("LWOLF_SUBSCRIPTION_KEY", sandbox.subscription_key());
+    let stdout = expect_success(
+        &run(&mut cmd, Duration::from_secs(120)),
+        "docs/api-rules.md's Python example",
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let (status, id) = lines[0].split_once(' ').unwrap();
+    assert_eq!(status, "200", "{stdout}");
+    assert_eq!(id.len(), 36, "a UUID: {stdout}");
+    assert_eq!(lines[1], "1 token request(s)");
+    assert_eq!(sandbox.tokens_issued(), 1);
+}

@@ -69,10 +69,11 @@ class Client:
         self._handle = handle
 
     @classmethod
-    def from_env(cls, **overrides):
-        """A client configured from the ``LWOLF_*`` environment variables, then ``overrides``."""
+    def from_env(cls, signer=None, **overrides):
+        """A client configured from the ``LWOLF_*`` environment variables, then ``overrides``
+        (and ``signer``, as for ``Client``)."""
         with Config.from_env(**overrides) as config:
-            return cls(config)
+            return cls(config, signer=signer)
 
     def _derived(self, handle):
         """A handle made from this one: it keeps what this one keeps alive."""

@@ -93,3 +93,63 @@ pub fn run(sink: &Sink, quick: bool) {
         "the hot path must be measured on the cached token"
     );
 }
+
+/// 1.5. What the stats cost the cached-token path: `client.token()` on one thread while
+/// another reads `client.stats()` every 100 µs (an exporter far keener than any real one),
+/// against the same calls with no reader, in the same rounds. The counters are touched only
+/// off this path, so the two should not differ beyond noise.
+pub fn run_stats(sink: &Sink, quick: bool) {
+    let server = Server::start(0).expect("server");
+    let client = Client::new(server.config_builder().build().expect("config"));
+    client.token().expect("first token");
+    let ours = || {
+        black_box(client.token().expect("cached token"));
+    };
+    let sample = Duration::from_millis(if quick { 20 } else { 60 });
+    let iters = calibrate(sample, &ours);
+    let rounds = if quick { 4 } else { 15 };
+    let reading = std::sync::atomic::AtomicBool::new(false);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    black_box(client.stats());
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        });
+        let r = interleave(
+            rounds,
+            &mut [
+                &mut || {
+                    reading.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let ns = ns_per_call(1, iters, &ours);
+                    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+                    ns
+                },
+                &mut || ns_per_call(1, iters, &ours),
+            ],
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    let ratios: Vec<f64> = r[0].iter().zip(&r[1]).map(|(a, b)| a / b).collect();
+    let ratio = median(&ratios);
+    sink.emit(Row {
+        id: "1.5-stats".into(),
+        what: "Cached token, Rust `client.token()`, 1 thread, with `client.stats()` read every \
+               100 µs by another thread"
+            .into(),
+        ours: fmt_ns(median(&r[0])),
+        baseline: format!("{} (the same calls, no reader)", fmt_ns(median(&r[1]))),
+        ratio: Some(ratio),
+        target: "≤ 1.05x (none on the hot path)".into(),
+        met: Some(ratio <= 1.05),
+        note: format!(
+            "median of {rounds} interleaved rounds, per-round ratio p25-p75 {:.2}-{:.2}",
+            quantile(&ratios, 0.25),
+            quantile(&ratios, 0.75),
+        ),
+    });
+}

@@ -66,6 +66,7 @@ fn main() {
     let wants = |name: &str| all || which.iter().any(|w| w == name);
     if wants("hot") {
         hot::run(&sink, quick);
+        hot::run_stats(&sink, quick);
     }
     if wants("storm") {
         storm::run(&sink, quick);
@@ -75,6 +76,7 @@ fn main() {
     }
     if wants("throughput") {
         throughput::run(&sink, quick);
+        throughput::run_governor(&sink, quick);
     }
     if wants("credentials") {
         credentials::run(&sink, quick);
