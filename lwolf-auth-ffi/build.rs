@@ -22,11 +22,76 @@ fn main() {
             link(&out_dir, &format!("liblwolf_auth.so.{major}"), so);
             link(&out_dir, "liblwolf_auth.a", "liblwolf_auth_ffi.a");
         }
+        Ok("windows") => version_resource(&out_dir),
         Ok("macos") => {
             link(&out_dir, "liblwolf_auth.dylib", "liblwolf_auth_ffi.dylib");
             link(&out_dir, "liblwolf_auth.a", "liblwolf_auth_ffi.a");
         }
         _ => {}
+    }
+}
+
+/// The DLL's version resource (file and product version, product name), compiled with the
+/// target's `windres` (`WINDRES`, else mingw's `x86_64-w64-mingw32-windres`) and linked in.
+fn version_resource(out_dir: &Path) {
+    let version = env::var("CARGO_PKG_VERSION").unwrap_or_else(|_| "0.0.0".into());
+    let mut parts: Vec<u32> = version
+        .split(['.', '-', '+'])
+        .take(3)
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    parts.resize(4, 0);
+    let numeric = parts
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let rc = format!(
+        "1 VERSIONINFO\n\
+         FILEVERSION {numeric}\n\
+         PRODUCTVERSION {numeric}\n\
+         FILEOS 0x40004\n\
+         FILETYPE 0x2\n\
+         BEGIN\n\
+         BLOCK \"StringFileInfo\"\n\
+         BEGIN\n\
+         BLOCK \"040904b0\"\n\
+         BEGIN\n\
+         VALUE \"CompanyName\", \"lwolf-auth\"\n\
+         VALUE \"FileDescription\", \"lwolf-auth: OAuth tokens and API calls for the Lone Wolf APIs\"\n\
+         VALUE \"FileVersion\", \"{version}\"\n\
+         VALUE \"InternalName\", \"lwolf_auth\"\n\
+         VALUE \"OriginalFilename\", \"lwolf_auth.dll\"\n\
+         VALUE \"ProductName\", \"lwolf-auth\"\n\
+         VALUE \"ProductVersion\", \"{version}\"\n\
+         END\n\
+         END\n\
+         BLOCK \"VarFileInfo\"\n\
+         BEGIN\n\
+         VALUE \"Translation\", 0x409, 1200\n\
+         END\n\
+         END\n"
+    );
+    let rc_path = out_dir.join("version.rc");
+    let obj = out_dir.join("version.o");
+    std::fs::write(&rc_path, rc).expect("write version.rc");
+    println!("cargo:rerun-if-env-changed=WINDRES");
+    let windres = env::var("WINDRES").unwrap_or_else(|_| "x86_64-w64-mingw32-windres".into());
+    let status = std::process::Command::new(&windres)
+        .arg("--input-format=rc")
+        .arg("--output-format=coff")
+        .arg("-i")
+        .arg(&rc_path)
+        .arg("-o")
+        .arg(&obj)
+        .status();
+    match status {
+        Ok(s) if s.success() => println!("cargo:rustc-cdylib-link-arg={}", obj.display()),
+        Ok(s) => panic!("{windres} failed ({s}) on the DLL's version resource"),
+        Err(e) => panic!(
+            "{windres} could not be run ({e}): the DLL's version resource needs it \
+             (Debian: apt-get install binutils-mingw-w64-x86-64)"
+        ),
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) fn u32() -> u32 {
 }
 
 /// Gives this thread (a child of a fork's only one) a generator of its own.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn reseed() {
     let mut seed = [0u8; 8];
     let fresh = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed);

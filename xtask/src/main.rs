@@ -5,6 +5,7 @@
 //! cargo xtask deps [--check]  install what the tests need (or only say what is missing)
 //! cargo xtask header [--check]  refresh include/lwolf_auth.h (or check it is current)
 //! cargo xtask bench           the comparisons of BENCHMARKS.md (benches/run.sh)
+//! cargo xtask windows         the Windows SDK in target/dist/windows-x64/ (and its zip)
 //! ```
 
 use std::ffi::OsString;
@@ -15,8 +16,9 @@ use std::time::Instant;
 use xtask::{header, root};
 
 mod deps;
+mod windows;
 
-const USAGE: &str = "usage: cargo xtask test | deps [--check] | header [--check] | bench";
+const USAGE: &str = "usage: cargo xtask test | deps [--check] | header [--check] | bench | windows";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         ["header"] => write_header(),
         ["header", "--check"] => check_header(),
         ["bench"] => run(Command::new("benches/run.sh").current_dir(root())),
+        ["windows"] => windows::build().map(drop),
         ["-h"] | ["--help"] | [] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
