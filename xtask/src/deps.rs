@@ -74,6 +74,8 @@ fn missing() -> Vec<&'static str> {
                 .filter(|(header, _)| !Path::new(header).exists())
                 .map(|(_, package)| *package),
         )
+        // The Windows build and Wine (crate::windows).
+        .chain(crate::windows::missing())
         .collect();
     // Debian splits venv (and its pip) out of the interpreter.
     if which("python3").is_some() && !python_has("venv") {

@@ -65,8 +65,9 @@ fn check_header() -> Result<(), String> {
 }
 
 /// Every test: the tools they need installed (or the command that would), then the checks
-/// CI makes, the whole workspace's tests, and the clock-bound suites again at a simulated
-/// uptime of 30 s and of two days.
+/// CI makes, the Windows build, the whole workspace's tests (the Windows SDK's under Wine
+/// among them), and the clock-bound suites again at a simulated uptime of 30 s and of two
+/// days.
 fn test() -> Result<(), String> {
     let started = Instant::now();
     let env = deps::install()?;
@@ -95,10 +96,25 @@ fn test() -> Result<(), String> {
         "benches build",
         cargo(&["bench", "--workspace", "--no-run", "--all-features"]),
     )?;
+    // The Windows SDK first: tests/windows.rs runs what it holds under Wine.
+    println!("== windows");
+    let windows_started = Instant::now();
+    windows::build()?;
+    println!(
+        "== windows: {:.0} s",
+        windows_started.elapsed().as_secs_f64()
+    );
     step(
         "tests",
         cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"]),
     )?;
+    println!("== the core's tests for Windows, under Wine");
+    let core_started = Instant::now();
+    windows::test_core()?;
+    println!(
+        "== the core's tests for Windows: {:.0} s",
+        core_started.elapsed().as_secs_f64()
+    );
     // No result may depend on how long the machine has been up: the suites of the clock
     // (the core library's) again as if it had booted 30 s ago, and as if it had been up for
     // two days. A time namespace moves the monotonic and boot clocks; the wall clock is the

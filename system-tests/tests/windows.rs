@@ -1,0 +1,296 @@
+//! The Windows SDK (`target/dist/windows-x64/`, made by `cargo xtask windows`, which
+//! `cargo xtask test` runs first) as Windows developers use it, under Wine 8.0 against the
+//! sandbox on this machine (Wine's processes share its loopback):
+//!
+//! - the C examples built with `x86_64-w64-mingw32-gcc` against the import library
+//!   (`liblwolf_auth.dll.a`, the DLL beside the program) and against the static library with
+//!   the system libraries the SDK lists, each checking what it got;
+//! - the C++ API's tests built with mingw's g++ (posix threads, for `std::mutex`);
+//! - `lwolf.exe token --json` and `lwolf.exe get`;
+//! - the DLL's exports (only `lwolf_*`) and version resource.
+//!
+//! Wine is not Windows: what passes here is the library's own behaviour on the Win32 API as
+//! Wine implements it.
+
+use lwolf_test_support::ffi_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ffi_support::{clean_command, expect_success, repo_root, run, sandbox_env};
+use lwolf_sandbox::Sandbox;
+
+const LIMIT: Duration = Duration::from_secs(180);
+const STATIC_LIBS: &[&str] = &[
+    "-lbcrypt",
+    "-ladvapi32",
+    "-lkernel32",
+    "-lntdll",
+    "-luserenv",
+    "-lws2_32",
+    "-ldbghelp",
+];
+
+/// The SDK's folder; it must have been built.
+fn dist() -> PathBuf {
+    let dist = repo_root().join("target/dist/windows-x64");
+    assert!(
+        dist.join("bin/lwolf_auth.dll").is_file(),
+        "{} has no bin/lwolf_auth.dll: run `cargo xtask windows` (`cargo xtask test` does)",
+        dist.display()
+    );
+    dist
+}
+
+fn wine_prefix() -> PathBuf {
+    let prefix = repo_root().join("target/windows/wine");
+    assert!(
+        prefix
+            .join("drive_c/windows/system32/bcryptprimitives.dll")
+            .is_file(),
+        "the Wine prefix {} is not ready: run `cargo xtask windows`",
+        prefix.display()
+    );
+    prefix
+}
+
+/// A Windows program under Wine, in `dir`, with the sandbox's settings.
+fn wine(program: &Path, args: &[&str], sandbox: &Sandbox) -> Command {
+    let mut cmd = clean_command("/usr/lib/wine/wine64");
+    cmd.arg(program)
+        .args(args)
+        .current_dir(program.parent().unwrap())
+        .env("WINEPREFIX", wine_prefix())
+        .env("WINEDEBUG", "-all");
+    sandbox_env(&mut cmd, sandbox);
+    cmd
+}
+
+fn wine_ok(program: &Path, args: &[&str], sandbox: &Sandbox) -> String {
+    let out = run(&mut wine(program, args, sandbox), LIMIT);
+    expect_success(
+        &out,
+        &format!("wine {} {}", program.display(), args.join(" ")),
+    )
+}
+
+/// The C examples, built once: `dynamic/` (import library, the DLL copied beside them) and
+/// `static/`.
+fn c_builds() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dist = dist();
+        let dir = ffi_support::scratch_dir("windows-c");
+        for kind in ["dynamic", "static"] {
+            std::fs::create_dir_all(dir.join(kind)).unwrap();
+        }
+        std::fs::copy(
+            dist.join("bin/lwolf_auth.dll"),
+            dir.join("dynamic/lwolf_auth.dll"),
+        )
+        .unwrap();
+        for name in ["token", "request", "stream", "threads", "transact", "log"] {
+            let source = repo_root().join(format!("examples-c/{name}.c"));
+            let compile = |out: &Path| {
+                let mut cmd = Command::new("x86_64-w64-mingw32-gcc");
+                cmd.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1"])
+                    .arg("-I")
+                    .arg(dist.join("include"))
+                    .arg(&source)
+                    .arg("-o")
+                    .arg(out)
+                    // winpthreads linked in: the programs need no DLL but ours.
+                    .args([
+                        "-static-libgcc",
+                        "-Wl,-Bstatic",
+                        "-lpthread",
+                        "-Wl,-Bdynamic",
+                    ]);
+                cmd
+            };
+            let mut dynamic = compile(&dir.join(format!("dynamic/{name}.exe")));
+            dynamic.arg("-L").arg(dist.join("lib")).arg("-llwolf_auth");
+            expect_success(&run(&mut dynamic, LIMIT), &format!("mingw gcc {name}.c"));
+            let mut fixed = compile(&dir.join(format!("static/{name}.exe")));
+            fixed
+                .arg(dist.join("lib/liblwolf_auth.a"))
+                .args(STATIC_LIBS);
+            expect_success(
+                &run(&mut fixed, LIMIT),
+                &format!("mingw gcc {name}.c (static)"),
+            );
+        }
+        dir
+    })
+}
+
+fn run_examples(kind: &str) {
+    let dir = c_builds().join(kind);
+    let sandbox = Sandbox::start().unwrap();
+    let token = wine_ok(&dir.join("token.exe"), &[], &sandbox);
+    let fingerprint = token
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint: "))
+        .unwrap_or_else(|| panic!("no fingerprint in:\n{token}"));
+    assert_eq!(fingerprint.trim_end().len(), 12, "{token}");
+
+    let ok = wine_ok(
+        &dir.join("request.exe"),
+        &["GET", "/v1/transactions"],
+        &sandbox,
+    );
+    assert!(ok.starts_with("status: 200"), "{ok}");
+    let missing = wine_ok(
+        &dir.join("request.exe"),
+        &["GET", "/v1/transactions/none"],
+        &sandbox,
+    );
+    assert!(missing.starts_with("status: 404"), "{missing}");
+
+    let stream = wine_ok(&dir.join("stream.exe"), &[], &sandbox);
+    for line in [
+        "status: 200",
+        "same body: yes",
+        "stopped: LWOLF_ERR_ABORTED",
+        "shared token: yes",
+    ] {
+        assert!(stream.contains(line), "{line:?} not in:\n{stream}");
+    }
+
+    let transact = wine_ok(
+        &dir.join("transact.exe"),
+        &["/v1/transactions", "2"],
+        &sandbox,
+    );
+    assert_eq!(
+        transact.matches("status: 200 request id: ").count(),
+        2,
+        "{transact}"
+    );
+
+    let log = wine_ok(&dir.join("log.exe"), &[], &sandbox);
+    assert!(log.contains("records after off: 0"), "{log}");
+    assert!(!log.contains(sandbox.client_secret()), "{log}");
+
+    // A fresh sandbox: the threads' token requests alone.
+    let sandbox = Sandbox::start().unwrap();
+    let threads = wine_ok(&dir.join("threads.exe"), &[], &sandbox);
+    assert!(threads.contains("failures: 0"), "{threads}");
+    assert!(threads.contains("same token everywhere: yes"), "{threads}");
+    assert_eq!(sandbox.token_requests(), 1);
+}
+
+#[test]
+fn c_examples_with_the_import_library_under_wine() {
+    run_examples("dynamic");
+}
+
+#[test]
+fn c_examples_linked_statically_under_wine() {
+    run_examples("static");
+}
+
+#[test]
+fn the_cpp_api_under_wine() {
+    let dist = dist();
+    let dir = ffi_support::scratch_dir("windows-cpp");
+    std::fs::copy(dist.join("bin/lwolf_auth.dll"), dir.join("lwolf_auth.dll")).unwrap();
+    // mingw's posix-thread C++ runtime imports winpthreads' DLL even when linked -static:
+    // it ships beside the program, as mingw users ship it.
+    std::fs::copy(
+        "/usr/x86_64-w64-mingw32/lib/libwinpthread-1.dll",
+        dir.join("libwinpthread-1.dll"),
+    )
+    .expect("mingw-w64's libwinpthread-1.dll");
+    let program = dir.join("test_cpp.exe");
+    let mut cmd = Command::new("x86_64-w64-mingw32-g++-posix");
+    cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1"])
+        .arg("-I")
+        .arg(dist.join("include"))
+        .arg(repo_root().join("examples-c/test_cpp.cpp"))
+        .arg("-o")
+        .arg(&program)
+        .args([
+            "-static-libgcc",
+            "-static-libstdc++",
+            "-Wl,-Bstatic",
+            "-lpthread",
+            "-Wl,-Bdynamic",
+        ])
+        .arg("-L")
+        .arg(dist.join("lib"))
+        .arg("-llwolf_auth");
+    expect_success(&run(&mut cmd, LIMIT), "mingw g++ test_cpp.cpp");
+    let sandbox = Sandbox::start().unwrap();
+    let out = wine_ok(&program, &[], &sandbox);
+    assert!(out.contains(", 0 failed"), "{out}");
+}
+
+#[test]
+fn lwolf_exe_under_wine() {
+    let exe = dist().join("bin/lwolf.exe");
+    let sandbox = Sandbox::start().unwrap();
+    let token = wine_ok(&exe, &["--no-cache", "token", "--json"], &sandbox);
+    let json: serde_json::Value = serde_json::from_str(token.trim()).expect("JSON");
+    assert_eq!(json["token_type"], "Bearer");
+    assert_eq!(json["source"], "token endpoint");
+    let got = run(
+        &mut wine(&exe, &["--no-cache", "get", "/v1/offices"], &sandbox),
+        LIMIT,
+    );
+    let body = expect_success(&got, "lwolf.exe get");
+    assert!(body.contains("\"data\""), "{body}");
+    assert!(
+        String::from_utf8_lossy(&got.stderr).contains("HTTP 200"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn the_dll_exports_only_lwolf_and_says_its_version() {
+    let dll = dist().join("bin/lwolf_auth.dll");
+    let dump: Output = Command::new("x86_64-w64-mingw32-objdump")
+        .arg("-p")
+        .arg(&dll)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dump.stdout);
+    let table = text
+        .split("[Ordinal/Name Pointer] Table")
+        .nth(1)
+        .expect("an export table");
+    let names: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert!(names.len() > 40, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("lwolf_")), "{names:?}");
+    // Every function of the header is exported.
+    let header = std::fs::read_to_string(repo_root().join("include/lwolf_auth.h")).unwrap();
+    for declared in header
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("lwolf_"))
+        .filter(|w| header.contains(&format!(" {w}(")) || header.contains(&format!("*{w}(")))
+    {
+        assert!(names.contains(&declared), "{declared} is not exported");
+    }
+    // The version resource: UTF-16 strings in the DLL.
+    let bytes = std::fs::read(&dll).unwrap();
+    let utf16 = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(u16::to_le_bytes).collect() };
+    for s in [
+        "ProductName",
+        "lwolf-auth",
+        "FileVersion",
+        lwolf_auth::VERSION,
+    ] {
+        let needle = utf16(s);
+        assert!(
+            bytes.windows(needle.len()).any(|w| w == needle),
+            "{s} is not in the version resource"
+        );
+    }
+}
