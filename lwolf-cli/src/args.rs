@@ -55,7 +55,8 @@ case). Neither the secret nor the subscription key is taken from the command lin
 would show it.
 
 Tokens are shared by every process of this user through a file in LWOLF_CACHE_DIR, by default
-$XDG_CACHE_HOME/lwolf-auth or ~/.cache/lwolf-auth (mode 0700; the files 0600). Set
+$XDG_CACHE_HOME/lwolf-auth or ~/.cache/lwolf-auth (mode 0700; the files 0600; on Windows
+%LOCALAPPDATA%\\lwolf-auth, private to the user by its DACL). Set
 LWOLF_CACHE_DIR to an empty value, or pass --no-cache, to keep them in memory only. Set
 LWOLF_CACHE_URL (redis://host:port or rediss://...) to share them with other hosts too; `lwolf
 info` says which layer served the token.

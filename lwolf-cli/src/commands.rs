@@ -31,9 +31,15 @@ pub(crate) fn run(raw: Vec<OsString>) -> Result<u8, Failure> {
     }
 }
 
-/// The default shared cache: `$XDG_CACHE_HOME/lwolf-auth`, else `~/.cache/lwolf-auth`.
+/// The default shared cache: `$XDG_CACHE_HOME/lwolf-auth`, else `~/.cache/lwolf-auth`; on
+/// Windows `%LOCALAPPDATA%\lwolf-auth` (the user's own, not roamed).
 fn default_cache_dir() -> Option<PathBuf> {
     let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if cfg!(windows) {
+        return std::env::var_os("LOCALAPPDATA")
+            .and_then(absolute)
+            .map(|d| d.join("lwolf-auth"));
+    }
     if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").and_then(absolute) {
         return Some(xdg.join("lwolf-auth"));
     }

@@ -248,6 +248,65 @@ fn lwolf_exe_under_wine() {
     );
 }
 
+/// Two Windows processes share one token through `cache_dir`: given as a Windows path, and
+/// by default under `%LOCALAPPDATA%`.
+#[test]
+fn two_wine_processes_share_one_token_through_cache_dir() {
+    let exe = dist().join("bin/lwolf.exe");
+    let dir = ffi_support::scratch_dir("windows-cache");
+    let windows_path = format!("Z:{}", dir.display()).replace('/', "\\");
+    let sandbox = Sandbox::start().unwrap();
+    let token = |cache: Option<&str>| {
+        let mut cmd = wine(&exe, &["token", "--json"], &sandbox);
+        if let Some(cache) = cache {
+            cmd.env("LWOLF_CACHE_DIR", cache);
+        }
+        let out = expect_success(&run(&mut cmd, LIMIT), "lwolf.exe token --json");
+        serde_json::from_str::<serde_json::Value>(out.trim()).expect("JSON")
+    };
+    let first = token(Some(&windows_path));
+    let second = token(Some(&windows_path));
+    assert_eq!(first["token"], second["token"]);
+    assert_eq!(first["source"], "token endpoint");
+    assert_eq!(second["source"], "cache_dir");
+    assert_eq!(sandbox.token_requests(), 1);
+    // The file is there, and holds no token in the clear.
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".token"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let saved = std::fs::read(files[0].path()).unwrap();
+    let secret = first["token"].as_str().unwrap();
+    assert!(!String::from_utf8_lossy(&saved).contains(secret));
+    // The owner-only DACLs, as Wine can show them: it keeps no DACL on a Unix file system
+    // but maps the one set to the file's mode, and nothing is left for others (Windows
+    // itself shows them with icacls; Wine cannot).
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::iter::once(dir.clone())
+        .chain(std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()))
+    {
+        let mode = std::fs::metadata(&entry).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o007,
+            0,
+            "{} is open to others: {mode:o}",
+            entry.display()
+        );
+    }
+
+    // No LWOLF_CACHE_DIR: %LOCALAPPDATA%\lwolf-auth, shared the same way.
+    let sandbox = Sandbox::start().unwrap();
+    let mut info = wine(&exe, &["info"], &sandbox);
+    let shown = expect_success(&run(&mut info, LIMIT), "lwolf.exe info");
+    assert!(shown.contains("AppData\\Local\\lwolf-auth\\"), "{shown}");
+    let again = run(&mut wine(&exe, &["info"], &sandbox), LIMIT);
+    let again = expect_success(&again, "lwolf.exe info");
+    assert!(again.contains("served_by    cache_dir"), "{again}");
+    assert_eq!(sandbox.token_requests(), 1);
+}
+
 #[test]
 fn the_dll_exports_only_lwolf_and_says_its_version() {
     let dll = dist().join("bin/lwolf_auth.dll");

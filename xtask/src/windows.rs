@@ -105,18 +105,6 @@ pub fn missing() -> Vec<&'static str> {
 /// The core library's tests that are not run for Windows, and why.
 pub const LEFT_OUT: &[(&str, &str)] = &[
     (
-        "stats_count_tokens_taken_from_the_shared_cache",
-        "cache_dir is Unix-only so far",
-    ),
-    (
-        "every_key_can_be_set_from_a_string",
-        "it reads the token back through cache_dir, Unix-only so far",
-    ),
-    (
-        "a_key_file_is_used_and_shares_the_disk_cache_only_with_its_holders",
-        "cache_dir is Unix-only so far",
-    ),
-    (
         "no_caller_waits_for_a_refresh",
         "it bounds a wait by the wall clock, and Wine's scheduler is not Windows'",
     ),
