@@ -75,7 +75,8 @@ impl SecretSource {
     }
 }
 
-/// A secret file's content, one trailing newline dropped. Unreadable, not UTF-8 or empty is
+/// A secret file's content, one trailing newline (LF or CRLF) and a leading byte order mark
+/// dropped. Unreadable, not UTF-8 or empty is
 /// [`Error::Config`], naming the file, never its content.
 fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, Error> {
     let bytes = std::fs::read(path).map_err(|e| {
@@ -89,7 +90,12 @@ fn read_secret_file(path: &Path, key: &str) -> Result<SecretString, Error> {
         zeroize::Zeroize::zeroize(&mut e.into_bytes());
         Error::config(format!("{key}_file is not valid UTF-8"))
     })?;
-    // Mounted secrets and `echo` leave one trailing newline; the secret itself has none.
+    // Windows' Notepad may start a file with a byte order mark; it is no part of the secret.
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    // Mounted secrets and `echo` leave one trailing newline (CRLF from Windows editors); the
+    // secret itself has none.
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {

@@ -199,6 +199,8 @@ fn secret_file_drops_one_trailing_newline_only() {
         (SECRET.to_owned(), SECRET.to_owned()),
         (format!("{SECRET}\n\n"), format!("{SECRET}\n")),
         (format!(" {SECRET} \n"), format!(" {SECRET} ")),
+        // As Windows' Notepad may save it: a byte order mark, then CRLF.
+        (format!("\u{feff}{SECRET}\r\n"), SECRET.to_owned()),
     ];
     for (i, (content, expected)) in cases.into_iter().enumerate() {
         let path = tmp.join("secret");

@@ -246,6 +246,18 @@ fn lwolf_exe_under_wine() {
         String::from_utf8_lossy(&got.stderr).contains("HTTP 200"),
         "{got:?}"
     );
+
+    // The secret in a file as a Windows user writes it: a C:-style path, Notepad's byte
+    // order mark and CRLF.
+    let dir = ffi_support::scratch_dir("windows-secret");
+    let file = dir.join("secret.txt");
+    std::fs::write(&file, format!("\u{feff}{}\r\n", sandbox.client_secret())).unwrap();
+    let windows_path = format!("Z:{}", file.display()).replace('/', "\\");
+    let mut cmd = wine(&exe, &["--no-cache", "token"], &sandbox);
+    cmd.env_remove("LWOLF_CLIENT_SECRET")
+        .env("LWOLF_CLIENT_SECRET_FILE", &windows_path);
+    let out = expect_success(&run(&mut cmd, LIMIT), "lwolf.exe token (secret file)");
+    assert!(out.trim().len() > 20, "{out}");
 }
 
 /// Two Windows processes share one token through `cache_dir`: given as a Windows path, and
