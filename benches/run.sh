@@ -131,6 +131,10 @@ command -v redis-server >/dev/null || {
 with_env "$OUT/sandbox.env" python3 benches/fleet.py "$ROOT/target/release/lwolf" \
   "$ROOT/target/release/liblwolf_auth.so" $QUICK >>"$RESULTS"
 
+step "windows: the DLL under Wine against the Linux library"
+cargo xtask windows >&2
+python3 benches/windows.py "$OUT/fast.env" $QUICK >>"$RESULTS"
+
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 step "report"
 BENCH_LOAD="$LOAD_BEFORE / $LOAD_AFTER" BENCH_QUICK=$QUICK python3 benches/report.py "$RESULTS" BENCHMARKS.md

@@ -19,6 +19,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <ostream>
@@ -396,8 +397,26 @@ using LogHandler = std::function<void(std::uint32_t level, std::string_view mess
 
 namespace detail {
 
+#if defined(__MINGW32__) && !defined(_GLIBCXX_HAS_GTHREADS)
+// mingw-w64's g++ with the win32 thread model (Debian's default) has no std::mutex: a spin
+// lock serialises the (rare) handler changes there.
+class LogLock {
+  public:
+    void lock() noexcept {
+        while (flag_.test_and_set(std::memory_order_acquire)) {
+        }
+    }
+    void unlock() noexcept { flag_.clear(std::memory_order_release); }
+
+  private:
+    std::atomic_flag flag_ = ATOMIC_FLAG_INIT;
+};
+#else
+using LogLock = std::mutex;
+#endif
+
 struct LogState {
-    std::mutex lock;
+    LogLock lock;
     // Handlers replaced from inside a handler: freed only at exit, as one may still run.
     std::vector<std::unique_ptr<LogHandler>> retired;
 };
@@ -432,7 +451,7 @@ inline std::unique_ptr<LogHandler> &current_log_handler() {
 // handler is not running on another thread and is not called again.
 inline void set_log_handler(LogHandler handler, std::uint32_t max_level = LWOLF_LOG_INFO) {
     detail::LogState &state = detail::log_state();
-    std::lock_guard<std::mutex> guard(state.lock);
+    std::lock_guard<detail::LogLock> guard(state.lock);
     std::unique_ptr<LogHandler> next;
     if (handler) {
         next = std::make_unique<LogHandler>(std::move(handler));

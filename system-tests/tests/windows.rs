@@ -192,40 +192,38 @@ fn c_examples_linked_statically_under_wine() {
     run_examples("static");
 }
 
+/// The C++ API's tests, built with mingw's g++ in both thread models: Debian's default
+/// (win32, which has no `std::mutex`) and posix.
 #[test]
 fn the_cpp_api_under_wine() {
     let dist = dist();
-    let dir = ffi_support::scratch_dir("windows-cpp");
-    std::fs::copy(dist.join("bin/lwolf_auth.dll"), dir.join("lwolf_auth.dll")).unwrap();
-    // mingw's posix-thread C++ runtime imports winpthreads' DLL even when linked -static:
-    // it ships beside the program, as mingw users ship it.
-    std::fs::copy(
-        "/usr/x86_64-w64-mingw32/lib/libwinpthread-1.dll",
-        dir.join("libwinpthread-1.dll"),
-    )
-    .expect("mingw-w64's libwinpthread-1.dll");
-    let program = dir.join("test_cpp.exe");
-    let mut cmd = Command::new("x86_64-w64-mingw32-g++-posix");
-    cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1"])
-        .arg("-I")
-        .arg(dist.join("include"))
-        .arg(repo_root().join("examples-c/test_cpp.cpp"))
-        .arg("-o")
-        .arg(&program)
-        .args([
-            "-static-libgcc",
-            "-static-libstdc++",
-            "-Wl,-Bstatic",
-            "-lpthread",
-            "-Wl,-Bdynamic",
-        ])
-        .arg("-L")
-        .arg(dist.join("lib"))
-        .arg("-llwolf_auth");
-    expect_success(&run(&mut cmd, LIMIT), "mingw g++ test_cpp.cpp");
-    let sandbox = Sandbox::start().unwrap();
-    let out = wine_ok(&program, &[], &sandbox);
-    assert!(out.contains(", 0 failed"), "{out}");
+    for compiler in ["x86_64-w64-mingw32-g++", "x86_64-w64-mingw32-g++-posix"] {
+        let dir = ffi_support::scratch_dir(&format!("windows-{compiler}"));
+        std::fs::copy(dist.join("bin/lwolf_auth.dll"), dir.join("lwolf_auth.dll")).unwrap();
+        // The posix model's C++ runtime imports winpthreads' DLL even when linked -static:
+        // it ships beside the program, as mingw users ship it.
+        std::fs::copy(
+            "/usr/x86_64-w64-mingw32/lib/libwinpthread-1.dll",
+            dir.join("libwinpthread-1.dll"),
+        )
+        .expect("mingw-w64's libwinpthread-1.dll");
+        let program = dir.join("test_cpp.exe");
+        let mut cmd = Command::new(compiler);
+        cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O1"])
+            .arg("-I")
+            .arg(dist.join("include"))
+            .arg(repo_root().join("examples-c/test_cpp.cpp"))
+            .arg("-o")
+            .arg(&program)
+            // The C++ runtime linked in; the DLL's import library named by its path (under
+            // -static, -llwolf_auth would find the static library first).
+            .arg("-static")
+            .arg(dist.join("lib/liblwolf_auth.dll.a"));
+        expect_success(&run(&mut cmd, LIMIT), &format!("{compiler} test_cpp.cpp"));
+        let sandbox = Sandbox::start().unwrap();
+        let out = wine_ok(&program, &[], &sandbox);
+        assert!(out.contains(", 0 failed"), "{compiler}: {out}");
+    }
 }
 
 #[test]
