@@ -46,6 +46,7 @@ pub struct ConfigBuilder {
     dpop: bool,
     dpop_key_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    ca_system: bool,
     user_agent: String,
     max_response_bytes: usize,
     cache_dir: Option<PathBuf>,
@@ -83,6 +84,7 @@ impl Default for ConfigBuilder {
             dpop: false,
             dpop_key_file: None,
             ca_file: None,
+            ca_system: false,
             user_agent: DEFAULT_USER_AGENT.into(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             cache_dir: None,
@@ -264,6 +266,15 @@ impl ConfigBuilder {
         self.ca_file = Some(v.into());
         self
     }
+    /// Also trusts the operating system's roots (where a TLS-inspecting corporate proxy's
+    /// root is installed): on Windows the certificate store (the user's and the machine's
+    /// Root stores), elsewhere the distribution's bundle (`SSL_CERT_FILE`, or the usual
+    /// places). Off by default: the bundled web roots and `ca_file` alone. With none found,
+    /// [`build`](Self::build) fails.
+    pub fn ca_system(mut self, on: bool) -> Self {
+        self.ca_system = on;
+        self
+    }
     /// The User-Agent header. Default: [`DEFAULT_USER_AGENT`], `lwolf-auth/<version>`.
     pub fn user_agent(mut self, v: impl Into<String>) -> Self {
         self.user_agent = v.into();
@@ -372,10 +383,7 @@ impl ConfigBuilder {
         if matches!(&self.lwt_client_id, Some(id) if id.is_empty()) {
             return Err(Error::config("lwt_client_id must not be empty when set"));
         }
-        let extra_roots = match &self.ca_file {
-            Some(path) => read_ca_file(path)?,
-            None => Vec::new(),
-        };
+        let extra_roots = crate::roots::extra(self.ca_file.as_deref(), self.ca_system)?;
         #[cfg(feature = "fleet")]
         let cache_url = match &self.cache_url {
             Some(url) => Some(Arc::new(CacheUrl::parse(url.expose())?)),
@@ -409,6 +417,7 @@ impl ConfigBuilder {
             client_auth: self.client_auth,
             dpop,
             ca_file: self.ca_file.clone(),
+            ca_system: self.ca_system,
             extra_roots: Arc::new(extra_roots),
             user_agent: self.user_agent.clone(),
             max_response_bytes: self.max_response_bytes,
@@ -472,36 +481,6 @@ pub(crate) fn check_ratio(r: f64) -> Result<(), &'static str> {
     } else {
         Err("refresh_ratio must be between 0 and 1, exclusive")
     }
-}
-
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, Error> {
-    let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "cannot read ca_file {}: {}",
-            crate::secret::shown(path),
-            e.kind()
-        ))
-    })?;
-    let mut roots = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(cert)) => roots.push(cert.der().to_vec()),
-            Ok(_) => {}
-            Err(_) => {
-                return Err(Error::config(format!(
-                    "ca_file {} is not valid PEM",
-                    crate::secret::shown(path)
-                )))
-            }
-        }
-    }
-    if roots.is_empty() {
-        return Err(Error::config(format!(
-            "ca_file {} holds no certificate",
-            crate::secret::shown(path)
-        )));
-    }
-    Ok(roots)
 }
 
 /// A signer held by the builder; `Debug` says only that there is one.

@@ -95,6 +95,7 @@ pub struct Config {
     /// With `dpop` on: the key that signs the DPoP proofs.
     pub(crate) dpop: Option<Arc<DpopKey>>,
     pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) ca_system: bool,
     pub(crate) extra_roots: Arc<Vec<Vec<u8>>>,
     pub(crate) user_agent: String,
     pub(crate) max_response_bytes: usize,
@@ -277,6 +278,7 @@ impl fmt::Debug for Config {
             .field("client_auth", &self.client_auth)
             .field("dpop", &self.dpop)
             .field("ca_file", &self.ca_file)
+            .field("ca_system", &self.ca_system)
             .field("user_agent", &self.user_agent)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("cache_dir", &self.cache_dir)

@@ -36,6 +36,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "dpop",
     "dpop_key_file",
     "ca_file",
+    "ca_system",
     "user_agent",
     "max_response_bytes",
     "cache_dir",
@@ -120,6 +121,11 @@ impl ConfigBuilder {
             }),
             "dpop_key_file" => this.dpop_key_file(value),
             "ca_file" => this.ca_file(value),
+            "ca_system" => this.ca_system(match value {
+                "on" | "true" => true,
+                "off" | "false" | "" => false,
+                _ => return Err(bad_value(key, "on or off")),
+            }),
             "user_agent" => this.user_agent(value),
             "max_response_bytes" => this.max_response_bytes(parse(key, value)?),
             // An empty value turns the shared cache off again.

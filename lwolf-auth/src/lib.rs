@@ -67,12 +67,15 @@ mod request;
 mod resolve;
 mod response;
 mod retry;
+mod roots;
 mod secret;
 mod shared;
 mod stats;
 mod token;
 mod token_response;
 mod url;
+#[cfg(windows)]
+mod win32;
 
 pub use builder::ConfigBuilder;
 pub use client::{AuthHeaders, Client};

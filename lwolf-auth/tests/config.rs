@@ -92,6 +92,7 @@ fn every_key_can_be_set_from_a_string() {
         // Set, then replaced by the file.
         ("subscription_key", "sub-key-given".into()),
         ("subscription_key_file", key_file.to_str().unwrap().into()),
+        ("ca_system", "on".into()),
         ("max_in_flight", "6".into()),
         ("max_requests_per_second", "25".into()),
         ("request_id_header", "Correlation-Id".into()),

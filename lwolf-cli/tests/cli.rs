@@ -1014,3 +1014,35 @@ fn jwk_prints_the_public_key_to_register_and_private_key_uses_it() {
     assert!(r.stdout.trim().len() > 20, "{}", r.stdout);
     assert_eq!(sandbox.tokens_issued(), 1);
 }
+
+/// `ca_system`: the system's roots, where a corporate proxy's root is installed (here the
+/// distribution's bundle, `SSL_CERT_FILE`, holding a test CA), trusted only when asked for.
+#[test]
+fn ca_system_trusts_the_systems_roots_when_asked() {
+    use lwolf_test_support::common::{issue_tokens, Server, TestPki};
+    let pki = TestPki::new();
+    let server = Server::new_tls(issue_tokens("sys", 3600), pki.server_config.clone());
+    let home = TempDir::new("ca-system");
+    let bundle = home.path().join("system-bundle.pem");
+    fs::write(&bundle, &pki.ca_pem).unwrap();
+    let token = |ca_system: Option<&str>| {
+        let mut cmd = bare_command(&["--no-cache", "token"], &home);
+        cmd.env("LWOLF_CLIENT_ID", "cid")
+            .env("LWOLF_CLIENT_SECRET", SECRET)
+            .env("LWOLF_TOKEN_URL", server.token_url())
+            .env("SSL_CERT_FILE", &bundle);
+        if let Some(v) = ca_system {
+            cmd.env("LWOLF_CA_SYSTEM", v);
+        }
+        run(cmd)
+    };
+    let refused = token(None);
+    assert_eq!(refused.code, 8, "{}", refused.stderr);
+    assert_eq!(server.token_requests(), 0);
+    let trusted = token(Some("on"));
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    assert!(trusted.stdout.starts_with("TKN-sys-"), "{}", trusted.stdout);
+    let bad = token(Some("sometimes"));
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("ca_system"), "{}", bad.stderr);
+}

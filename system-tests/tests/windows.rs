@@ -317,6 +317,46 @@ fn two_wine_processes_share_one_token_through_cache_dir() {
     assert_eq!(sandbox.token_requests(), 1);
 }
 
+/// `ca_system=on`: a root installed in the Windows certificate store (as an administrator
+/// installs a TLS-inspecting proxy's) is trusted; without it, the same server is refused.
+#[test]
+fn ca_system_trusts_the_windows_certificate_store() {
+    use lwolf_test_support::common::{issue_tokens, Server, TestPki};
+    let exe = dist().join("bin/lwolf.exe");
+    let dir = ffi_support::scratch_dir("windows-ca-system");
+    let pki = TestPki::new();
+    let server = Server::new_tls(issue_tokens("win", 3600), pki.server_config.clone());
+    // The test's own throwaway CA, added to the prefix's Root store by a program of ours.
+    let certadd = dir.join("certadd.exe");
+    let mut cc = Command::new("x86_64-w64-mingw32-gcc");
+    cc.args(["-O1", "-o"])
+        .arg(&certadd)
+        .arg(repo_root().join("system-tests/tests/windows_certadd.c"))
+        .arg("-lcrypt32");
+    expect_success(&run(&mut cc, LIMIT), "mingw gcc certadd.c");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let sandbox = Sandbox::start().unwrap();
+    let windows_ca = format!("Z:{}", ca.display()).replace('/', "\\");
+    let added = wine_ok(&certadd, &[&windows_ca], &sandbox);
+    assert!(added.contains("added"), "{added}");
+
+    let token = |ca_system: Option<&str>| {
+        let mut cmd = wine(&exe, &["--no-cache", "token"], &sandbox);
+        cmd.env("LWOLF_TOKEN_URL", server.token_url());
+        if let Some(v) = ca_system {
+            cmd.env("LWOLF_CA_SYSTEM", v);
+        }
+        run(&mut cmd, LIMIT)
+    };
+    let refused = token(None);
+    assert_eq!(refused.status.code(), Some(8), "{refused:?}");
+    assert_eq!(server.token_requests(), 0);
+    let trusted = token(Some("on"));
+    let out = expect_success(&trusted, "lwolf.exe token with ca_system=on");
+    assert!(out.starts_with("TKN-win-"), "{out}");
+}
+
 #[test]
 fn the_dll_exports_only_lwolf_and_says_its_version() {
     let dll = dist().join("bin/lwolf_auth.dll");

@@ -1040,6 +1040,9 @@ impl TestPki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
+        // Said outright (as corporate proxies' roots often do): Wine's certificate store
+        // reports a root without it as good for nothing, and it is then not read.
+        ca_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let ca_cert = ca_params.self_signed(&ca_key).expect("self-signed CA");
         let issuer = Issuer::new(ca_params, ca_key);
 

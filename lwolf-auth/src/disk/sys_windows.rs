@@ -12,23 +12,13 @@
 //! * Files are locked with `LockFileEx` (std's `File::try_lock`), which works across
 //!   processes as `flock` does on Unix.
 
-#![allow(unsafe_code)]
-
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, HANDLE};
-use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
-};
-use windows_sys::Win32::Security::{
-    GetTokenInformation, SetFileSecurityW, TokenUser, DACL_SECURITY_INFORMATION,
-    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, TOKEN_QUERY, TOKEN_USER,
-};
-use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+use crate::win32::set_owner_only;
 
 const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
 const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
@@ -78,7 +68,7 @@ impl SafeDir {
         if !meta.is_dir() {
             return Opened::Refused("it is not a directory".into());
         }
-        if let Err(e) = owner_only(path) {
+        if let Err(e) = set_owner_only(path, "OICI") {
             return Opened::Refused(format!("cannot make it private to this user: {e}"));
         }
         Opened::Safe(SafeDir {
@@ -185,89 +175,4 @@ fn check_file(file: &File) -> io::Result<()> {
             "it is not a regular file",
         ))
     }
-}
-
-/// `s` as a NUL-terminated UTF-16 string.
-fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
-    use std::os::windows::ffi::OsStrExt;
-    s.encode_wide().chain(std::iter::once(0)).collect()
-}
-
-/// Gives `dir` a protected DACL of one entry, inherited by what is made in it: full control
-/// for this process's user, no one else.
-fn owner_only(dir: &Path) -> io::Result<()> {
-    set_owner_only(dir, "OICI")
-}
-
-/// Gives `path` a protected DACL of one entry with these inheritance flags: full control for
-/// this process's user, no one else.
-fn set_owner_only(path: &Path, inherit: &str) -> io::Result<()> {
-    static SID: once_cell::sync::OnceCell<String> = once_cell::sync::OnceCell::new();
-    let sid = SID.get_or_try_init(current_user_sid)?;
-    let sddl = wide(format!("D:P(A;{inherit};FA;;;{sid})").as_ref());
-    let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
-    // SAFETY: `sddl` is NUL-terminated; on success the descriptor is the system's
-    // allocation, freed below with LocalFree.
-    let made = unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            sddl.as_ptr(),
-            SDDL_REVISION_1,
-            &mut descriptor,
-            std::ptr::null_mut(),
-        )
-    };
-    if made == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let path = wide(path.as_os_str());
-    // SAFETY: `path` is NUL-terminated and `descriptor` a valid descriptor until freed.
-    let set = unsafe {
-        SetFileSecurityW(
-            path.as_ptr(),
-            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-            descriptor,
-        )
-    };
-    let error = (set == 0).then(io::Error::last_os_error);
-    // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW; freed once.
-    unsafe { LocalFree(descriptor) };
-    error.map_or(Ok(()), Err)
-}
-
-/// This process's user, as an SID string (`S-1-5-21-…`).
-fn current_user_sid() -> io::Result<String> {
-    let mut token: HANDLE = std::ptr::null_mut();
-    // SAFETY: the current process's pseudo-handle; `token` receives a handle closed below.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut len = 0u32;
-    // SAFETY: a size query: no buffer, `len` receives the size needed.
-    unsafe { GetTokenInformation(token, TokenUser, std::ptr::null_mut(), 0, &mut len) };
-    // u64s: aligned for TOKEN_USER.
-    let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
-    // SAFETY: `buf` holds at least `len` bytes.
-    let got =
-        unsafe { GetTokenInformation(token, TokenUser, buf.as_mut_ptr().cast(), len, &mut len) };
-    let error = (got == 0).then(io::Error::last_os_error);
-    // SAFETY: the handle OpenProcessToken gave; closed once.
-    unsafe { CloseHandle(token) };
-    if let Some(e) = error {
-        return Err(e);
-    }
-    // SAFETY: GetTokenInformation wrote a TOKEN_USER at the start of the aligned buffer.
-    let user = unsafe { &*buf.as_ptr().cast::<TOKEN_USER>() };
-    let mut text: *mut u16 = std::ptr::null_mut();
-    // SAFETY: the SID lives in `buf`; `text` receives a LocalAlloc'd string freed below.
-    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `text` is NUL-terminated; read up to the NUL, then freed once.
-    let sid = unsafe {
-        let len = (0..).take_while(|&i| *text.add(i) != 0).count();
-        let sid = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
-        LocalFree(text.cast());
-        sid
-    };
-    Ok(sid)
 }

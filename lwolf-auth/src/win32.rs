@@ -1,0 +1,182 @@
+//! The crate's calls into Win32 that std does not make: the owner-only DACLs of the shared
+//! cache (`disk/sys_windows.rs`) and the certificate store's roots (`roots.rs`, for
+//! `ca_system`). The one place of the core crate with `unsafe` on Windows.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::path::Path;
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, GetLastError, LocalFree, CRYPT_E_NOT_FOUND, HANDLE,
+};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+};
+use windows_sys::Win32::Security::Cryptography::{
+    CertCloseStore, CertEnumCertificatesInStore, CertGetEnhancedKeyUsage, CertOpenStore,
+    CERT_CONTEXT, CERT_STORE_OPEN_EXISTING_FLAG, CERT_STORE_PROV_SYSTEM_W,
+    CERT_STORE_READONLY_FLAG, CERT_SYSTEM_STORE_CURRENT_USER, CERT_SYSTEM_STORE_LOCAL_MACHINE,
+    CTL_USAGE,
+};
+use windows_sys::Win32::Security::{
+    GetTokenInformation, SetFileSecurityW, TokenUser, DACL_SECURITY_INFORMATION,
+    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, TOKEN_QUERY, TOKEN_USER,
+};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+
+/// `s` as a NUL-terminated UTF-16 string.
+fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+    use std::os::windows::ffi::OsStrExt;
+    s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+/// Gives `path` a protected DACL of one entry with these inheritance flags: full control for
+/// this process's user, no one else.
+pub(crate) fn set_owner_only(path: &Path, inherit: &str) -> io::Result<()> {
+    static SID: once_cell::sync::OnceCell<String> = once_cell::sync::OnceCell::new();
+    let sid = SID.get_or_try_init(current_user_sid)?;
+    let sddl = wide(format!("D:P(A;{inherit};FA;;;{sid})").as_ref());
+    let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: `sddl` is NUL-terminated; on success the descriptor is the system's
+    // allocation, freed below with LocalFree.
+    let made = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut descriptor,
+            std::ptr::null_mut(),
+        )
+    };
+    if made == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let path = wide(path.as_os_str());
+    // SAFETY: `path` is NUL-terminated and `descriptor` a valid descriptor until freed.
+    let set = unsafe {
+        SetFileSecurityW(
+            path.as_ptr(),
+            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+            descriptor,
+        )
+    };
+    let error = (set == 0).then(io::Error::last_os_error);
+    // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW; freed once.
+    unsafe { LocalFree(descriptor) };
+    error.map_or(Ok(()), Err)
+}
+
+/// This process's user, as an SID string (`S-1-5-21-…`).
+fn current_user_sid() -> io::Result<String> {
+    let mut token: HANDLE = std::ptr::null_mut();
+    // SAFETY: the current process's pseudo-handle; `token` receives a handle closed below.
+    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut len = 0u32;
+    // SAFETY: a size query: no buffer, `len` receives the size needed.
+    unsafe { GetTokenInformation(token, TokenUser, std::ptr::null_mut(), 0, &mut len) };
+    // u64s: aligned for TOKEN_USER.
+    let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
+    // SAFETY: `buf` holds at least `len` bytes.
+    let got =
+        unsafe { GetTokenInformation(token, TokenUser, buf.as_mut_ptr().cast(), len, &mut len) };
+    let error = (got == 0).then(io::Error::last_os_error);
+    // SAFETY: the handle OpenProcessToken gave; closed once.
+    unsafe { CloseHandle(token) };
+    if let Some(e) = error {
+        return Err(e);
+    }
+    // SAFETY: GetTokenInformation wrote a TOKEN_USER at the start of the aligned buffer.
+    let user = unsafe { &*buf.as_ptr().cast::<TOKEN_USER>() };
+    let mut text: *mut u16 = std::ptr::null_mut();
+    // SAFETY: the SID lives in `buf`; `text` receives a LocalAlloc'd string freed below.
+    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `text` is NUL-terminated; read up to the NUL, then freed once.
+    let sid = unsafe {
+        let len = (0..).take_while(|&i| *text.add(i) != 0).count();
+        let sid = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+        LocalFree(text.cast());
+        sid
+    };
+    Ok(sid)
+}
+
+/// The DER of every root in the user's and the machine's Root stores that is good for
+/// server authentication (no extended key usage, or one that names it).
+pub(crate) fn store_roots() -> Vec<Vec<u8>> {
+    const SERVER_AUTH: &[u8] = b"1.3.6.1.5.5.7.3.1";
+    let name = wide("ROOT".as_ref());
+    let mut roots = Vec::new();
+    for location in [
+        CERT_SYSTEM_STORE_CURRENT_USER,
+        CERT_SYSTEM_STORE_LOCAL_MACHINE,
+    ] {
+        // SAFETY: a system store opened read-only by its NUL-terminated name; closed below.
+        let store = unsafe {
+            CertOpenStore(
+                CERT_STORE_PROV_SYSTEM_W,
+                0,
+                0,
+                location | CERT_STORE_OPEN_EXISTING_FLAG | CERT_STORE_READONLY_FLAG,
+                name.as_ptr().cast(),
+            )
+        };
+        if store.is_null() {
+            continue;
+        }
+        let mut cert: *const CERT_CONTEXT = std::ptr::null();
+        loop {
+            // SAFETY: `store` is open; the previous context is released by the call.
+            cert = unsafe { CertEnumCertificatesInStore(store, cert) };
+            if cert.is_null() {
+                break;
+            }
+            // SAFETY: a live context from the store; its encoding is cbCertEncoded bytes.
+            let (der, usable) = unsafe {
+                let c = &*cert;
+                let der = std::slice::from_raw_parts(c.pbCertEncoded, c.cbCertEncoded as usize);
+                (der.to_vec(), good_for_server_auth(cert, SERVER_AUTH))
+            };
+            if usable && !roots.contains(&der) {
+                roots.push(der);
+            }
+        }
+        // SAFETY: opened above, closed once.
+        unsafe { CertCloseStore(store, 0) };
+    }
+    roots
+}
+
+/// Whether `cert`'s extended key usage allows server authentication: none said (all
+/// allowed), or one that names it.
+///
+/// # Safety
+/// `cert` must be a live certificate context.
+unsafe fn good_for_server_auth(cert: *const CERT_CONTEXT, server_auth: &[u8]) -> bool {
+    let mut size = 0u32;
+    // SAFETY: a size query on a live context.
+    if unsafe { CertGetEnhancedKeyUsage(cert, 0, std::ptr::null_mut(), &mut size) } == 0 {
+        return false;
+    }
+    // u64s: aligned for CTL_USAGE.
+    let mut buf = vec![0u64; (size as usize).div_ceil(8).max(1)];
+    let usage = buf.as_mut_ptr().cast::<CTL_USAGE>();
+    // SAFETY: `buf` holds `size` bytes.
+    if unsafe { CertGetEnhancedKeyUsage(cert, 0, usage, &mut size) } == 0 {
+        return false;
+    }
+    // SAFETY: written by the call above.
+    let usage = unsafe { &*usage };
+    if usage.cUsageIdentifier == 0 {
+        // SAFETY: no precondition.
+        return unsafe { GetLastError() } == CRYPT_E_NOT_FOUND as u32;
+    }
+    (0..usage.cUsageIdentifier as usize).any(|i| {
+        // SAFETY: cUsageIdentifier NUL-terminated OID strings.
+        let oid = unsafe { std::ffi::CStr::from_ptr((*usage.rgpszUsageIdentifier.add(i)).cast()) };
+        oid.to_bytes() == server_auth
+    })
+}
