@@ -73,13 +73,15 @@ pub unsafe extern "C" fn lwolf_config_from_env(out: *mut *mut lwolf_config) -> l
 /// `private_key_id` (the assertion's `kid`), `assertion_alg` (`RS256`, `RS384` or `PS256`),
 /// `assertion_audience` (default: the token URL's origin and `/`), `dpop` (`on` or `off`:
 /// DPoP-bound tokens), `dpop_key_file` (a PEM PKCS#8 P-256 key for the proofs; unset: one
-/// made by `lwolf_client_new`), `ca_file`, `user_agent`,
+/// made by `lwolf_client_new`), `ca_file`, `ca_system` (`on`: the operating system's roots
+/// too, the Windows certificate store on Windows), `user_agent`,
 /// `max_response_bytes` (largest API response body read), `cache_dir` (a directory for the
 /// token cache shared by the processes of one user; empty or unset: memory only),
 /// `cache_url` (`redis://` or `rediss://`: the token cache shared by the processes of many
 /// hosts; a Redis that fails is logged and left alone for a minute, never an error),
-/// `subscription_key` (sent as `lw-subscription-key` on every API request, never to the
-/// token endpoint; a secret like `client_secret`) and `subscription_key_file`.
+/// `subscription_key` (sent as `lw-subscription-key` on every request to the two APIs, never
+/// to the token endpoint; a secret like `client_secret`), `subscription_key_file`,
+/// `transact_base_url`, `max_in_flight`, `max_requests_per_second` and `request_id_header`.
 ///
 /// A NULL argument, a string that is not UTF-8, an unknown key or an unparsable value is
 /// `LWOLF_ERR_INVALID_ARGUMENT`, and leaves the configuration as it was. Whether the whole
