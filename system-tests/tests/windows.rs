@@ -226,6 +226,59 @@ fn the_cpp_api_under_wine() {
     }
 }
 
+/// The SDK's CMake package, as a Windows project finds it: `find_package(lwolf_auth CONFIG)`
+/// with the unzipped folder on `CMAKE_PREFIX_PATH`, built with mingw (cross) and run under
+/// Wine, once against the DLL and once against the static library.
+#[test]
+fn find_package_in_a_windows_cmake_project() {
+    ffi_support::require_tool("cmake", "cmake");
+    let dist = dist();
+    let project = ffi_support::scratch_dir("windows-cmake");
+    std::fs::copy(
+        repo_root().join("examples-c/client.cpp"),
+        project.join("client.cpp"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("CMakeLists.txt"),
+        "cmake_minimum_required(VERSION 3.16)\n\
+         project(app CXX)\n\
+         set(CMAKE_CXX_STANDARD 17)\n\
+         find_package(lwolf_auth 0.1 CONFIG REQUIRED)\n\
+         add_executable(app client.cpp)\n\
+         target_link_libraries(app PRIVATE lwolf_auth::lwolf_auth)\n\
+         add_executable(app_static client.cpp)\n\
+         target_link_libraries(app_static PRIVATE lwolf_auth::lwolf_auth_static)\n",
+    )
+    .unwrap();
+    let build = project.join("build");
+    let mut configure = Command::new("cmake");
+    configure
+        .arg("-S")
+        .arg(&project)
+        .arg("-B")
+        .arg(&build)
+        .arg("-DCMAKE_SYSTEM_NAME=Windows")
+        .arg("-DCMAKE_CXX_COMPILER=x86_64-w64-mingw32-g++")
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", dist.display()))
+        // The C++ runtime linked in, so that the programs need no DLL but ours.
+        .arg("-DCMAKE_EXE_LINKER_FLAGS=-static-libgcc -static-libstdc++");
+    expect_success(&run(&mut configure, LIMIT), "cmake (configure)");
+    let mut make = Command::new("cmake");
+    make.arg("--build").arg(&build);
+    expect_success(&run(&mut make, LIMIT), "cmake --build");
+    std::fs::copy(
+        dist.join("bin/lwolf_auth.dll"),
+        build.join("lwolf_auth.dll"),
+    )
+    .unwrap();
+    let sandbox = Sandbox::start().unwrap();
+    for program in ["app.exe", "app_static.exe"] {
+        let out = wine_ok(&build.join(program), &[], &sandbox);
+        assert!(out.contains("status: 200"), "{program}: {out}");
+    }
+}
+
 #[test]
 fn lwolf_exe_under_wine() {
     let exe = dist().join("bin/lwolf.exe");
