@@ -43,7 +43,24 @@ mod sys;
 #[path = "disk/sys_other.rs"]
 mod sys;
 
-use sys::{Opened, SafeDir};
+use sys::SafeDir;
+
+/// What opening the cache directory came to (each system's `sys` module opens it).
+pub(super) enum Opened {
+    Safe(SafeDir),
+    /// Missing, and not to be made.
+    #[cfg_attr(not(any(unix, windows)), allow(dead_code))]
+    Missing,
+    /// Not to be used: why (for the log).
+    Refused(String),
+}
+
+/// One entry of the directory, as the sweep needs it.
+pub(super) struct Entry {
+    pub name: String,
+    pub is_file: bool,
+    pub age: std::time::Duration,
+}
 
 /// What a cache file's name ends with.
 const TOKEN_SUFFIX: &str = ".token";

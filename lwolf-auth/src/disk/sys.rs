@@ -22,28 +22,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 
+use super::{Entry, Opened};
 use crate::secret::shown;
 
 /// A directory that passed the checks, open.
 pub(crate) struct SafeDir {
     fd: OwnedFd,
     euid: u32,
-}
-
-/// What opening the directory came to.
-pub(super) enum Opened {
-    Safe(SafeDir),
-    /// Missing, and not to be made.
-    Missing,
-    /// Not to be used: why (for the log).
-    Refused(String),
-}
-
-/// One entry of the directory, as the sweep needs it.
-pub(super) struct Entry {
-    pub name: String,
-    pub is_file: bool,
-    pub age: Duration,
 }
 
 impl SafeDir {

@@ -1,36 +1,23 @@
-//! Ownership and modes cannot be checked the same way here: the shared cache is off.
+//! Neither Unix nor Windows: ownership and privacy cannot be checked, so the shared cache is
+//! off.
 
+use super::{Entry, Opened};
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::time::Duration;
 
 pub(crate) struct SafeDir;
-
-pub(super) enum Opened {
-    #[allow(dead_code)]
-    Safe(SafeDir),
-    #[allow(dead_code)]
-    Missing,
-    Refused(String),
-}
-
-pub(super) struct Entry {
-    pub name: String,
-    pub is_file: bool,
-    pub age: Duration,
-}
 
 fn unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        "the shared token cache needs a Unix system",
+        "the shared token cache needs Unix or Windows",
     )
 }
 
 impl SafeDir {
     pub(super) fn open(_: &Path, _: bool) -> Opened {
-        Opened::Refused("the shared token cache needs a Unix system".into())
+        Opened::Refused("the shared token cache needs Unix or Windows".into())
     }
     pub(super) fn open_file(&self, _: &str) -> io::Result<File> {
         Err(unsupported())

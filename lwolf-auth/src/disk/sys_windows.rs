@@ -16,8 +16,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use super::{Entry, Opened};
 use crate::win32::set_owner_only;
 
 const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
@@ -26,22 +27,6 @@ const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 /// A directory that passed the checks.
 pub(crate) struct SafeDir {
     path: PathBuf,
-}
-
-/// What opening the directory came to.
-pub(super) enum Opened {
-    Safe(SafeDir),
-    /// Missing, and not to be made.
-    Missing,
-    /// Not to be used: why (for the log).
-    Refused(String),
-}
-
-/// One entry of the directory, as the sweep needs it.
-pub(super) struct Entry {
-    pub name: String,
-    pub is_file: bool,
-    pub age: Duration,
 }
 
 impl SafeDir {
