@@ -6,6 +6,9 @@
  *
  *     env $(compare serve) ./wine_linux [ROUNDS_MS]
  */
+#ifndef _WIN32
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,7 +21,6 @@ static double now_s(void) {
     return (double)t.QuadPart / (double)f.QuadPart;
 }
 #else
-#define _POSIX_C_SOURCE 200809L
 #include <time.h>
 static double now_s(void) {
     struct timespec t;

@@ -20,7 +20,7 @@ use crate::server::Server;
 
 fn key(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/keys")
+        .join("../test-support/keys")
         .join(name)
 }
 
