@@ -73,13 +73,17 @@ pub unsafe extern "C" fn lwolf_client_stats(
         let n =
             (first_field + (size - first_field) / 8 * 8).min(std::mem::size_of::<lwolf_stats>());
         // SAFETY: the caller promises `size` writable bytes at `out`; `full` is a plain
-        // repr(C) value, and only its first `n <= size_of` bytes are copied (`size` stays as
-        // the caller set it: the copy starts past it).
+        // repr(C) value, and only its bytes from the first field up to `n <= size_of` are
+        // copied (`size` stays as the caller set it, and the padding after it, which holds
+        // nothing, is not copied).
         unsafe {
             let from = std::ptr::addr_of!(full).cast::<u8>();
             let to = out.cast::<u8>();
-            let skip = std::mem::size_of::<u32>();
-            std::ptr::copy_nonoverlapping(from.add(skip), to.add(skip), n - skip);
+            std::ptr::copy_nonoverlapping(
+                from.add(first_field),
+                to.add(first_field),
+                n - first_field,
+            );
         }
         Ok(lwolf_status::LWOLF_OK)
     })

@@ -377,6 +377,25 @@ impl ConfigBuilder {
         {
             return Err(Error::config("request_id_header is not a header name"));
         }
+        // The id is shown (in logs, in the response): never a header that carries a secret
+        // or one the library sets itself.
+        const NOT_AN_ID: [&str; 9] = [
+            "authorization",
+            "dpop",
+            "lw-subscription-key",
+            "cookie",
+            "proxy-authorization",
+            "content-length",
+            "content-type",
+            "transfer-encoding",
+            "host",
+        ];
+        if NOT_AN_ID.contains(&self.request_id_header.to_ascii_lowercase().as_str()) {
+            return Err(Error::config(format!(
+                "request_id_header may not be {}: it carries something else",
+                self.request_id_header
+            )));
+        }
         if ureq::http::HeaderValue::from_str(&self.user_agent).is_err() {
             return Err(Error::config("user_agent is not a valid header value"));
         }

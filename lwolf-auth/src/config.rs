@@ -242,19 +242,27 @@ impl Config {
     }
 
     /// Whether `url` is under `transact_base_url`: the Transact API's rules apply to it
-    /// (by URL, not origin: one host may serve both APIs, as the sandbox does).
+    /// (by URL, not origin: one host may serve both APIs, as the sandbox does). The origins
+    /// are compared as origins (a default port, the case of the host), then the path.
     pub(crate) fn is_transact_url(&self, url: &str) -> bool {
-        let base = self.transact_base_url.trim_end_matches('/');
-        match url.get(..base.len()) {
-            // Scheme and host are case-insensitive; erring on the path's case errs towards
-            // fewer renewals.
-            Some(head) if head.eq_ignore_ascii_case(base) => {
-                let rest = &url[base.len()..];
-                rest.is_empty() || rest.starts_with(['/', '?', '#'])
-            }
-            _ => false,
+        if Origin::of(url).ok().as_ref() != Some(&self.transact_origin) {
+            return false;
+        }
+        let base_path = path_of(self.transact_base_url.trim_end_matches('/'));
+        let path = path_of(url);
+        match path.strip_prefix(base_path) {
+            Some(rest) => rest.is_empty() || rest.starts_with(['/', '?', '#']),
+            None => false,
         }
     }
+}
+
+/// What follows a URL's authority: its path, query and fragment (`""` for none).
+fn path_of(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme
+        .find(['/', '?', '#'])
+        .map_or("", |i| &after_scheme[i..])
 }
 
 impl fmt::Debug for Config {

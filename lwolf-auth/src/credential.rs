@@ -311,7 +311,7 @@ impl AssertionSigner {
                     Error::config(format!("the signer failed: {}", sanitize_to(&why, 200)))
                 })?;
                 // An RSA signature is the modulus's length: 256 to 1024 bytes.
-                if !(64..=1024).contains(&sig.len()) {
+                if !(256..=1024).contains(&sig.len()) {
                     return Err(Error::config(format!(
                         "the signer gave a signature of {} bytes, not one of an RSA key",
                         sig.len()

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, LocalFree, CRYPT_E_NOT_FOUND, HANDLE,
+    CloseHandle, GetLastError, LocalFree, SetLastError, CRYPT_E_NOT_FOUND, HANDLE,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
@@ -137,6 +137,9 @@ pub(crate) fn store_roots() -> Vec<Vec<u8>> {
             // SAFETY: a live context from the store; its encoding is cbCertEncoded bytes.
             let (der, usable) = unsafe {
                 let c = &*cert;
+                if c.pbCertEncoded.is_null() || c.cbCertEncoded == 0 {
+                    continue;
+                }
                 let der = std::slice::from_raw_parts(c.pbCertEncoded, c.cbCertEncoded as usize);
                 (der.to_vec(), good_for_server_auth(cert, SERVER_AUTH))
             };
@@ -164,6 +167,9 @@ unsafe fn good_for_server_auth(cert: *const CERT_CONTEXT, server_auth: &[u8]) ->
     // u64s: aligned for CTL_USAGE.
     let mut buf = vec![0u64; (size as usize).div_ceil(8).max(1)];
     let usage = buf.as_mut_ptr().cast::<CTL_USAGE>();
+    // A stale error must not pass for "no usage said" below.
+    // SAFETY: no precondition.
+    unsafe { SetLastError(0) };
     // SAFETY: `buf` holds `size` bytes.
     if unsafe { CertGetEnhancedKeyUsage(cert, 0, usage, &mut size) } == 0 {
         return false;

@@ -136,6 +136,35 @@ fn for_api_with_the_transact_base_gets_transacts_rules() {
 }
 
 #[test]
+fn a_403_of_the_transact_api_never_renews_whatever_handle_sent_it() {
+    let tokens = Server::tokens();
+    let api = Server::new(Action::json(403, r#"{"code":"forbidden"}"#));
+    let client = transact_client(&tokens, &api);
+    // The Back Office handle, reaching the Transact API by an absolute URL on the same origin.
+    let url = format!("{}/transact-workflow/v1/transactions", api.url());
+    for _ in 0..20 {
+        assert_eq!(ok(client.get(&url).send()).status(), 403);
+    }
+    // A handle made for the Transact base with a trailing slash is the Transact API too.
+    let spelled = client
+        .for_api(&format!("{}/transact-workflow/", api.url()))
+        .unwrap();
+    assert_eq!(ok(spelled.get("/v1/transactions").send()).status(), 403);
+    assert_eq!(tokens.token_requests(), 1);
+    assert_eq!(client.stats().forced_renewals, 0);
+}
+
+#[test]
+fn request_id_header_may_not_name_a_header_that_carries_a_secret() {
+    let tokens = Server::tokens();
+    for name in ["Authorization", "lw-subscription-key", "DPoP", "Cookie"] {
+        let e = err(builder(&tokens).request_id_header(name).build());
+        assert!(matches!(e, Error::Config(_)), "{name}: {e:?}");
+        assert!(e.to_string().contains("request_id_header"), "{e}");
+    }
+}
+
+#[test]
 fn transact_without_a_subscription_key_sends_nothing() {
     let tokens = Server::tokens();
     let api = Server::new(Action::json(200, "{}"));

@@ -88,6 +88,8 @@ pub fn wine_env() -> Vec<(&'static str, PathBuf)> {
     vec![
         ("WINEPREFIX", wine_prefix()),
         ("WINEDEBUG", PathBuf::from("-all")),
+        // No Mono or Gecko: nothing here needs them, and a new prefix would offer to fetch them.
+        ("WINEDLLOVERRIDES", PathBuf::from("mscoree,mshtml=")),
     ]
 }
 

@@ -35,7 +35,8 @@ impl Client {
     ) -> Result<Response, Error> {
         let config = &self.inner.shared.config;
         let mut url = api_url(&self.api.url, &self.api.origin, &request.path_and_query())?;
-        if self.api.transact && config.subscription_key.is_none() {
+        if (self.api.transact || config.is_transact_url(&url)) && config.subscription_key.is_none()
+        {
             return Err(Error::config(
                 "the Transact API needs subscription_key (sent as lw-subscription-key on every \
                  call), and none is set",
@@ -65,8 +66,11 @@ impl Client {
             };
             let resp =
                 self.send_with_retries(&attempt, &mut token, out.as_deref_mut(), &mut throttled)?;
-            let renews = renews_on(self.api.transact, resp.status);
-            if resp.status == 403 && self.api.transact {
+            // The rule of the API actually called: a handle may reach the other API by an
+            // absolute URL, a path, or a redirect on the same origin.
+            let transact = self.api.transact || config.is_transact_url(&url);
+            let renews = renews_on(transact, resp.status);
+            if resp.status == 403 && transact {
                 self.transact_refused(request_id.as_deref());
             }
             if renews && !renewed && !resp.streamed {
