@@ -163,7 +163,10 @@ typedef void (*lwolf_log_fn)(void *userdata, uint32_t level, const char *message
 // SHA-256 and SHA-384, PS256 is RSASSA-PSS with SHA-256; the raw signature bytes. Any other
 // return value fails that token request with `LWOLF_ERR_CONFIG`, the message naming the
 // value. `userdata` is what was given to `lwolf_config_set_signer`. It may be called from
-// any thread, and never under a lock of the library (it may call `lwolf_` functions).
+// any thread, and never under a lock of a token's fetch (it may call `lwolf_` functions;
+// a `lwolf_client_token` of the same client from inside it waits for its own fetch, so it
+// fails at its deadline). It should bound its own time: the library cannot interrupt it,
+// and the call that asked fails with `LWOLF_ERR_DEADLINE` once it returns late.
 typedef int32_t (*lwolf_sign_fn)(void *userdata,
                                  const uint8_t *input,
                                  size_t input_len,
@@ -562,7 +565,12 @@ void lwolf_response_free(lwolf_response *response);
 // `client_auth` is `private_key_jwt`, no `private_key_file` is read, and `private_key_id`
 // is required (the assertion's `kid`, which names the key; `lwolf_client_new` fails with
 // `LWOLF_ERR_CONFIG` without it). `assertion_alg` says which signature is asked for.
-// `sign` and `userdata` must stay valid for as long as any client made from `cfg` lives.
+// `sign` and `userdata` must stay valid for as long as any client made from `cfg` lives,
+// and a little longer: a refresh begun before the last `lwolf_client_free` finishes on its
+// own thread and may sign. Keep them for the life of the process (or of the program's use of
+// the library). With `cache_dir` or `cache_url`, the signer is also asked once, by
+// `lwolf_client_new`, for the key the shared caches seal tokens with (RS256 and RS384 only:
+// the signature of a fixed text, so it must be deterministic, as PKCS #1 v1.5 is).
 // A NULL `sign` removes the signer. NULL `cfg` is `LWOLF_ERR_INVALID_ARGUMENT`.
 //
 // With a shared cache (`cache_dir`, `cache_url`) and RS256 or RS384, making a client asks
