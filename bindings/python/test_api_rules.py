@@ -6,7 +6,6 @@ the Python surface, against the sandbox process and local scripted servers.
 Run with test_lwolf_auth by tests/python.rs (the same sandbox and library).
 """
 
-import http.server
 import logging
 import threading
 import time
@@ -14,40 +13,12 @@ import unittest
 import uuid
 
 import lwolf_auth
-from test_lwolf_auth import ROOT, Sandbox
+from test_lwolf_auth import ROOT, Sandbox, _Api401
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 KEYS = ROOT / "test-support" / "keys"
-
-
-class _Scripted:
-    """A local API answering ``status`` to every GET, recording the request id of each."""
-
-    def __init__(self, status):
-        seen = self.seen = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                seen.append(self.headers.get("X-Request-ID"))
-                body = b'{"ok": true}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.base = "http://127.0.0.1:%d" % self.server.server_address[1]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class TransactTest(unittest.TestCase):
@@ -94,7 +65,7 @@ class TransactTest(unittest.TestCase):
         self.assertNotIn("not-the-sandbox-key", "\n".join(logs.output))
 
     def test_a_transact_401_renews_at_most_once(self):
-        api = _Scripted(401)
+        api = _Api401(fail=10**9)  # 401 to everything
         try:
             settings = dict(self.settings, transact_base_url=api.base + "/transact-workflow")
             with lwolf_auth.Client(**settings) as client:
@@ -104,7 +75,7 @@ class TransactTest(unittest.TestCase):
                 self.assertEqual(client.stats()["forced_renewals"], 1)
                 transact.close()
             self.assertLessEqual(self.sandbox.stats()["token_requests"], 2)
-            ids = set(api.seen)
+            ids = set(api.ids)
             self.assertEqual(len(ids), 200, "each call has its own id")
         finally:
             api.close()

@@ -453,17 +453,19 @@ class KeysTest(unittest.TestCase):
 
 class _Api401:
     """A local API that answers 401 to the first ``fail`` requests, then 200, and records the
-    Authorization header of each."""
+    Authorization header (``seen``) and the request id (``ids``) of each."""
 
     def __init__(self, fail):
         import http.server
 
         seen = self.seen = []
+        ids = self.ids = []
         remaining = self.remaining = [fail]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 seen.append(self.headers.get("Authorization"))
+                ids.append(self.headers.get("X-Request-ID"))
                 status = 401 if remaining[0] > 0 else 200
                 remaining[0] -= 1
                 body = b'{"ok": true}'

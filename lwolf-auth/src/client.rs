@@ -153,7 +153,7 @@ struct Shared {
     governors: Option<Governors>,
     counters: Counters,
     /// When a Transact 403 was last logged: at most one warning a minute.
-    transact_warned: parking_lot::Mutex<Option<crate::clock::Mono>>,
+    transact_warned: crate::fork::PerProcess<Option<crate::clock::Mono>>,
 }
 
 // A client must stay shareable across threads; this fails to compile if it stops being so.
@@ -186,7 +186,7 @@ impl Client {
             #[cfg(feature = "fleet")]
             fleet,
             counters: Counters::default(),
-            transact_warned: parking_lot::Mutex::new(None),
+            transact_warned: crate::fork::PerProcess::new(None, crate::fork::cloned),
         };
         Client::with_shared(Arc::new(shared), lwt_client_id, api)
     }

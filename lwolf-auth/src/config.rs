@@ -285,11 +285,17 @@ impl fmt::Debug for Config {
             .field("token_format", &self.token_format)
             .field("client_auth", &self.client_auth)
             .field("dpop", &self.dpop)
-            .field("ca_file", &self.ca_file)
+            .field(
+                "ca_file",
+                &self.ca_file.as_deref().map(crate::secret::shown),
+            )
             .field("ca_system", &self.ca_system)
             .field("user_agent", &self.user_agent)
             .field("max_response_bytes", &self.max_response_bytes)
-            .field("cache_dir", &self.cache_dir)
+            .field(
+                "cache_dir",
+                &self.cache_dir.as_deref().map(crate::secret::shown),
+            )
             .field("cache_url", &self.cache_url())
             .field("pace", &self.pace)
             .field("request_id_header", &self.request_id_header)

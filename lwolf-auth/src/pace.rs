@@ -10,8 +10,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
 use crate::error::Error;
 use crate::fork::PerProcess;
 
@@ -30,10 +28,12 @@ impl Limits {
     }
 }
 
-/// The governors of a client, by API origin.
+/// The governors of a client, by API origin. The map is a [`PerProcess`]: a thread of the
+/// parent caught holding its lock at a `fork()` leaves no child waiting on it (the child
+/// keeps the governors made so far; each has a queue of its own there).
 pub(crate) struct Governors {
     limits: Limits,
-    by_origin: Mutex<HashMap<String, Arc<Governor>>>,
+    by_origin: PerProcess<HashMap<String, Arc<Governor>>>,
 }
 
 impl Governors {
@@ -41,13 +41,13 @@ impl Governors {
     pub(crate) fn new(limits: Limits) -> Option<Governors> {
         limits.any().then(|| Governors {
             limits,
-            by_origin: Mutex::new(HashMap::new()),
+            by_origin: PerProcess::new(HashMap::new(), crate::fork::cloned),
         })
     }
 
     /// The governor of `origin`.
     pub(crate) fn of(&self, origin: &str) -> Arc<Governor> {
-        let mut all = self.by_origin.lock();
+        let mut all = self.by_origin.get().lock.lock();
         Arc::clone(
             all.entry(origin.to_owned())
                 .or_insert_with(|| Arc::new(Governor::new(self.limits))),

@@ -126,6 +126,13 @@ pub(crate) struct ShownPath<'a>(&'a Path);
 /// Longer than any path a system takes (Linux's `PATH_MAX`).
 const LONGEST_PATH: usize = 4096;
 
+/// As `Display`, quoted (for a `Debug` of a struct that holds a path, `Config`'s).
+impl fmt::Debug for ShownPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 impl fmt::Display for ShownPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = self.0.as_os_str().to_string_lossy();

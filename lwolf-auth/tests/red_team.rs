@@ -217,6 +217,10 @@ fn a_secret_given_as_a_path_is_never_printed() {
             .any(|l| l.contains(SECRET)),
         "the secret was logged"
     );
+    // Nor shown by the configuration's Debug.
+    let shown = format!("{:?}", client.config());
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(shown.contains("cache_dir"), "{shown}");
 }
 
 // ---------------------------------------------------------------------------------------------

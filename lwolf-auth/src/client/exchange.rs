@@ -82,9 +82,10 @@ impl Client {
                     Renewal::Refused => {
                         Counters::bump(&self.inner.shared.counters.renewals_declined);
                         log::debug!(
-                            "api answered {} with token {}; renewed less than \
+                            "api answered {} to {} with token {}; renewed less than \
                              {} s ago, so handing the answer back",
                             resp.status,
+                            RequestName(&method, request_id.as_deref()),
                             token.fingerprint(),
                             RENEWAL_INTERVAL.as_secs()
                         );
@@ -93,8 +94,9 @@ impl Client {
                     Renewal::Claimed => {
                         Counters::bump(&self.inner.shared.counters.forced_renewals);
                         log::info!(
-                            "api answered {} with token {}; renewing it",
+                            "api answered {} to {} with token {}; renewing it",
                             resp.status,
+                            RequestName(&method, request_id.as_deref()),
                             token.fingerprint()
                         );
                         self.inner.forget_shared(Some(&token));
@@ -129,7 +131,8 @@ impl Client {
         let shared = &self.inner.shared;
         Counters::bump(&shared.counters.renewals_declined);
         let now = crate::clock::Mono::now();
-        let mut last = shared.transact_warned.lock();
+        let level = shared.transact_warned.get();
+        let mut last = level.lock.lock();
         if last.is_some_and(|t| now.saturating_since(t) < TRANSACT_WARNING_INTERVAL) {
             return;
         }
@@ -205,7 +208,15 @@ impl Client {
                 if attempts > 1 {
                     Counters::bump(&shared.counters.retries);
                 }
-                // Its turn first (the pace of the API), within the call's deadline.
+                // A token first (a retry whose wait outlived it fetches one), and only then a
+                // turn: a fetch must not hold a place in line that other calls wait for.
+                if attempts > 1 && !token.is_usable_now() {
+                    match self.token() {
+                        Ok(fresh) => *token = fresh,
+                        Err(e) => return retry::Attempt::Done(Err(e)),
+                    }
+                }
+                // Then its turn (the pace of the API), within the call's deadline.
                 let _permit = match &governor {
                     Some(governor) => match governor.acquire(attempt.deadline) {
                         Ok((permit, waited)) => {
@@ -226,7 +237,9 @@ impl Client {
                     },
                     None => None,
                 };
-                if attempts > 1 && !token.is_usable_now() {
+                // A long wait in line may have outlived the token (rare): a fresh one, the
+                // turn kept, so that an expired token is never sent.
+                if _permit.is_some() && !token.is_usable_now() {
                     match self.token() {
                         Ok(fresh) => *token = fresh,
                         Err(e) => return retry::Attempt::Done(Err(e)),
