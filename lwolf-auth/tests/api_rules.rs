@@ -269,13 +269,15 @@ fn max_requests_per_second_paces_starts() {
         (58..=62).contains(&in_window),
         "{in_window} requests in 3 s"
     );
-    // No one second ever holds more than 21 starts (20 a second, plus the window's edge).
+    // No one second ever holds more than 21 starts (20 a second, plus the window's edge);
+    // arrivals are seen after the server reads them, so one more for a scheduler's delay. An
+    // unpaced client would send hundreds.
     for (i, &start) in arrivals.iter().enumerate() {
         let within = arrivals[i..]
             .iter()
             .take_while(|&&t| t.duration_since(start) < secs(1))
             .count();
-        assert!(within <= 21, "{within} requests within a second");
+        assert!(within <= 22, "{within} requests within a second");
     }
 }
 
