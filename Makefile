@@ -14,8 +14,8 @@
 #   lib/cmake/lwolf_auth/lwolf_authConfig.cmake and lwolf_authConfigVersion.cmake
 #     (find_package(lwolf_auth CONFIG): lwolf_auth::lwolf_auth, lwolf_auth::lwolf_auth_static)
 #
-# The .pc file gives programs that run from any PREFIX (an rpath to $(LIBDIR), so no
-# ldconfig and no LD_LIBRARY_PATH), and with --static links the archive rather than the
+# The .pc file gives programs that run from any PREFIX (an rpath to the library's directory,
+# so no ldconfig and no LD_LIBRARY_PATH), and with --static links the archive rather than the
 # shared library: its Cflags.private switches the linker to archives (-Wl,-Bstatic) and
 # its Libs.private switches back (-Wl,-Bdynamic) before the system libraries. That needs
 # --cflags and --libs on the one command line, as in
@@ -42,9 +42,19 @@ STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 empty :=
 space := $(empty) $(empty)
 CMAKE_STATIC_LIBS := $(subst $(space),;,$(patsubst -l%,%,$(STATIC_LIBS)))
+# The installed files find each other by relative paths (relocatable: a moved or copied
+# PREFIX keeps working): CMake's from its own directory, pkg-config's from ${pcfiledir}.
+PCDIR := $(LIBDIR)/pkgconfig
+relative = $(shell realpath -m --relative-to=$(1) $(2))
 CMAKE_SUBST := -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@MINOR@|$(MINOR)|g' \
-	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	-e 's|@LIB_FROM_HERE@|$(call relative,$(CMAKEDIR),$(LIBDIR))|g' \
+	-e 's|@INCLUDE_FROM_HERE@|$(call relative,$(CMAKEDIR),$(INCLUDEDIR))|g' \
 	-e 's|@STATIC_LIBS@|$(CMAKE_STATIC_LIBS)|g'
+PC_SUBST := -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@PREFIX@|$${pcfiledir}/$(call relative,$(PCDIR),$(PREFIX))|g' \
+	-e 's|@INCLUDEDIR@|$${pcfiledir}/$(call relative,$(PCDIR),$(INCLUDEDIR))|g' \
+	-e 's|@LIBDIR@|$${pcfiledir}/$(call relative,$(PCDIR),$(LIBDIR))|g' \
+	-e 's|@RPATH@| -Wl,-rpath,$${libdir}|g' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g'
 
 .PHONY: all lib header examples install uninstall
 all: lib
@@ -61,7 +71,7 @@ examples: lib
 install:
 	@test -f $(CARGO_LIBDIR)/liblwolf_auth.so -a -f $(CARGO_LIBDIR)/liblwolf_auth.a || \
 		{ echo "nothing to install in $(CARGO_LIBDIR): run 'make' (cargo build --release -p lwolf-auth-ffi) first" >&2; exit 1; }
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(CMAKEDIR)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PCDIR) $(DESTDIR)$(CMAKEDIR)
 	install -m 644 include/lwolf_auth.h $(DESTDIR)$(INCLUDEDIR)/lwolf_auth.h
 	install -m 644 include/lwolf_auth.hpp $(DESTDIR)$(INCLUDEDIR)/lwolf_auth.hpp
 	sed $(CMAKE_SUBST) cmake/lwolf_authConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/lwolf_authConfig.cmake
@@ -71,19 +81,7 @@ install:
 	install -m 755 $(CARGO_LIBDIR)/liblwolf_auth.so $(DESTDIR)$(LIBDIR)/liblwolf_auth.so.$(VERSION)
 	ln -sf liblwolf_auth.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblwolf_auth.so.$(MAJOR)
 	ln -sf liblwolf_auth.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/liblwolf_auth.so
-	printf '%s\n' \
-		'prefix=$(PREFIX)' \
-		'includedir=$(INCLUDEDIR)' \
-		'libdir=$(LIBDIR)' \
-		'' \
-		'Name: lwolf_auth' \
-		'Description: OAuth 2.0 client-credentials token client for the Lone Wolf Back Office API' \
-		'Version: $(VERSION)' \
-		'Cflags: -I$${includedir}' \
-		'Cflags.private: -Wl,-Bstatic' \
-		'Libs: -L$${libdir} -llwolf_auth -Wl,-rpath,$${libdir}' \
-		'Libs.private: -Wl,-Bdynamic $(STATIC_LIBS)' \
-		> $(DESTDIR)$(LIBDIR)/pkgconfig/lwolf_auth.pc
+	sed $(PC_SUBST) packaging/lwolf_auth.pc.in > $(DESTDIR)$(PCDIR)/lwolf_auth.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(CMAKEDIR)/lwolf_authConfig.cmake $(DESTDIR)$(CMAKEDIR)/lwolf_authConfigVersion.cmake

@@ -30,6 +30,12 @@ const TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("node", "nodejs"),
     ("npm", "npm"),
+    // The release artifacts (xtask dist) and their tests.
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("lintian", "lintian"),
+    ("abidw", "abigail-tools"),
+    ("abidiff", "abigail-tools"),
+    ("sha256sum", "coreutils"),
 ];
 
 /// Header files looked for, and the Debian package that brings each.

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod abi;
 pub mod header;
 
 /// The workspace's root directory.

@@ -6,6 +6,8 @@
 //! cargo xtask header [--check]  refresh include/lwolf_auth.h (or check it is current)
 //! cargo xtask bench           the comparisons of BENCHMARKS.md (benches/run.sh)
 //! cargo xtask windows         the Windows SDK in target/dist/windows-x64/ (and its zip)
+//! cargo xtask dist            every release artifact in target/dist/ (docs/packages.md)
+//! cargo xtask abi [--update]  check the header against abi/ (or record it there)
 //! ```
 
 use std::ffi::OsString;
@@ -13,12 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use xtask::{header, root};
+use xtask::{abi, header, root};
 
 mod deps;
+mod dist;
 mod windows;
 
-const USAGE: &str = "usage: cargo xtask test | deps [--check] | header [--check] | bench | windows";
+const USAGE: &str =
+    "usage: cargo xtask test | deps [--check] | header [--check] | bench | windows | dist | abi [--update]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +35,9 @@ fn main() -> ExitCode {
         ["header", "--check"] => check_header(),
         ["bench"] => run(Command::new("benches/run.sh").current_dir(root())),
         ["windows"] => windows::build().map(drop),
+        ["dist"] => dist::build(),
+        ["abi"] => abi::check(None),
+        ["abi", "--update"] => abi::update(),
         ["-h"] | ["--help"] | [] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -96,14 +103,11 @@ fn test() -> Result<(), String> {
         "benches build",
         cargo(&["bench", "--workspace", "--no-run", "--all-features"]),
     )?;
-    // The Windows SDK first: tests/windows.rs runs what it holds under Wine.
-    println!("== windows");
-    let windows_started = Instant::now();
-    windows::build()?;
-    println!(
-        "== windows: {:.0} s",
-        windows_started.elapsed().as_secs_f64()
-    );
+    // The release artifacts (the Windows SDK's among them): tests/packages.rs installs them.
+    println!("== dist");
+    let dist_started = Instant::now();
+    dist::build()?;
+    println!("== dist: {:.0} s", dist_started.elapsed().as_secs_f64());
     step(
         "tests",
         cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"]),

@@ -1,0 +1,389 @@
+//! The release artifacts of `target/dist/` (made by `cargo xtask dist`, which `cargo xtask
+//! test` runs first), each installed as its users install it, away from cargo and the
+//! source tree (a PATH without cargo, a working directory outside the tree, nothing of
+//! `target/` on a library path), against the sandbox:
+//!
+//! - the Linux archive, unpacked elsewhere: a C program through pkg-config and a C++ one
+//!   through CMake's `find_package`, shared and static;
+//! - the Debian packages: `dpkg-deb --info`/`--contents`, lintian, and the same programs
+//!   built against the `-dev` package unpacked in a throwaway root and run against the
+//!   runtime package's library; the CLI package's `lwolf`;
+//! - the Python wheel and sdist, the npm package and the Go module: in `packages_*` of
+//!   `python.rs`, `node.rs` and `go.rs`' neighbours below.
+
+use lwolf_test_support::ffi_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ffi_support::{clean_command, expect_success, repo_root, require_tool, run, sandbox_env};
+use lwolf_sandbox::Sandbox;
+
+const LIMIT: Duration = Duration::from_secs(300);
+const VERSION: &str = lwolf_auth::VERSION;
+
+/// An artifact of `target/dist/`; it must have been made.
+fn artifact(name: &str) -> PathBuf {
+    let path = repo_root().join("target/dist").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask dist` (`cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A scratch directory outside the source tree (under the system's temporary directory),
+/// so nothing can be found by walking up from it.
+fn outside(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lwolf-packages-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A PATH on which cargo, rustc and rustup are out of reach: the system's directories,
+/// behind one whose `cargo`, `rustc` and `rustup` fail saying so (Debian's own cargo, for
+/// the Windows build, is in /usr/bin).
+fn path_without_cargo() -> String {
+    use std::os::unix::fs::PermissionsExt;
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = outside("no-cargo");
+        for tool in ["cargo", "rustc", "rustup"] {
+            let path = dir.join(tool);
+            std::fs::write(
+                &path,
+                format!("#!/bin/sh\necho '{tool} is out of reach in this test' >&2\nexit 127\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    });
+    format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        dir.display()
+    )
+}
+
+/// A command run in `dir`, with a PATH without cargo and the sandbox's settings.
+fn user_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path, sandbox: &Sandbox) -> Command {
+    let mut cmd = clean_command(program);
+    cmd.current_dir(dir)
+        .env("PATH", path_without_cargo())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("LWOLF_AUTH_LIB");
+    sandbox_env(&mut cmd, sandbox);
+    cmd
+}
+
+fn ok(cmd: &mut Command, what: &str) -> String {
+    expect_success(&run(cmd, LIMIT), what)
+}
+
+/// Builds `examples-c/token.c` with pkg-config (shared and `--static`) and
+/// `examples-c/client.cpp` with CMake, against the package found through `pc_path` and
+/// `prefix`; runs each, with `env` added, against a sandbox. `sysroot`: the root pkg-config
+/// prefixes its paths with (a package unpacked elsewhere).
+fn build_and_run(
+    work: &Path,
+    pc_path: &Path,
+    sysroot: Option<&Path>,
+    prefix: &Path,
+    env: &[(&str, &Path)],
+) {
+    require_tool("cc", "gcc");
+    let cmake = require_tool("cmake", "cmake");
+    let sandbox = Sandbox::start().expect("start the sandbox");
+    for file in ["token.c", "client.cpp"] {
+        std::fs::copy(repo_root().join("examples-c").join(file), work.join(file)).unwrap();
+    }
+    let pkg_config = |args: &[&str]| {
+        let mut cmd = user_command("pkg-config", work, &sandbox);
+        cmd.env("PKG_CONFIG_PATH", pc_path).args(args);
+        if let Some(root) = sysroot {
+            // The root's /usr/include and /usr/lib are not the system's: keep them.
+            cmd.env("PKG_CONFIG_SYSROOT_DIR", root)
+                .env("PKG_CONFIG_ALLOW_SYSTEM_CFLAGS", "1")
+                .env("PKG_CONFIG_ALLOW_SYSTEM_LIBS", "1");
+        }
+        ok(&mut cmd, "pkg-config")
+    };
+    for (name, flags) in [
+        (
+            "token_shared",
+            pkg_config(&["--cflags", "--libs", "lwolf_auth"]),
+        ),
+        (
+            "token_static",
+            pkg_config(&["--static", "--cflags", "--libs", "lwolf_auth"]),
+        ),
+    ] {
+        let mut cc = user_command("cc", work, &sandbox);
+        cc.args(["token.c", "-o", name])
+            .args(flags.split_whitespace());
+        ok(&mut cc, &format!("cc {name}"));
+        let mut program = user_command(work.join(name), work, &sandbox);
+        for (key, value) in env {
+            program.env(key, value);
+        }
+        let out = ok(&mut program, name);
+        assert!(out.contains("fingerprint: "), "{name}: {out}");
+        let needed = ok(
+            Command::new("readelf").arg("-d").arg(work.join(name)),
+            "readelf",
+        );
+        assert_eq!(
+            needed.contains("[liblwolf_auth.so.0]"),
+            name == "token_shared",
+            "{name}: {needed}"
+        );
+    }
+    std::fs::write(
+        work.join("CMakeLists.txt"),
+        "cmake_minimum_required(VERSION 3.14)\nproject(uses_lwolf C CXX)\n\
+         set(CMAKE_CXX_STANDARD 17)\nfind_package(lwolf_auth 0.1 CONFIG REQUIRED)\n\
+         add_executable(cpp_client client.cpp)\n\
+         target_link_libraries(cpp_client PRIVATE lwolf_auth::lwolf_auth)\n\
+         add_executable(c_static token.c)\n\
+         target_link_libraries(c_static PRIVATE lwolf_auth::lwolf_auth_static)\n",
+    )
+    .unwrap();
+    let build = work.join("build");
+    ok(
+        user_command(&cmake, work, &sandbox)
+            .args(["-S", ".", "-B"])
+            .arg(&build)
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())),
+        "cmake",
+    );
+    ok(
+        user_command(&cmake, work, &sandbox)
+            .arg("--build")
+            .arg(&build),
+        "cmake --build",
+    );
+    for (program, expect) in [
+        ("cpp_client", "status: 200\n"),
+        ("c_static", "fingerprint: "),
+    ] {
+        let mut cmd = user_command(build.join(program), work, &sandbox);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let out = ok(&mut cmd, program);
+        assert!(out.contains(expect), "{program}: {out}");
+    }
+}
+
+#[test]
+fn the_linux_archive_works_wherever_it_is_unpacked() {
+    let name = format!("lwolf-auth-{VERSION}-linux-x64");
+    let tarball = artifact(&format!("{name}.tar.gz"));
+    let work = outside("archive");
+    ok(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&work),
+        "tar -x",
+    );
+    // Moved after unpacking: nothing may remember where it was.
+    let moved = work.join("moved");
+    std::fs::rename(work.join(&name), &moved).unwrap();
+    for file in [
+        "bin/lwolf",
+        "include/lwolf_auth.h",
+        "include/lwolf_auth.hpp",
+        "lib/liblwolf_auth.a",
+        "lib/liblwolf_auth.so",
+        "lib/liblwolf_auth.so.0",
+        "lib/pkgconfig/lwolf_auth.pc",
+        "lib/cmake/lwolf_auth/lwolf_authConfig.cmake",
+        "lib/cmake/lwolf_auth/lwolf_authConfigVersion.cmake",
+    ] {
+        assert!(moved.join(file).exists(), "the archive has no {file}");
+    }
+    let pc = std::fs::read_to_string(moved.join("lib/pkgconfig/lwolf_auth.pc")).unwrap();
+    assert!(!pc.contains(repo_root().to_str().unwrap()), "{pc}");
+    let project = work.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    build_and_run(&project, &moved.join("lib/pkgconfig"), None, &moved, &[]);
+
+    let sandbox = Sandbox::start().expect("start the sandbox");
+    let out = ok(
+        user_command(moved.join("bin/lwolf"), &work, &sandbox).args(["token", "--json"]),
+        "lwolf token --json",
+    );
+    assert!(out.contains("\"fingerprint\""), "{out}");
+}
+
+/// `dpkg-deb -f <deb> <field>`.
+fn field(deb: &Path, name: &str) -> String {
+    ok(
+        Command::new("dpkg-deb").arg("-f").arg(deb).arg(name),
+        "dpkg-deb -f",
+    )
+    .trim()
+    .to_owned()
+}
+
+fn contents(deb: &Path) -> String {
+    ok(
+        Command::new("dpkg-deb").arg("--contents").arg(deb),
+        "dpkg-deb --contents",
+    )
+}
+
+fn deb(package: &str) -> PathBuf {
+    artifact(&format!("{package}_{VERSION}-1_amd64.deb"))
+}
+
+#[test]
+fn the_debian_packages_say_what_they_hold_and_need() {
+    require_tool("dpkg-deb", "dpkg");
+    let runtime = deb("liblwolf-auth0");
+    let dev = deb("liblwolf-auth-dev");
+    let cli = deb("lwolf-cli");
+    ok(
+        Command::new("dpkg-deb").arg("--info").arg(&runtime),
+        "dpkg-deb --info",
+    );
+
+    assert_eq!(field(&runtime, "Package"), "liblwolf-auth0");
+    assert_eq!(field(&runtime, "Multi-Arch"), "same");
+    assert_eq!(field(&runtime, "Section"), "libs");
+    let depends = field(&runtime, "Depends");
+    assert!(depends.contains("libc6 (>= 2."), "{depends}");
+    let files = contents(&runtime);
+    assert!(files.contains("./usr/lib/x86_64-linux-gnu/liblwolf_auth.so.0 -> liblwolf_auth.so."));
+    assert!(files.contains(&format!(
+        "./usr/lib/x86_64-linux-gnu/liblwolf_auth.so.{VERSION}"
+    )));
+    assert!(
+        !files.contains(".h\n") && !files.contains("liblwolf_auth.a"),
+        "{files}"
+    );
+    let control = work_control(&runtime);
+    let shlibs = std::fs::read_to_string(control.join("shlibs")).unwrap();
+    assert_eq!(
+        shlibs,
+        format!("liblwolf_auth 0 liblwolf-auth0 (>= {VERSION})\n")
+    );
+    let symbols = std::fs::read_to_string(control.join("symbols")).unwrap();
+    assert!(symbols.starts_with("liblwolf_auth.so.0 liblwolf-auth0 #MINVER#\n"));
+    let header = std::fs::read_to_string(repo_root().join("include/lwolf_auth.h")).unwrap();
+    let declared = xtask::abi::declared_functions(&header).unwrap();
+    let listed: std::collections::BTreeSet<String> = symbols
+        .lines()
+        .filter_map(|l| l.strip_prefix(' ')?.split('@').next().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        listed, declared,
+        "the symbols file lists the header's functions"
+    );
+    assert!(std::fs::read_to_string(control.join("triggers"))
+        .unwrap()
+        .contains("ldconfig"));
+
+    assert_eq!(field(&dev, "Package"), "liblwolf-auth-dev");
+    assert_eq!(field(&dev, "Multi-Arch"), "same");
+    assert_eq!(
+        field(&dev, "Depends"),
+        format!("liblwolf-auth0 (= {VERSION}-1)")
+    );
+    let files = contents(&dev);
+    for file in [
+        "./usr/include/lwolf_auth.h",
+        "./usr/include/lwolf_auth.hpp",
+        "./usr/lib/x86_64-linux-gnu/liblwolf_auth.a",
+        "./usr/lib/x86_64-linux-gnu/liblwolf_auth.so -> liblwolf_auth.so.0",
+        "./usr/lib/x86_64-linux-gnu/pkgconfig/lwolf_auth.pc",
+        "./usr/lib/x86_64-linux-gnu/cmake/lwolf_auth/lwolf_authConfig.cmake",
+    ] {
+        assert!(
+            files.contains(file),
+            "the -dev package has no {file}:\n{files}"
+        );
+    }
+
+    assert_eq!(field(&cli, "Package"), "lwolf-cli");
+    assert_eq!(field(&cli, "Multi-Arch"), "foreign");
+    let files = contents(&cli);
+    assert!(files.contains("./usr/bin/lwolf\n"), "{files}");
+    assert!(files.contains("./usr/share/man/man1/lwolf.1.gz"), "{files}");
+}
+
+/// The control files of `deb`, extracted into a scratch directory.
+fn work_control(deb: &Path) -> PathBuf {
+    let dir = outside(&format!(
+        "control-{}",
+        deb.file_name().unwrap().to_string_lossy()
+    ));
+    ok(
+        Command::new("dpkg-deb").arg("--control").arg(deb).arg(&dir),
+        "dpkg-deb --control",
+    );
+    dir
+}
+
+#[test]
+fn lintian_finds_no_errors_in_the_debian_packages() {
+    let lintian = require_tool("lintian", "lintian");
+    for package in ["liblwolf-auth0", "liblwolf-auth-dev", "lwolf-cli"] {
+        let out = run(
+            Command::new(&lintian)
+                .args(["--no-tag-display-limit", "--display-info"])
+                .arg(deb(package)),
+            LIMIT,
+        );
+        let report = String::from_utf8_lossy(&out.stdout);
+        let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("E:")).collect();
+        assert!(errors.is_empty(), "lintian {package}:\n{report}");
+        // Lintian's status is 0 or, with only warnings and notes, 0 as well; 1 is an error,
+        // 2 a failure to run.
+        assert!(
+            out.status.code() == Some(0),
+            "lintian {package} ({}): {report}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("lintian {package}:\n{report}");
+    }
+}
+
+#[test]
+fn a_program_builds_against_the_dev_package_and_runs_on_the_runtime() {
+    require_tool("dpkg-deb", "dpkg");
+    let work = outside("debian");
+    let root = work.join("root");
+    for package in ["liblwolf-auth0", "liblwolf-auth-dev", "lwolf-cli"] {
+        ok(
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(deb(package))
+                .arg(&root),
+            "dpkg-deb -x",
+        );
+    }
+    let libdir = root.join("usr/lib/x86_64-linux-gnu");
+    let project = work.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    build_and_run(
+        &project,
+        &libdir.join("pkgconfig"),
+        Some(&root),
+        &root.join("usr"),
+        // Installed, the library is on the system's path; unpacked here, it is not.
+        &[("LD_LIBRARY_PATH", &libdir)],
+    );
+    let sandbox = Sandbox::start().expect("start the sandbox");
+    let out = ok(
+        user_command(root.join("usr/bin/lwolf"), &work, &sandbox).args(["token", "--json"]),
+        "lwolf token --json",
+    );
+    assert!(out.contains("\"fingerprint\""), "{out}");
+}
