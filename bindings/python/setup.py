@@ -1,8 +1,11 @@
-"""Builds liblwolf_auth with cargo and bundles it in the package, so that `pip install
-./bindings/python` gives a package that loads the library with no environment variable.
+"""Bundles liblwolf_auth in the package, so that the installed package loads the library
+with no environment variable.
 
-The metadata is in pyproject.toml; this file only adds the build step. It needs cargo
-(https://rustup.rs) on the PATH, and the source tree this directory sits in.
+The metadata is in pyproject.toml; this file only adds the library. It is either
+- built with cargo (https://rustup.rs) from the Rust sources: the source tree this directory
+  sits in (`pip install ./bindings/python`), or the `rust/` folder of the sdist; or
+- taken prebuilt from LWOLF_AUTH_PREBUILT (a path to the library file): how `cargo xtask
+  dist` makes the platform wheels from its one build of the library.
 """
 
 import os
@@ -16,7 +19,8 @@ from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
 HERE = Path(__file__).resolve().parent
-CRATE = HERE.parent.parent
+# The sdist carries the Rust workspace in rust/; the source tree is two levels up.
+CRATE = HERE / "rust" if (HERE / "rust" / "Cargo.toml").is_file() else HERE.parent.parent
 
 
 def library_name():
@@ -28,10 +32,17 @@ def library_name():
 
 
 class BuildWithLibrary(build_py):
-    """build_py, then `cargo build --release -p lwolf-auth-ffi` and the shared library copied in."""
+    """build_py, then the library copied in: LWOLF_AUTH_PREBUILT, or what
+    `cargo build --release -p lwolf-auth-ffi` builds."""
 
     def run(self):
         super().run()
+        prebuilt = os.environ.get("LWOLF_AUTH_PREBUILT")
+        if prebuilt:
+            dest = Path(self.build_lib) / "lwolf_auth" / Path(prebuilt).name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(prebuilt, dest)
+            return
         if not (CRATE / "Cargo.toml").is_file():
             raise SystemExit("lwolf-auth: build from the source tree (Cargo.toml not found at %s)" % CRATE)
         target = Path(os.environ.get("CARGO_TARGET_DIR", CRATE / "target"))

@@ -387,3 +387,188 @@ fn a_program_builds_against_the_dev_package_and_runs_on_the_runtime() {
     );
     assert!(out.contains("\"fingerprint\""), "{out}");
 }
+
+/// A fresh venv in `dir` with `packages` installed from the wheelhouse `cargo xtask test`
+/// fills (no index, no network); its `bin/`.
+fn fresh_venv(dir: &Path, packages: &[&str]) -> PathBuf {
+    let python = require_tool("python3", "python3");
+    let wheelhouse = std::env::var_os("LWOLF_WHEELHOUSE")
+        .map(PathBuf::from)
+        .filter(|w| w.is_dir())
+        .expect("LWOLF_WHEELHOUSE, a directory of wheels: `cargo xtask test` fills and sets it");
+    let venv = dir.join("venv");
+    ok(
+        clean_command(&python).args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    );
+    let bin = venv.join("bin");
+    if !packages.is_empty() {
+        ok(
+            clean_command(bin.join("pip"))
+                .args([
+                    "install",
+                    "--quiet",
+                    "--no-index",
+                    "--disable-pip-version-check",
+                ])
+                .arg("--find-links")
+                .arg(&wheelhouse)
+                .args(packages),
+            "pip install (from the wheelhouse)",
+        );
+    }
+    bin
+}
+
+/// What the installed Python package is asked to do, from outside the tree: a token, a
+/// GET, `RequestsAuth` with requests, and a log record through `logging`.
+const PYTHON_USER: &str = r#"
+import logging, os, lwolf_auth, requests
+records = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        records.append(record.getMessage())
+lwolf_auth.logger.addHandler(Keep())
+lwolf_auth.logger.setLevel(logging.DEBUG)
+print("library", lwolf_auth.library_path())
+here = os.path.dirname(lwolf_auth.__file__)
+print("typed", all(os.path.exists(os.path.join(here, f)) for f in ("py.typed", "__init__.pyi")))
+with lwolf_auth.Client.from_env() as client:
+    print("token", len(client.token()) > 20)
+    print("get", client.get("/v1/offices").status_code)
+    url = os.environ["LWOLF_API_BASE_URL"] + "/v1/offices"
+    print("requests", requests.get(url, auth=lwolf_auth.RequestsAuth(client), timeout=30).status_code)
+print("logged", any("token" in r for r in records))
+"#;
+
+fn check_python_user(stdout: &str, venv_bin: &Path) {
+    let library = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("library "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let venv = venv_bin.parent().unwrap();
+    assert!(
+        library.starts_with(venv.to_str().unwrap()),
+        "loaded {library}, not the library in the venv"
+    );
+    for line in [
+        "typed True",
+        "token True",
+        "get 200",
+        "requests 200",
+        "logged True",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+}
+
+fn run_python_user(work: &Path, bin: &Path) {
+    let sandbox = Sandbox::start().expect("start the sandbox");
+    let out = ok(
+        user_command(bin.join("python"), work, &sandbox).args(["-c", PYTHON_USER]),
+        "the installed Python package",
+    );
+    check_python_user(&out, bin);
+}
+
+#[test]
+fn the_wheel_is_manylinux_and_works_without_cargo() {
+    let glibc = xtask_glibc();
+    let name = format!("lwolf_auth-{VERSION}-py3-none-manylinux_2_{glibc}_x86_64.whl");
+    let wheel = artifact(&name);
+    // auditwheel reads the wheel's library and says which policy it meets.
+    let auditwheel = require_tool("auditwheel", "auditwheel (pip, in target/venv)");
+    let report = ok(
+        Command::new(auditwheel).arg("show").arg(&wheel),
+        "auditwheel show",
+    );
+    let flat = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!("manylinux_2_{glibc}_x86_64")),
+        "auditwheel does not agree with the tag:\n{report}"
+    );
+    let work = outside("wheel");
+    let bin = fresh_venv(&work, &["requests"]);
+    ok(
+        clean_command(bin.join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--no-index",
+                "--disable-pip-version-check",
+            ])
+            .arg(&wheel)
+            .env("PATH", path_without_cargo()),
+        "pip install the wheel",
+    );
+    run_python_user(&work, &bin);
+}
+
+/// The glibc the wheel's tag names: the newest `GLIBC_2.N` the built library asks for.
+fn xtask_glibc() -> u32 {
+    let shared = repo_root().join(format!("target/dist/.build/liblwolf_auth.so.{VERSION}"));
+    let out = ok(Command::new("objdump").arg("-T").arg(&shared), "objdump -T");
+    out.split("GLIBC_2.")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .max()
+        .expect("the library needs some glibc")
+}
+
+#[test]
+fn the_windows_wheel_holds_the_dll() {
+    let wheel = artifact(&format!("lwolf_auth-{VERSION}-py3-none-win_amd64.whl"));
+    let listing = ok(
+        Command::new("python3")
+            .args(["-m", "zipfile", "-l"])
+            .arg(&wheel),
+        "python3 -m zipfile -l",
+    );
+    assert!(listing.contains("lwolf_auth/lwolf_auth.dll"), "{listing}");
+    assert!(!listing.contains(".so "), "{listing}");
+    let tags = ok(
+        Command::new("unzip").arg("-p").arg(&wheel).arg("*/WHEEL"),
+        "unzip -p WHEEL",
+    );
+    assert!(tags.contains("Tag: py3-none-win_amd64"), "{tags}");
+    assert!(tags.contains("Root-Is-Purelib: false"), "{tags}");
+}
+
+#[test]
+fn the_sdist_builds_the_library_where_no_wheel_fits() {
+    let sdist = artifact(&format!("lwolf_auth-{VERSION}.tar.gz"));
+    let work = outside("sdist");
+    let bin = fresh_venv(&work, &["setuptools", "wheel", "requests"]);
+    // cargo builds the library from the sdist's rust/, offline (the registry cache has the
+    // locked crates), into a target directory of the workspace's so that the dependencies
+    // built for the tests are reused.
+    let cargo = ffi_support::cargo();
+    let path = format!(
+        "{}:{}",
+        cargo.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    ok(
+        clean_command(bin.join("pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--no-index",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+            ])
+            .arg(&sdist)
+            .current_dir(&work)
+            .env("PATH", path)
+            .env("CARGO_NET_OFFLINE", "true")
+            .env("CARGO_TARGET_DIR", repo_root().join("target/sdist-build")),
+        "pip install the sdist",
+    );
+    run_python_user(&work, &bin);
+}

@@ -43,9 +43,17 @@ const HEADERS: &[(&str, &str)] = &[("/usr/include/openssl/evp.h", "libssl-dev")]
 
 /// The Python packages the tests use (the adapters' libraries, a signer's RSA, and what
 /// builds a wheel).
-const PYTHON_PACKAGES: &[&str] = &["setuptools", "wheel", "requests", "httpx", "cryptography"];
-/// The wheels an offline `pip install` in a test's fresh venv needs.
-const WHEELHOUSE: &[&str] = &["setuptools", "wheel"];
+const PYTHON_PACKAGES: &[&str] = &[
+    "setuptools",
+    "wheel",
+    "requests",
+    "httpx",
+    "cryptography",
+    "auditwheel",
+];
+/// The wheels an offline `pip install` in a test's fresh venv needs (with their
+/// dependencies).
+const WHEELHOUSE: &[&str] = &["setuptools", "wheel", "requests"];
 /// The npm projects the tests run (`npm ci` when their lock file changed).
 const NPM_PROJECTS: &[&str] = &["system-tests/interop", "bindings/node"];
 

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         ["header", "--check"] => check_header(),
         ["bench"] => run(Command::new("benches/run.sh").current_dir(root())),
         ["windows"] => windows::build().map(drop),
-        ["dist"] => dist::build(),
+        ["dist"] => deps::install().and_then(|_| dist::build()),
         ["abi"] => abi::check(None),
         ["abi", "--update"] => abi::update(),
         ["-h"] | ["--help"] | [] => {
