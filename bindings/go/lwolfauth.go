@@ -5,14 +5,16 @@
 // request waits on the network. A Client is safe for concurrent use. Errors are values
 // (*Error, with the C status, the HTTP status and the server's error code).
 //
-// Build against an installed library (make install), or point cgo at a build:
+// The module as published (a Go module proxy's copy, `cargo xtask dist`) carries the header
+// and, for linux/amd64, a static build of the library: `go get` and `go build` need nothing
+// installed. Elsewhere, or with `-tags lwolf_dynamic`, it links the system's liblwolf_auth
+// (link_system.go). In the source tree, point cgo at a build:
 //
 //	CGO_LDFLAGS="-L$PWD/target/release -Wl,-rpath,$PWD/target/release" go test ./...
 package lwolfauth
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -llwolf_auth
+#cgo CFLAGS: -I${SRCDIR}/include -I${SRCDIR}/../../include
 #include <stdint.h>
 #include <stdlib.h>
 #include "lwolf_auth.h"

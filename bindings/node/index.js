@@ -8,8 +8,9 @@
 //   const r = client.get('/v1/transactions', { query: { $top: '10' } });
 //   console.log(r.status, r.json());
 //
-// The library is looked for in LWOLF_AUTH_LIB, then target/release and target/debug of the
-// source tree this package sits in, then the system's library path.
+// The library is looked for in LWOLF_AUTH_LIB (an explicit choice wins), then the copy the
+// npm package bundles for this platform (prebuilds/<platform>-<arch>/), then target/release
+// and target/debug of the source tree this package sits in, then the system's library path.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -27,6 +28,8 @@ function libraryPath() {
   if (process.env.LWOLF_AUTH_LIB) return process.env.LWOLF_AUTH_LIB;
   const name = process.platform === 'darwin' ? 'liblwolf_auth.dylib'
     : process.platform === 'win32' ? 'lwolf_auth.dll' : 'liblwolf_auth.so';
+  const bundled = path.join(__dirname, 'prebuilds', `${process.platform}-${process.arch}`, name);
+  if (fs.existsSync(bundled)) return bundled;
   const root = path.resolve(__dirname, '..', '..');
   for (const profile of ['release', 'debug']) {
     const candidate = path.join(root, 'target', profile, name);

@@ -572,3 +572,83 @@ fn the_sdist_builds_the_library_where_no_wheel_fits() {
     );
     run_python_user(&work, &bin);
 }
+
+const GO_MODULE: &str = "github.com/lwolf-auth/lwolf-auth/bindings/go";
+
+const GO_PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+
+	lwolfauth "github.com/lwolf-auth/lwolf-auth/bindings/go"
+)
+
+func main() {
+	client, err := lwolfauth.FromEnv(nil)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	defer client.Close()
+	token, err := client.Token()
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("token", len(token) > 20)
+	resp, err := client.Get("/v1/offices")
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println("get", resp.Status)
+}
+"#;
+
+#[test]
+fn the_go_module_builds_from_a_proxy_with_no_library_installed() {
+    let go = require_tool("go", "golang-go");
+    let proxy = artifact("goproxy");
+    let work = outside("go");
+    let app = work.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("main.go"), GO_PROGRAM).unwrap();
+    let sandbox = Sandbox::start().expect("start the sandbox");
+    let go_command = |args: &[&str]| {
+        let mut cmd = user_command(&go, &app, &sandbox);
+        cmd.args(args)
+            .env("GOPATH", work.join("gopath"))
+            .env("GOMODCACHE", work.join("gopath/pkg/mod"))
+            .env("GOCACHE", work.join("gocache"))
+            .env("GOPROXY", format!("file://{}", proxy.display()))
+            // Only the proxy: no checksum database (it is not on the network here).
+            .env("GONOSUMDB", "github.com/lwolf-auth")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", "1")
+            .env_remove("CGO_LDFLAGS")
+            .env_remove("CGO_CFLAGS");
+        cmd
+    };
+    ok(
+        &mut go_command(&["mod", "init", "example.com/app"]),
+        "go mod init",
+    );
+    ok(
+        &mut go_command(&["get", &format!("{GO_MODULE}@v{VERSION}")]),
+        "go get",
+    );
+    ok(&mut go_command(&["build", "-o", "app", "."]), "go build");
+    let needed = ok(
+        Command::new("readelf").arg("-d").arg(app.join("app")),
+        "readelf",
+    );
+    assert!(!needed.contains("liblwolf_auth"), "{needed}");
+    let out = ok(
+        &mut user_command(app.join("app"), &app, &sandbox),
+        "the Go program",
+    );
+    assert!(out.contains("token true"), "{out}");
+    assert!(out.contains("get 200"), "{out}");
+}

@@ -31,7 +31,7 @@ fn copy_binding(to: &Path) -> Result<(), String> {
 }
 
 /// The files git tracks under `paths`.
-fn tracked(paths: &[&str]) -> Result<Vec<String>, String> {
+pub(super) fn tracked(paths: &[&str]) -> Result<Vec<String>, String> {
     let out = Command::new("git")
         .current_dir(root())
         .arg("ls-files")
