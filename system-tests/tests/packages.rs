@@ -652,3 +652,317 @@ fn the_go_module_builds_from_a_proxy_with_no_library_installed() {
     assert!(out.contains("token true"), "{out}");
     assert!(out.contains("get 200"), "{out}");
 }
+
+/// What a Node user does with the installed package: the Promise forms (a token, a GET), a
+/// blocking one, and an error with its status.
+const NODE_USER: &str = r#"
+const { Client, LwolfError, Status, libraryPath } = require('lwolf-auth');
+(async () => {
+  console.log('library', libraryPath());
+  const client = Client.fromEnv();
+  console.log('token', (await client.token()).length > 20);
+  console.log('tokenSync', client.tokenSync().length > 20);
+  console.log('get', (await client.get('/v1/offices')).status);
+  const wrong = Client.fromEnv({ client_secret: 'not-the-secret' });
+  try {
+    await wrong.token();
+    console.log('error none');
+  } catch (e) {
+    console.log('error', e instanceof LwolfError, e.status === Status.ERR_INVALID_CREDENTIALS);
+  }
+  client.close();
+  wrong.close();
+})().catch((e) => { console.log('failed', e); process.exit(1); });
+"#;
+
+#[test]
+fn the_npm_package_installs_and_works_without_cargo() {
+    let node = require_tool("node", "nodejs");
+    let npm = require_tool("npm", "npm");
+    let tarball = artifact(&format!("lwolf-auth-{VERSION}.tgz"));
+    let work = outside("npm");
+    std::fs::write(
+        work.join("package.json"),
+        "{\"name\":\"app\",\"private\":true}\n",
+    )
+    .unwrap();
+    let sandbox = Sandbox::start().expect("start the sandbox");
+    // koffi, the one dependency, from a stand-in registry on loopback (no network).
+    let registry = npm_registry(&work);
+    ok(
+        user_command(&npm, &work, &sandbox)
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .arg(&tarball)
+            .env("npm_config_registry", format!("{}/", registry.url()))
+            .env("npm_config_cache", work.join("npm-cache")),
+        "npm install the package",
+    );
+    let installed = work.join("node_modules/lwolf-auth");
+    assert!(
+        installed.join("index.d.ts").is_file(),
+        "no TypeScript types"
+    );
+    let manifest = std::fs::read_to_string(installed.join("package.json")).unwrap();
+    assert!(manifest.contains("\"types\": \"index.d.ts\""), "{manifest}");
+    let out = ok(
+        user_command(&node, &work, &sandbox).args(["-e", NODE_USER]),
+        "the installed npm package",
+    );
+    let library = out
+        .lines()
+        .find_map(|l| l.strip_prefix("library "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        Path::new(library),
+        installed.join("prebuilds/linux-x64/liblwolf_auth.so"),
+        "{out}"
+    );
+    for line in ["token true", "tokenSync true", "get 200", "error true true"] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+}
+
+/// The commands of README.md's install block (its second `sh` block), without comments.
+fn readme_install_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .nth(2)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md's second sh block");
+    block
+        .lines()
+        .map(|l| l.split(" #").next().unwrap().trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `line` run by bash in `dir`, as a user types it, with `env` set.
+fn run_line(line: &str, dir: &Path, sandbox: &Sandbox, env: &[(&str, String)]) -> String {
+    let mut cmd = user_command("bash", dir, sandbox);
+    cmd.args(["-c", line]);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    ok(&mut cmd, line)
+}
+
+/// A stand-in for the npm registry on loopback: the packuments and tarballs of lwolf-auth (the
+/// artifact) and koffi (from npm's cache), as registry.npmjs.org would serve them.
+fn npm_registry(work: &Path) -> lwolf_test_support::common::Server {
+    use lwolf_test_support::common::{Action, Server};
+    let npm = require_tool("npm", "npm");
+    let packs = work.join("packs");
+    std::fs::create_dir_all(&packs).unwrap();
+    // koffi's tarball, from the cache `npm ci` of bindings/node filled (offline).
+    ok(
+        Command::new(&npm)
+            .args(["pack", "--offline", "--quiet", "--pack-destination"])
+            .arg(&packs)
+            .arg(format!("koffi@{}", koffi_version())),
+        "npm pack koffi (from npm's cache)",
+    );
+    std::fs::copy(
+        artifact(&format!("lwolf-auth-{VERSION}.tgz")),
+        packs.join(format!("lwolf-auth-{VERSION}.tgz")),
+    )
+    .unwrap();
+    let server = Server::new(Action::status(404));
+    let base = server.url();
+    let packages: Vec<(String, String, Vec<u8>)> = [
+        ("lwolf-auth", VERSION.to_owned()),
+        ("koffi", koffi_version()),
+    ]
+    .into_iter()
+    .map(|(name, version)| {
+        let tarball = std::fs::read(packs.join(format!("{name}-{version}.tgz"))).unwrap();
+        (name.to_owned(), version, tarball)
+    })
+    .collect();
+    let manifests: Vec<(String, serde_json::Value)> = packages
+        .iter()
+        .map(|(name, version, _)| {
+            let dir = work.join(format!("manifest-{name}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            ok(
+                Command::new("tar")
+                    .arg("-xzf")
+                    .arg(packs.join(format!("{name}-{version}.tgz")))
+                    .arg("-C")
+                    .arg(&dir)
+                    .arg("package/package.json"),
+                "tar -x package.json",
+            );
+            let mut manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("package/package.json")).unwrap())
+                    .unwrap();
+            manifest["dist"] = serde_json::json!({
+                "tarball": format!("{base}/{name}/-/{name}-{version}.tgz"),
+            });
+            let packument = serde_json::json!({
+                "name": name,
+                "dist-tags": { "latest": version },
+                "versions": { version.clone(): manifest },
+            });
+            (name.clone(), packument)
+        })
+        .collect();
+    server.push_n(
+        Action::dynamic(move |req| {
+            let path = req.path.trim_start_matches('/');
+            for (name, packument) in &manifests {
+                if path == name {
+                    return Action::json(200, packument.to_string());
+                }
+            }
+            for (name, version, tarball) in &packages {
+                if path == format!("{name}/-/{name}-{version}.tgz") {
+                    return Action::body(200, tarball.clone());
+                }
+            }
+            Action::status(404)
+        }),
+        64,
+    );
+    server
+}
+
+/// The koffi version bindings/node pins.
+fn koffi_version() -> String {
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("bindings/node/package.json")).unwrap(),
+    )
+    .unwrap();
+    manifest["dependencies"]["koffi"]
+        .as_str()
+        .expect("bindings/node pins koffi")
+        .to_owned()
+}
+
+/// README.md's install commands, each run as written, with the registries they reach once
+/// the artifacts are published stood in for by `target/dist/`: pip's index by
+/// `PIP_FIND_LINKS`, npm's registry by a server on loopback, Go's proxy by `GOPROXY=file://`.
+/// Each installed package is then used against the sandbox.
+#[test]
+fn the_readme_install_commands_work() {
+    let commands = readme_install_commands();
+    let dist = repo_root().join("target/dist");
+    let sandbox = Sandbox::start().expect("start the sandbox");
+    let mut ran = 0;
+    for line in &commands {
+        assert!(
+            !line.contains("0.1.0") || VERSION == "0.1.0",
+            "README.md's install block names 0.1.0; this is {VERSION}"
+        );
+        let tool = line.split_whitespace().next().unwrap();
+        match tool {
+            "pip" => {
+                let work = outside("readme-pip");
+                let bin = fresh_venv(&work, &["requests"]);
+                let wheelhouse = std::env::var("LWOLF_WHEELHOUSE").unwrap();
+                let path = format!("{}:{}", bin.display(), path_without_cargo());
+                run_line(
+                    line,
+                    &work,
+                    &sandbox,
+                    &[
+                        ("PATH", path),
+                        ("PIP_NO_INDEX", "1".into()),
+                        ("PIP_FIND_LINKS", format!("{} {wheelhouse}", dist.display())),
+                        ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into()),
+                    ],
+                );
+                run_python_user(&work, &bin);
+            }
+            "npm" => {
+                let work = outside("readme-npm");
+                let registry = npm_registry(&work);
+                let project = work.join("app");
+                std::fs::create_dir_all(&project).unwrap();
+                std::fs::write(
+                    project.join("package.json"),
+                    "{\"name\":\"app\",\"private\":true}\n",
+                )
+                .unwrap();
+                run_line(
+                    line,
+                    &project,
+                    &sandbox,
+                    &[
+                        ("npm_config_registry", format!("{}/", registry.url())),
+                        (
+                            "npm_config_cache",
+                            work.join("npm-cache").display().to_string(),
+                        ),
+                        ("npm_config_audit", "false".into()),
+                        ("npm_config_fund", "false".into()),
+                        ("npm_config_update_notifier", "false".into()),
+                    ],
+                );
+                let node = require_tool("node", "nodejs");
+                let out = ok(
+                    user_command(&node, &project, &sandbox).args(["-e", NODE_USER]),
+                    "the npm package installed by name",
+                );
+                for expect in ["token true", "get 200", "error true true"] {
+                    assert!(out.contains(expect), "{out}");
+                }
+            }
+            "go" => {
+                let go = require_tool("go", "golang-go");
+                let work = outside("readme-go");
+                let app = work.join("app");
+                std::fs::create_dir_all(&app).unwrap();
+                std::fs::write(app.join("main.go"), GO_PROGRAM).unwrap();
+                let env = [
+                    ("GOPATH", work.join("gopath").display().to_string()),
+                    ("GOCACHE", work.join("gocache").display().to_string()),
+                    ("GOPROXY", format!("file://{}/goproxy", dist.display())),
+                    ("GONOSUMDB", "github.com/lwolf-auth".into()),
+                    ("GOFLAGS", "-mod=mod".into()),
+                    ("GOTOOLCHAIN", "local".into()),
+                    ("CGO_ENABLED", "1".into()),
+                ];
+                let go = go.display().to_string();
+                run_line(
+                    &format!("{go} mod init example.com/app"),
+                    &app,
+                    &sandbox,
+                    &env,
+                );
+                let path = format!(
+                    "{}:{}",
+                    Path::new(&go).parent().unwrap().display(),
+                    path_without_cargo()
+                );
+                let mut env_with_path = env.to_vec();
+                env_with_path.push(("PATH", path));
+                run_line(line, &app, &sandbox, &env_with_path);
+                run_line("go build -o app .", &app, &sandbox, &env_with_path);
+                let out = ok(
+                    &mut user_command(app.join("app"), &app, &sandbox),
+                    "the Go program",
+                );
+                assert!(out.contains("get 200"), "{out}");
+            }
+            "tar" => {
+                let work = outside("readme-tar");
+                let name = format!("lwolf-auth-{VERSION}-linux-x64");
+                std::fs::copy(
+                    dist.join(format!("{name}.tar.gz")),
+                    work.join(format!("{name}.tar.gz")),
+                )
+                .unwrap();
+                run_line(line, &work, &sandbox, &[]);
+                let out = ok(
+                    user_command(work.join(&name).join("bin/lwolf"), &work, &sandbox).arg("token"),
+                    "lwolf token from the archive",
+                );
+                assert!(out.trim().len() > 20, "{out}");
+            }
+            other => panic!("README.md's install block has a command no test knows: {other}"),
+        }
+        ran += 1;
+    }
+    assert_eq!(ran, 4, "README.md's install block: {commands:?}");
+}

@@ -79,6 +79,12 @@ fn block(file: &str, lang: &str, n: usize) -> Block {
 /// The blocks of commands (`sh`, `console`) and which test runs each, by file and order.
 const RUN_BLOCKS: &[(&str, &str, usize, &str)] = &[
     ("README.md", "sh", 0, "top_commands"),
+    (
+        "README.md",
+        "sh",
+        1,
+        "packages::the_readme_install_commands_work",
+    ),
     ("docs/c.md", "sh", 0, "c_example_three_ways"),
     ("docs/c.md", "sh", 1, "cpp_and_cmake"),
     ("docs/keys.md", "sh", 0, "private_key_jwt_commands"),
