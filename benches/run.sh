@@ -135,6 +135,10 @@ step "windows: the DLL under Wine against the Linux library"
 cargo xtask windows >&2
 python3 benches/windows.py "$OUT/fast.env" $QUICK >>"$RESULTS"
 
+step "packages: the release artifacts' sizes, and installing one to a first token vs from source"
+cargo xtask dist >&2
+python3 benches/packages.py $QUICK >>"$RESULTS"
+
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 step "report"
 BENCH_LOAD="$LOAD_BEFORE / $LOAD_AFTER" BENCH_QUICK=$QUICK python3 benches/report.py "$RESULTS" BENCHMARKS.md

@@ -1,5 +1,5 @@
 'use strict';
-// The cached token read from Node (bindings/node, `client.token()`) against reading a plain
+// The cached token read from Node (bindings/node, `client.tokenSync()`) against reading a plain
 // variable holding the same string, in the same process. Prints one JSON line for
 // benches/report.py.
 //
@@ -11,7 +11,7 @@ const quick = process.argv.includes('--quick');
 const rounds = quick ? 4 : 12;
 const iterations = quick ? 20000 : 200000;
 const client = Client.fromEnv();
-const cached = client.token();
+const cached = client.tokenSync();
 let sink = 0;
 
 function nsPerCall(op) {
@@ -25,18 +25,18 @@ const ours = [];
 const base = [];
 for (let r = 0; r < rounds; r++) {
   if (r % 2 === 0) {
-    ours.push(nsPerCall(() => client.token()));
+    ours.push(nsPerCall(() => client.tokenSync()));
     base.push(nsPerCall(() => holder.token));
   } else {
     base.push(nsPerCall(() => holder.token));
-    ours.push(nsPerCall(() => client.token()));
+    ours.push(nsPerCall(() => client.tokenSync()));
   }
 }
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const fmt = (ns) => (ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(1)} ns`);
 const row = {
   id: '8.1-token-node',
-  what: 'Cached token, Node `client.token()` (koffi), 1 thread',
+  what: 'Cached token, Node `client.tokenSync()` (koffi), 1 thread',
   ours: `${fmt(median(ours))}/call`,
   baseline: `${fmt(median(base))}/call (reading a variable holding the token)`,
   ratio: median(ours) / median(base),
