@@ -67,13 +67,17 @@ def main():
     v = version()
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
-    wheel = DIST / f"lwolf_auth-{v}-py3-none-manylinux_2_34_x86_64.whl"
+    wheels = sorted(DIST.glob(f"lwolf_auth-{v}-py3-none-manylinux_*_x86_64.whl"))
+    if len(wheels) != 1:
+        raise SystemExit(f"expected one manylinux wheel in {DIST}: run cargo xtask dist")
+    wheel = wheels[0]
+    tag = wheel.name.split("-py3-none-")[1].removesuffix(".whl")
     sdist = DIST / f"lwolf_auth-{v}.tar.gz"
     npm = DIST / f"lwolf-auth-{v}.tgz"
     go_zip = DIST / "goproxy" / "github.com/lwolf-auth/lwolf-auth/bindings/go/@v" / f"v{v}.zip"
     debs = [DIST / f"{p}_{v}-1_amd64.deb" for p in ("liblwolf-auth0", "liblwolf-auth-dev", "lwolf-cli")]
     archive = DIST / f"lwolf-auth-{v}-linux-x64.tar.gz"
-    for f in [wheel, sdist, npm, go_zip, archive, *debs]:
+    for f in [sdist, npm, go_zip, archive, *debs]:
         if not f.is_file():
             raise SystemExit(f"{f} is missing: run cargo xtask dist")
 
@@ -86,7 +90,7 @@ def main():
         subprocess.run(f"cd {tmp} && python3 -m zipfile -c {bare} $(ls -A)", shell=True, check=True)
 
     rows = [
-        ("11.1-size-wheel", "Size: the Python wheel (manylinux_2_34_x86_64, the library inside)",
+        ("11.1-size-wheel", f"Size: the Python wheel ({tag}, the library inside)",
          f"{mb(wheel):.2f} MB", f"{mb(sdist):.2f} MB (the sdist: the Rust sources, cargo builds them)",
          mb(wheel) / mb(sdist), ""),
         ("11.2-size-npm", "Size: the npm package (linux-x64 and win32-x64 libraries inside)",

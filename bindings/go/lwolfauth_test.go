@@ -3,18 +3,22 @@ package lwolfauth
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -29,11 +33,21 @@ func TestMain(m *testing.M) {
 	if flag.Lookup("test.run").Value.String() == "^$" {
 		os.Exit(m.Run())
 	}
+	var stop func()
+	settings, stop = startSandbox()
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// startSandbox starts a sandbox with args on a free port: the settings that point a client
+// at it, and how to stop it.
+func startSandbox(args ...string) (map[string]string, func()) {
 	bin := os.Getenv("LWOLF_SANDBOX_BIN")
 	if bin == "" {
 		bin = filepath.Join("..", "..", "target", "debug", "lwolf-sandbox")
 	}
-	cmd := exec.Command(bin, "--port", "0", "--exit-on-stdin-eof")
+	cmd := exec.Command(bin, append([]string{"--port", "0", "--exit-on-stdin-eof"}, args...)...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -47,19 +61,18 @@ func TestMain(m *testing.M) {
 			env[m[1]] = strings.Trim(m[2], "'")
 		}
 	}
-	settings = map[string]string{
-		"client_id":     env["LWOLF_CLIENT_ID"],
-		"client_secret": env["LWOLF_CLIENT_SECRET"],
-		"token_url":     env["LWOLF_TOKEN_URL"],
-		"api_base_url":  env["LWOLF_API_BASE_URL"],
-		// The Transact stand-in's, for Transact().
-		"subscription_key":  env["LWOLF_SUBSCRIPTION_KEY"],
-		"transact_base_url": env["LWOLF_TRANSACT_BASE_URL"],
-	}
-	code := m.Run()
-	stdin.Close()
-	cmd.Wait()
-	os.Exit(code)
+	return map[string]string{
+			"client_id":     env["LWOLF_CLIENT_ID"],
+			"client_secret": env["LWOLF_CLIENT_SECRET"],
+			"token_url":     env["LWOLF_TOKEN_URL"],
+			"api_base_url":  env["LWOLF_API_BASE_URL"],
+			// The Transact stand-in's, for Transact().
+			"subscription_key":  env["LWOLF_SUBSCRIPTION_KEY"],
+			"transact_base_url": env["LWOLF_TRANSACT_BASE_URL"],
+		}, func() {
+			stdin.Close()
+			cmd.Wait()
+		}
 }
 
 func client(t *testing.T, overrides map[string]string) *Client {
@@ -351,4 +364,207 @@ func TestTransactRequestIDsAndStats(t *testing.T) {
 	if !errors.As(err, &e) || e.Status != ErrConfig || !strings.Contains(e.Message, "subscription_key") {
 		t.Fatalf("%v", err)
 	}
+}
+
+// sandboxStats reads the counters of the sandbox that settings s point at.
+func sandboxStats(t *testing.T, s map[string]string) (tokenRequests, apiRequests int) {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(s["api_base_url"], "/backoffice") + "/_sandbox/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		TokenRequests int `json:"token_requests"`
+		APIRequests   int `json:"api_requests"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	return stats.TokenRequests, stats.APIRequests
+}
+
+// Every call that may wait on the network, with ctx.
+func contextCalls(c *Client) map[string]func(context.Context) error {
+	return map[string]func(context.Context) error{
+		"TokenContext":     func(ctx context.Context) error { _, err := c.TokenContext(ctx); return err },
+		"TokenInfoContext": func(ctx context.Context) error { _, err := c.TokenInfoContext(ctx); return err },
+		"GetContext":       func(ctx context.Context) error { _, err := c.GetContext(ctx, "/v1/offices"); return err },
+		"SendContext": func(ctx context.Context) error {
+			_, err := c.SendContext(ctx, &Request{Method: "POST", Path: "/v1/transactions", Body: []byte(`{}`)})
+			return err
+		},
+		"SendToContext": func(ctx context.Context) error {
+			_, err := c.SendToContext(ctx, &Request{Method: "GET", Path: "/v1/offices"}, io.Discard)
+			return err
+		},
+	}
+}
+
+// A context that has ended fails every call at once, with ctx.Err() wrapped, and nothing is
+// sent: no token request, no API request.
+func TestAnEndedContextFailsFastWithNothingSent(t *testing.T) {
+	c := client(t, nil)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	tokens, apis := sandboxStats(t, settings)
+	for name, f := range contextCalls(c) {
+		for _, tc := range []struct {
+			ctx  context.Context
+			want error
+		}{{cancelled, context.Canceled}, {expired, context.DeadlineExceeded}} {
+			started := time.Now()
+			err := f(tc.ctx)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("%s: %v, not %v wrapped", name, err, tc.want)
+			}
+			var e *Error
+			if errors.As(err, &e) || !strings.HasPrefix(err.Error(), "lwolfauth: ") {
+				t.Fatalf("%s: %#v", name, err)
+			}
+			if d := time.Since(started); d > 50*time.Millisecond {
+				t.Fatalf("%s took %v", name, d)
+			}
+		}
+	}
+	if t2, a2 := sandboxStats(t, settings); t2 != tokens || a2 != apis {
+		t.Fatalf("sent: %d token and %d API requests", t2-tokens, a2-apis)
+	}
+	// A context that never ends, or ends later: the calls as they are.
+	ctx, cancel3 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel3()
+	for name, f := range contextCalls(c) {
+		for _, ctx := range []context.Context{ctx, context.Background()} {
+			if err := f(ctx); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+	}
+}
+
+// A deadline shorter than a token fetch (the sandbox takes 500 ms to answer) ends the call at
+// the deadline with context.DeadlineExceeded wrapped; the fetch goes on and its token is
+// cached. A request whose context ends while its token is fetched is never sent.
+func TestADeadlineShorterThanATokenFetch(t *testing.T) {
+	slow, stop := startSandbox("--token-latency-ms", "500")
+	defer stop()
+	c, err := NewClient(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	// A request the library refuses fails as it is, before any wait for a token.
+	var e *Error
+	if _, err := c.SendContext(ctx, &Request{Method: "NOT A METHOD", Path: "/v1/offices"}); !errors.As(err, &e) || e.Status != ErrInvalidArgument {
+		t.Fatalf("a bad method: %v", err)
+	}
+	if n, _ := sandboxStats(t, slow); n != 0 {
+		t.Fatalf("%d token requests for a request that could not be sent", n)
+	}
+	started := time.Now()
+	_, err = c.TokenContext(ctx)
+	took := time.Since(started)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("TokenContext: %v", err)
+	}
+	if took < 90*time.Millisecond || took > 400*time.Millisecond {
+		t.Fatalf("TokenContext returned after %v, its deadline was 100 ms", took)
+	}
+	// The fetch it began is the one that serves the next call.
+	token, err := c.Token()
+	if err != nil || token == "" {
+		t.Fatalf("Token: %v", err)
+	}
+	if n, _ := sandboxStats(t, slow); n != 1 {
+		t.Fatalf("%d token requests", n)
+	}
+
+	// Cancelled while waiting: Canceled, at once.
+	fresh, err := NewClient(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel2)
+	started = time.Now()
+	_, err = fresh.GetContext(ctx2, "/v1/offices")
+	if !errors.Is(err, context.Canceled) || time.Since(started) > 400*time.Millisecond {
+		t.Fatalf("GetContext cancelled at 100 ms: %v after %v", err, time.Since(started))
+	}
+	time.Sleep(600 * time.Millisecond) // the fetch ends
+	if _, apis := sandboxStats(t, slow); apis != 0 {
+		t.Fatalf("the request its context gave up on was sent (%d API requests)", apis)
+	}
+}
+
+// A loop of calls with short deadlines while a token fetch hangs holds one call in the
+// library, not one per call; Close during such a call frees the client once it returns.
+func TestCallsAContextGaveUpOnDoNotPileUp(t *testing.T) {
+	slow, stop := startSandbox("--token-latency-ms", "500", "--api-latency-ms", "300")
+	defer stop()
+	c, err := NewClient(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		if _, err := c.TokenContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		cancel()
+	}
+	if n := runtime.NumGoroutine() - before; n > 2 {
+		t.Fatalf("%d goroutines left waiting in the library", n)
+	}
+	c.Close() // while the first call still waits for the token
+	time.Sleep(700 * time.Millisecond)
+	var e *Error
+	if _, err := c.Token(); !errors.As(err, &e) || e.Status != ErrInvalidArgument {
+		t.Fatalf("after Close: %v", err)
+	}
+
+	// A streamed body whose context ended is written no more.
+	d, err := NewClient(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Token(); err != nil {
+		t.Fatal(err)
+	}
+	w := &afterReturn{}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	path := "/v1/documents/d1?size=65536"
+	transact, err := d.Transact()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer transact.Close()
+	if _, err := transact.SendToContext(ctx, &Request{Method: "GET", Path: path}, w); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendToContext: %v", err)
+	}
+	w.returned.Store(true)
+	time.Sleep(500 * time.Millisecond) // the answer arrives
+	if w.late.Load() {
+		t.Fatal("the writer was written after SendToContext returned")
+	}
+	if _, apis := sandboxStats(t, slow); apis != 1 {
+		t.Fatalf("%d API requests", apis)
+	}
+}
+
+type afterReturn struct{ returned, late atomic.Bool }
+
+func (w *afterReturn) Write(p []byte) (int, error) {
+	if w.returned.Load() {
+		w.late.Store(true)
+	}
+	return len(p), nil
 }

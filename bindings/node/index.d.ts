@@ -1,4 +1,5 @@
-// Types for lwolf-auth (index.js): liblwolf_auth through koffi. Every call blocks.
+// Types for lwolf-auth (index.js): liblwolf_auth through koffi. The calls that may wait on the
+// network return Promises and run off the event loop; their `…Sync` forms block.
 
 /** A configuration key's value (`client_id`, `client_secret`, `token_url`, `dpop`, ...). */
 export type Settings = Record<string, string | number | boolean | null | undefined>;
@@ -69,23 +70,40 @@ export interface Stats {
 export class Client {
   constructor(settings: Settings);
   static fromEnv(overrides?: Settings): Client;
-  /** A usable token: a secret, never log it. */
-  token(): string;
-  tokenInfo(): TokenInfo;
+  /** A usable token (a secret, never log it), fetched off the event loop if none is cached.
+   * Rejects with LwolfError. */
+  token(): Promise<string>;
+  /** `token()`, blocking until a token is had; throws LwolfError. */
+  tokenSync(): string;
+  tokenInfo(): Promise<TokenInfo>;
+  tokenInfoSync(): TokenInfo;
   invalidate(): void;
   forTenant(lwtClientId: string): Client;
   forApi(apiBaseUrl: string): Client;
   /** The Transact API's handle (needs `subscription_key`). */
   transact(): Client;
   stats(): Stats;
-  request(method: string, path: string, options?: RequestOptions): Response;
-  get(path: string, options?: RequestOptions): Response;
-  post(path: string, options?: RequestOptions): Response;
-  put(path: string, options?: RequestOptions): Response;
-  patch(path: string, options?: RequestOptions): Response;
-  delete(path: string, options?: RequestOptions): Response;
+  /** Sends a request off the event loop: a Response for any HTTP status; rejects with
+   * LwolfError when none could be had. */
+  request(method: string, path: string, options?: RequestOptions): Promise<Response>;
+  get(path: string, options?: RequestOptions): Promise<Response>;
+  post(path: string, options?: RequestOptions): Promise<Response>;
+  put(path: string, options?: RequestOptions): Promise<Response>;
+  patch(path: string, options?: RequestOptions): Promise<Response>;
+  delete(path: string, options?: RequestOptions): Promise<Response>;
+  /** `request()`, blocking; throws LwolfError. */
+  requestSync(method: string, path: string, options?: RequestOptions): Response;
+  getSync(path: string, options?: RequestOptions): Response;
+  postSync(path: string, options?: RequestOptions): Response;
+  putSync(path: string, options?: RequestOptions): Response;
+  patchSync(path: string, options?: RequestOptions): Response;
+  deleteSync(path: string, options?: RequestOptions): Response;
+  /** Frees the client (calls still in flight finish first). */
   close(): void;
 }
 
+/** How many calls may wait on the network at once off the event loop (default 4); more
+ * wait their turn. */
+export function setAsyncThreads(n: number): void;
 export function version(): string;
 export function libraryPath(): string;

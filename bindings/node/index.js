@@ -1,11 +1,13 @@
 'use strict';
-// lwolf-auth for Node.js: liblwolf_auth through koffi. Blocking calls (a cached token is a
-// lock and a copy; a fetch or an API request waits on the network): call them from a worker
-// thread in a server that must never block its event loop.
+// lwolf-auth for Node.js: liblwolf_auth through koffi. The calls that may wait on the network
+// (a token fetch, an API request) return Promises and run off the event loop, on call threads
+// of their own; their `…Sync` forms (`tokenSync()`, `getSync()`, ...) block the thread that
+// calls them (`tokenSync()` reads a cached token in under a microsecond; it blocks while one is
+// fetched).
 //
 //   const { Client } = require('lwolf-auth');
 //   const client = Client.fromEnv();              // LWOLF_CLIENT_ID, LWOLF_CLIENT_SECRET, ...
-//   const r = client.get('/v1/transactions', { query: { $top: '10' } });
+//   const r = await client.get('/v1/transactions', { query: { $top: '10' } });
 //   console.log(r.status, r.json());
 //
 // The library is looked for in LWOLF_AUTH_LIB (an explicit choice wins), then the copy the
@@ -15,6 +17,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const koffi = require('koffi');
+const threads = require('node:worker_threads');
 
 const STATUS_NAMES = [
   'LWOLF_OK', 'LWOLF_ERR_INVALID_ARGUMENT', 'LWOLF_ERR_CONFIG', 'LWOLF_ERR_INVALID_CREDENTIALS',
@@ -38,7 +41,8 @@ function libraryPath() {
   return name; // the system's library path
 }
 
-const lib = koffi.load(libraryPath());
+const LIBRARY = libraryPath();
+const lib = koffi.load(LIBRARY);
 koffi.opaque('lwolf_config');
 koffi.opaque('lwolf_client');
 koffi.opaque('lwolf_request');
@@ -100,13 +104,17 @@ const c = {
 /** A failure of the library: `status` (a `Status` value), `statusName`, `httpStatus` (what
  * the server answered, if it did) and `error` (its OAuth error code, if any). */
 class LwolfError extends Error {
-  constructor(status) {
-    super(c.lastError() || STATUS_NAMES[status] || `status ${status}`);
+  // `details`: what the thread that made the call read of its last error (an asynchronous
+  // call's error is read on its call thread: the library keeps it per thread); without
+  // them, this thread's last error.
+  constructor(status, details) {
+    const d = details || { message: c.lastError(), httpStatus: c.lastHttpStatus(), error: c.lastCode() };
+    super(d.message || STATUS_NAMES[status] || `status ${status}`);
     this.name = 'LwolfError';
     this.status = status;
     this.statusName = STATUS_NAMES[status] || 'LWOLF_UNKNOWN_STATUS';
-    this.httpStatus = c.lastHttpStatus() || null;
-    this.error = c.lastCode() || null;
+    this.httpStatus = d.httpStatus || null;
+    this.error = d.error || null;
   }
 }
 
@@ -160,9 +168,133 @@ class Response {
 // only the string it returns.
 let tokenBuffer = Buffer.alloc(2048);
 
+// The calls that may wait on the network, on a client handle: run as they are by the `…Sync`
+// methods, and on a call thread by the others. Each reads the last error on the thread that
+// made the call (`check`), so a failure is described as the library described it.
+const blocking = {
+  token(handle) {
+    for (;;) {
+      const len = [0];
+      const status = c.clientToken(handle, tokenBuffer, tokenBuffer.length, len);
+      if (status === Status.ERR_BUFFER_TOO_SMALL) {
+        tokenBuffer = Buffer.alloc(Number(len[0]) + 1);
+        continue;
+      }
+      check(status);
+      const token = tokenBuffer.toString('latin1', 0, Number(len[0]));
+      tokenBuffer.fill(0, 0, Number(len[0])); // no copy of the secret left behind
+      return token;
+    }
+  },
+
+  tokenInfo(handle) {
+    const info = {};
+    check(c.clientTokenInfo(handle, info));
+    return {
+      fingerprint: info.fingerprint,
+      tokenType: info.token_type,
+      expiresAt: Number(info.expires_at_unix),
+      refreshAt: Number(info.refresh_at_unix),
+      usableUntil: Number(info.usable_until_unix),
+      lifetime: Number(info.lifetime_secs),
+    };
+  },
+
+  /** Sends a built request; the response's handle (the caller reads and frees it). */
+  send(handle, req) {
+    const resp = [null];
+    check(c.clientSend(handle, req, resp));
+    return resp[0];
+  },
+};
+
+// The asynchronous forms run `blocking` calls on call threads: worker_threads of this
+// process, each with this module loaded (the same library, and koffi), taking one call at a
+// time. Not koffi's own `fn.async()`: it runs a call on a thread of libuv's pool and hands
+// the result back on the event loop, where the library's last error (kept per thread) is no
+// longer the call's, so a failure could only be told by its status. A call thread runs the
+// call and reads its error on the same thread, and the promise rejects with the LwolfError
+// the `…Sync` form throws. Handles go to it as numbers (koffi's pointers are BigInts): the
+// client stays open until its calls have settled (`close()` waits for them to free it),
+// and a request is freed after its send settles.
+const CALL_THREAD = 'lwolf-auth call thread';
+const calls = { threads: [], queue: [], max: 4 };
+
+function startCallThread() {
+  const worker = new threads.Worker(`require(${JSON.stringify(__filename)});`, {
+    eval: true,
+    // The library this thread loaded, whatever the environment says by then.
+    env: { ...process.env, LWOLF_AUTH_LIB: LIBRARY },
+    workerData: { [CALL_THREAD]: true },
+  });
+  const t = { worker, current: null };
+  const fail = (error) => {
+    calls.threads = calls.threads.filter((other) => other !== t);
+    if (t.current) t.current.reject(error);
+    t.current = null;
+    pump();
+  };
+  worker.on('message', (reply) => {
+    const { resolve, reject } = t.current;
+    t.current = null;
+    if ('value' in reply) resolve(reply.value);
+    else if (reply.lwolf) reject(new LwolfError(reply.lwolf.status, reply.lwolf));
+    else reject(new Error(`lwolf-auth call thread: ${reply.failure}`));
+    pump();
+  });
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`lwolf-auth call thread exited (${code})`)));
+  calls.threads.push(t);
+  return t;
+}
+
+function pump() {
+  while (calls.queue.length > 0) {
+    let t = calls.threads.find((x) => x.current === null);
+    if (!t && calls.threads.length < calls.max) t = startCallThread();
+    if (!t) return;
+    t.current = calls.queue.shift();
+    t.worker.ref(); // a call in flight keeps the process alive, as any pending I/O does
+    t.worker.postMessage(t.current.message);
+  }
+  for (const t of calls.threads) if (t.current === null) t.worker.unref();
+}
+
+function offLoop(op, handle, args) {
+  return new Promise((resolve, reject) => {
+    calls.queue.push({ message: { op, handle, args }, resolve, reject });
+    pump();
+  });
+}
+
+/** How many calls may wait on the network at once off the event loop (call threads, each
+ * started when first needed); more wait their turn. Default 4, as libuv's pool. */
+function setAsyncThreads(n) {
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError('setAsyncThreads: an integer from 1 to 256');
+  calls.max = n;
+  pump();
+}
+
+// On a call thread: run each call as it comes, and answer with its value or its error.
+function serveCalls(port) {
+  port.on('message', ({ op, handle, args }) => {
+    let reply;
+    try {
+      reply = { value: blocking[op](handle, ...args) };
+    } catch (e) {
+      reply = e instanceof LwolfError
+        ? { lwolf: { status: e.status, message: e.message, httpStatus: e.httpStatus, error: e.error } }
+        : { failure: String((e && e.stack) || e) };
+    }
+    port.postMessage(reply);
+  });
+}
+
 const finalizer = new FinalizationRegistry((handle) => c.clientFree(handle));
 
-/** A token client: thread-safe, shares its token with `forTenant`/`forApi` clones' pool. */
+/** A token client: thread-safe, shares its token with `forTenant`/`forApi` clones' pool.
+ * Calls that may wait on the network return Promises and run off the event loop (`token()`,
+ * `tokenInfo()`, `request()`, `get()`, ...); their `…Sync` forms block. */
 class Client {
   /** `settings`: the configuration keys (`client_id`, `client_secret`, `token_url`, ...). */
   constructor(settings, { fromEnv = false } = {}) {
@@ -190,43 +322,46 @@ class Client {
 
   _adopt(handle) {
     this._handle = handle;
+    this._calls = 0; // asynchronous calls not settled yet
+    this._freeWhenSettled = null; // the handle close() left to the last of them
     finalizer.register(this, handle, this);
   }
 
   _live() {
-    if (!this._handle) throw new LwolfError(Status.ERR_INVALID_ARGUMENT);
+    if (!this._handle) {
+      throw new LwolfError(Status.ERR_INVALID_ARGUMENT, { message: 'lwolf-auth: the client is closed' });
+    }
     return this._handle;
   }
 
-  /** A usable bearer token (a secret: never log it; log `tokenInfo().fingerprint`). */
-  token() {
-    for (;;) {
-      const len = [0];
-      const status = c.clientToken(this._live(), tokenBuffer, tokenBuffer.length, len);
-      if (status === Status.ERR_BUFFER_TOO_SMALL) {
-        tokenBuffer = Buffer.alloc(Number(len[0]) + 1);
-        continue;
+  // Runs a blocking call off the event loop; the handle stays valid until it settles.
+  async _offLoop(op, ...args) {
+    const handle = this._live();
+    this._calls += 1;
+    try {
+      return await offLoop(op, handle, args);
+    } finally {
+      this._calls -= 1;
+      if (this._calls === 0 && this._freeWhenSettled) {
+        c.clientFree(this._freeWhenSettled);
+        this._freeWhenSettled = null;
       }
-      check(status);
-      const token = tokenBuffer.toString('latin1', 0, Number(len[0]));
-      tokenBuffer.fill(0, 0, Number(len[0])); // no copy of the secret left behind
-      return token;
     }
   }
 
-  /** The token's fingerprint, type, times (UNIX seconds) and lifetime. */
-  tokenInfo() {
-    const info = {};
-    check(c.clientTokenInfo(this._live(), info));
-    return {
-      fingerprint: info.fingerprint,
-      tokenType: info.token_type,
-      expiresAt: Number(info.expires_at_unix),
-      refreshAt: Number(info.refresh_at_unix),
-      usableUntil: Number(info.usable_until_unix),
-      lifetime: Number(info.lifetime_secs),
-    };
-  }
+  /** A usable bearer token (a secret: never log it; log `(await tokenInfo()).fingerprint`),
+   * fetched off the event loop when none is cached. */
+  token() { return this._offLoop('token'); }
+
+  /** `token()`, blocking the thread until a token is had. */
+  tokenSync() { return blocking.token(this._live()); }
+
+  /** The token's fingerprint, type, times (UNIX seconds) and lifetime (fetching a token off
+   * the event loop if none is cached). */
+  tokenInfo() { return this._offLoop('tokenInfo'); }
+
+  /** `tokenInfo()`, blocking. */
+  tokenInfoSync() { return blocking.tokenInfo(this._live()); }
 
   /** Drops the cached token: the next `token()` fetches a new one. */
   invalidate() { check(c.clientInvalidate(this._live())); }
@@ -273,11 +408,8 @@ class Client {
     };
   }
 
-  /** Sends `method` to `path` (under `api_base_url`, or an absolute URL on its origin) with
-   * the token. `options`: `headers`, `query` (an object or [name, value] pairs), `body` (a
-   * string, Buffer or object sent as JSON), `contentType`, `timeoutMs`. Any HTTP status is
-   * a Response; a failure to get one throws LwolfError. */
-  request(method, path, options = {}) {
+  // A request handle built from the arguments of `request()` (the caller frees it).
+  static _build(method, path, options) {
     const out = [null];
     check(c.requestNew(method, path, out));
     const req = out[0];
@@ -289,16 +421,45 @@ class Client {
         const isObject = typeof options.body === 'object' && !Buffer.isBuffer(options.body);
         const bytes = Buffer.isBuffer(options.body) ? options.body
           : Buffer.from(isObject ? JSON.stringify(options.body) : String(options.body), 'utf8');
-        check(c.requestBody(req, bytes, bytes.length, options.contentType || null));
+        check(c.requestBody(req, bytes, bytes.length, options.contentType || null)); // copied
       }
       if (options.timeoutMs) check(c.requestTimeout(req, options.timeoutMs));
-      const resp = [null];
-      check(c.clientSend(this._live(), req, resp));
-      try {
-        return new Response(resp[0]);
-      } finally {
-        c.responseFree(resp[0]);
-      }
+      return req;
+    } catch (e) {
+      c.requestFree(req);
+      throw e;
+    }
+  }
+
+  static _take(resp) {
+    try {
+      return new Response(resp);
+    } finally {
+      c.responseFree(resp);
+    }
+  }
+
+  /** Sends `method` to `path` (under `api_base_url`, or an absolute URL on its origin) with
+   * the token, off the event loop. `options`: `headers`, `query` (an object or [name, value]
+   * pairs), `body` (a string, Buffer or object sent as JSON), `contentType`, `timeoutMs`.
+   * Resolves to a Response for any HTTP status; a failure to get one rejects with
+   * LwolfError. */
+  async request(method, path, options = {}) {
+    this._live(); // a closed client: rejected before anything is built
+    const req = Client._build(method, path, options);
+    try {
+      return Client._take(await this._offLoop('send', req));
+    } finally {
+      c.requestFree(req); // the send has settled: no thread reads it any more
+    }
+  }
+
+  /** `request()`, blocking: returns the Response, throws LwolfError. */
+  requestSync(method, path, options = {}) {
+    const handle = this._live();
+    const req = Client._build(method, path, options);
+    try {
+      return Client._take(blocking.send(handle, req));
     } finally {
       c.requestFree(req);
     }
@@ -310,22 +471,35 @@ class Client {
   patch(path, options) { return this.request('PATCH', path, options); }
   delete(path, options) { return this.request('DELETE', path, options); }
 
-  /** Frees the client now (otherwise the garbage collector does). */
+  getSync(path, options) { return this.requestSync('GET', path, options); }
+  postSync(path, options) { return this.requestSync('POST', path, options); }
+  putSync(path, options) { return this.requestSync('PUT', path, options); }
+  patchSync(path, options) { return this.requestSync('PATCH', path, options); }
+  deleteSync(path, options) { return this.requestSync('DELETE', path, options); }
+
+  /** Frees the client now (otherwise the garbage collector does); calls made after reject
+   * (or throw) LwolfError. Calls still in flight finish first: the last one frees it. */
   close() {
-    if (this._handle) {
-      finalizer.unregister(this);
-      c.clientFree(this._handle);
-      this._handle = null;
-    }
+    const handle = this._handle;
+    if (!handle) return;
+    this._handle = null;
+    finalizer.unregister(this);
+    if (this._calls > 0) this._freeWhenSettled = handle;
+    else c.clientFree(handle);
   }
 }
 Client._handle = Symbol('handle');
+
+if (!threads.isMainThread && threads.workerData && threads.workerData[CALL_THREAD]) {
+  serveCalls(threads.parentPort);
+}
 
 module.exports = {
   Client,
   Response,
   LwolfError,
   Status,
+  setAsyncThreads,
   version: () => c.version(),
   libraryPath,
 };

@@ -325,6 +325,12 @@ class ClientTest(unittest.TestCase):
         self.assertIn("NULL", str(cm.exception))
         with self.assertRaises(lwolf_auth.InvalidArgument):
             c.get("/v1/offices")
+        # An exception in the block closes the client too, and goes on.
+        with self.assertRaises(ValueError):
+            with lwolf_auth.Client(**SANDBOX.settings()) as d:
+                self.assertIs(type(d), lwolf_auth.Client)
+                raise ValueError("from the block")
+        self.assertTrue(d.closed)
 
     def test_from_env(self):
         saved = dict(os.environ)
@@ -534,6 +540,78 @@ class AdaptersTest(unittest.TestCase):
 
         self.check(send)
 
+    def test_httpx_async_auth(self):
+        import asyncio
+
+        import httpx
+
+        def send(client, url):
+            async def main():
+                async with httpx.AsyncClient(auth=lwolf_auth.HttpxAuth(client), timeout=10) as http:
+                    return (await http.get(url)).status_code
+
+            return asyncio.run(main())
+
+        # The sync flow's rules: the token on the client's own API, renewed once on a 401.
+        self.check(send)
+
+    def test_httpx_async_client_against_the_sandbox(self):
+        import asyncio
+
+        import httpx
+
+        async def main():
+            with lwolf_auth.Client(**SANDBOX.settings()) as client:
+                async with httpx.AsyncClient(auth=lwolf_auth.HttpxAuth(client), timeout=10) as http:
+                    offices, created = await asyncio.gather(
+                        http.get(SANDBOX.api_base_url + "/v1/offices"),
+                        http.post(SANDBOX.api_base_url + "/v1/transactions", json={"address": "2 Elm St"}))
+                return offices, created, client.token()
+
+        offices, created, token = asyncio.run(main())
+        self.assertEqual(offices.status_code, 200, offices.text)
+        self.assertEqual(created.status_code, 201, created.text)
+        self.assertEqual(created.json()["address"], "2 Elm St")
+        self.assertEqual(offices.request.headers["Authorization"], "Bearer " + token)
+
+    def test_the_event_loop_turns_during_a_token_fetch(self):
+        import asyncio
+
+        import httpx
+
+        sandbox = Sandbox("--token-latency-ms", "500")
+        try:
+            async def main(client):
+                ticks = 0
+                fetching = True
+
+                async def ticker():
+                    nonlocal ticks
+                    while fetching:
+                        await asyncio.sleep(0.01)
+                        ticks += 1
+
+                task = asyncio.create_task(ticker())
+                await asyncio.sleep(0)  # let it start
+                started = time.monotonic()
+                async with httpx.AsyncClient(auth=lwolf_auth.HttpxAuth(client), timeout=10) as http:
+                    response = await http.get(sandbox.api_base_url + "/v1/offices")
+                elapsed = time.monotonic() - started
+                fetching = False
+                await task
+                return response, ticks, elapsed
+
+            with lwolf_auth.Client(**sandbox.settings()) as client:
+                response, ticks, elapsed = asyncio.run(main(client))
+                self.assertEqual(response.status_code, 200)
+                self.assertGreaterEqual(elapsed, 0.45, "was the token endpoint slow?")
+                # A 10 ms sleep over about 500 ms: some 50 ticks; a blocked loop gets none.
+                self.assertGreaterEqual(ticks, 20, "%d ticks in %.3f s" % (ticks, elapsed))
+                self.assertEqual(response.request.headers["Authorization"], "Bearer " + client.token())
+            self.assertEqual(sandbox.stats()["token_requests"], 1)
+        finally:
+            sandbox.stop()
+
     def test_dpop_through_the_adapters(self):
         import httpx
         import requests
@@ -606,6 +684,26 @@ class RedTeamTest(unittest.TestCase):
         self.assertEqual(self.foreign.seen, [None, None], "the foreign host got a token")
         self.assertTrue(all(a and a.startswith("Bearer ") for a in self.api.seen), self.api.seen)
         # The foreign 401 renewed nothing: one token for both.
+        self.assertEqual(SANDBOX.stats()["token_requests"], before + 1)
+
+    def test_async_httpx_keeps_the_token_at_home(self):
+        import asyncio
+
+        import httpx
+
+        before = SANDBOX.stats()["token_requests"]
+
+        async def main():
+            auth = lwolf_auth.HttpxAuth(self.client)
+            async with httpx.AsyncClient(auth=auth, follow_redirects=True, timeout=10) as http:
+                redirected = await http.get(self.api.base + "/doc")
+                elsewhere = await http.get(self.foreign.base + "/x")
+            return redirected.status_code, elsewhere.status_code
+
+        self.assertEqual(asyncio.run(main()), (401, 401))
+        self.assertEqual(self.foreign.seen, [None, None], "the foreign host got a token")
+        self.assertTrue(self.api.seen and all(a.startswith("Bearer ") for a in self.api.seen), self.api.seen)
+        # The foreign 401s renewed nothing.
         self.assertEqual(SANDBOX.stats()["token_requests"], before + 1)
 
     def test_a_request_to_another_origin_is_left_alone(self):

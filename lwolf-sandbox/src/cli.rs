@@ -6,7 +6,8 @@
 //! ```text
 //! lwolf-sandbox [--port N] [--token-ttl SECONDS] [--client-id ID] [--client-secret S]
 //!               [--rate-limit N] [--client-key PUBLIC-KEY.pem] [--dpop-nonce]
-//!               [--api-latency-ms MS] [--exit-on-stdin-eof | --detach]
+//!               [--api-latency-ms MS] [--token-latency-ms MS]
+//!               [--exit-on-stdin-eof | --detach]
 //! ```
 //!
 //! With `--exit-on-stdin-eof` it stops when its standard input is closed, so a harness that
@@ -34,7 +35,8 @@ use crate::{Sandbox, SandboxBuilder, EXPORTED};
 /// The options, after the program's name.
 pub const USAGE: &str = "[--port N] [--token-ttl SECONDS] [--client-id ID] [--client-secret S] \
                          [--rate-limit N] [--client-key PUBLIC-KEY.pem] [--dpop-nonce] \
-                         [--api-latency-ms MS] [--exit-on-stdin-eof | --detach]";
+                         [--api-latency-ms MS] [--token-latency-ms MS] \
+                         [--exit-on-stdin-eof | --detach]";
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -89,6 +91,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options>
             Long("api-latency-ms") => {
                 let ms: u64 = parser.value().map_err(bad)?.parse().map_err(bad)?;
                 builder = builder.api_latency(Duration::from_millis(ms));
+            }
+            Long("token-latency-ms") => {
+                let ms: u64 = parser.value().map_err(bad)?.parse().map_err(bad)?;
+                builder = builder.token_latency(Duration::from_millis(ms));
             }
             Long("exit-on-stdin-eof") => exit_on_stdin_eof = true,
             Long("detach") => detach = true,

@@ -118,6 +118,7 @@ pub struct SandboxBuilder {
     client_public_key_pem: Option<String>,
     dpop_nonce: bool,
     api_latency: Duration,
+    token_latency: Duration,
     port: u16,
 }
 
@@ -132,6 +133,7 @@ impl Default for SandboxBuilder {
             client_public_key_pem: None,
             dpop_nonce: false,
             api_latency: Duration::ZERO,
+            token_latency: Duration::ZERO,
             port: 0,
         }
     }
@@ -148,6 +150,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("client_public_key", &self.client_public_key_pem.is_some())
             .field("dpop_nonce", &self.dpop_nonce)
             .field("api_latency", &self.api_latency)
+            .field("token_latency", &self.token_latency)
             .field("port", &self.port)
             .finish()
     }
@@ -211,6 +214,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// How long every answer of the token endpoint takes (default 0), counted as a token
+    /// request when it arrives: for tests of what a caller does while a fetch is in flight
+    /// (an event loop that keeps turning, a context's deadline).
+    pub fn token_latency(mut self, v: Duration) -> Self {
+        self.token_latency = v;
+        self
+    }
+
     /// The port to listen on, on 127.0.0.1 (default 0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -250,6 +261,7 @@ impl SandboxBuilder {
             tokens_issued: AtomicU64::new(0),
             api_requests: AtomicU64::new(0),
             api_latency: self.api_latency,
+            token_latency: self.token_latency,
             api_in_flight: AtomicU64::new(0),
             api_in_flight_peak: AtomicU64::new(0),
             tokens: Mutex::new(HashMap::new()),

@@ -25,6 +25,9 @@ pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Reply 
 
 pub(super) fn token_endpoint(state: &State, request: &mut Request) -> Reply {
     state.token_requests.fetch_add(1, Ordering::SeqCst);
+    if !state.token_latency.is_zero() {
+        std::thread::sleep(state.token_latency);
+    }
     if *request.method() != Method::Post {
         return oauth_error(405, "invalid_request", "method not allowed: use POST")
             .with("Allow", "POST");

@@ -36,6 +36,8 @@ pub(super) struct State {
     pub(super) api_requests: AtomicU64,
     /// How long every API answer takes.
     pub(super) api_latency: Duration,
+    /// How long every token endpoint answer takes.
+    pub(super) token_latency: Duration,
     /// API requests being answered now, and the most there ever were at once.
     pub(super) api_in_flight: AtomicU64,
     pub(super) api_in_flight_peak: AtomicU64,

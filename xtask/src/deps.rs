@@ -51,6 +51,12 @@ const PYTHON_PACKAGES: &[&str] = &[
     "cryptography",
     "auditwheel",
 ];
+/// Tools from PyPI (program in the venv's bin/, package): the release build's cross-linker
+/// (cargo-zigbuild, with zig from the ziglang package) for an old glibc.
+const PYTHON_TOOLS: &[(&str, &str)] = &[
+    ("cargo-zigbuild", "cargo-zigbuild"),
+    ("python-zig", "ziglang"),
+];
 /// The wheels an offline `pip install` in a test's fresh venv needs (with their
 /// dependencies).
 const WHEELHOUSE: &[&str] = &["setuptools", "wheel", "requests"];
@@ -187,6 +193,17 @@ fn python_venv() -> Result<PathBuf, String> {
         run(Command::new(&python)
             .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
             .args(PYTHON_PACKAGES))?;
+    }
+    let tools: Vec<&str> = PYTHON_TOOLS
+        .iter()
+        .filter(|(program, _)| !venv.join("bin").join(program).is_file())
+        .map(|(_, package)| *package)
+        .collect();
+    if !tools.is_empty() {
+        println!("== pip install {}", tools.join(" "));
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(&tools))?;
     }
     let wheelhouse = root().join("target/wheelhouse");
     let have = |name: &str| {

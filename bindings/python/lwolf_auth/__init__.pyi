@@ -1,6 +1,6 @@
 # Type hints for lwolf_auth (the module is ctypes over liblwolf_auth; see __init__.py).
 import logging
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple, Union
+from typing import Any, AsyncGenerator, BinaryIO, Callable, Dict, Generator, Iterable, Iterator, Mapping, Optional, Tuple, Union
 
 Value = Union[str, int, float, bool]
 Pairs = Union[Mapping[str, Value], Iterable[Tuple[str, Value]]]
@@ -142,6 +142,8 @@ class RequestsAuth:
     def __call__(self, request: Any) -> Any: ...
 
 class HttpxAuth:
+    """For ``httpx.Client`` and ``httpx.AsyncClient`` (its library calls on a worker thread)."""
     client: Client
     def __init__(self, client: Client) -> None: ...
-    def auth_flow(self, request: Any) -> Any: ...
+    def auth_flow(self, request: Any) -> Generator[Any, Any, None]: ...
+    def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]: ...

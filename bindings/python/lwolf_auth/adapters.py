@@ -94,15 +94,32 @@ except ImportError:  # pragma: no cover - httpx is optional
     _httpx = None
 
 
+async def _in_thread(fn, *args):
+    """``fn(*args)`` on a worker thread, awaited: the library's calls block (a token fetch
+    waits on the network), and the event loop must keep turning meanwhile. anyio's threads
+    where anyio is (httpx's own dependency: asyncio and trio alike), else asyncio's."""
+    try:
+        from anyio import to_thread
+    except ImportError:  # pragma: no cover - httpx brings anyio
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args))
+    return await to_thread.run_sync(lambda: fn(*args))
+
+
 if _httpx is not None:
 
     class HttpxAuth(_httpx.Auth):
-        """``httpx`` authentication with a ``Client``'s token (sync and async clients alike):
-        ``Authorization`` (and a ``DPoP`` proof for a DPoP-bound token) on requests to the
-        client's API origins, and on no others; a 401 (or a Back Office API's 403) to such a
-        request renews the token and sends it once more (at most once per 30 s).
+        """``httpx`` authentication with a ``Client``'s token, for ``httpx.Client`` and
+        ``httpx.AsyncClient`` alike: ``Authorization`` (and a ``DPoP`` proof for a DPoP-bound
+        token) on requests to the client's API origins, and on no others; a 401 (or a Back
+        Office API's 403) to such a request renews the token and sends it once more (at most
+        once per 30 s). With an ``AsyncClient`` the library's calls (a token fetch, a renewal)
+        run on a worker thread, so the event loop keeps turning while they wait.
 
             httpx.get(url, auth=lwolf_auth.HttpxAuth(client))
+            async with httpx.AsyncClient(auth=lwolf_auth.HttpxAuth(client)) as http:
+                await http.get(url)
         """
 
         def __init__(self, client):
@@ -122,6 +139,23 @@ if _httpx is not None:
             if _send_again(self.client, str(final.url), final.headers.get("Authorization", ""),
                            response.status_code, response.headers):
                 request.headers.update(self.client.auth_headers(request.method, url))
+                yield request
+
+        async def async_auth_flow(self, request):
+            # auth_flow's steps, each call of the library awaited on a worker thread.
+            url = str(request.url)
+            headers = await _in_thread(_token_for, self.client, request.method, url)
+            if headers is None:
+                yield request
+                return
+            request.headers.update(headers)
+            response = yield request
+            final = response.request
+            if await _in_thread(_send_again, self.client, str(final.url),
+                                final.headers.get("Authorization", ""),
+                                response.status_code, response.headers):
+                request.headers.update(
+                    await _in_thread(self.client.auth_headers, request.method, url))
                 yield request
 
 else:  # pragma: no cover

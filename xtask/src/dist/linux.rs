@@ -22,20 +22,46 @@ pub struct Built {
     pub cli: PathBuf,
 }
 
+/// The glibc the release is built against: the oldest that zig's sysroot offers and Rust
+/// supports (2.17: RHEL 7, Ubuntu 14.04 and everything since), so one build serves them all
+/// (`manylinux_2_17`, the tag manylinux2014 names).
+pub const GLIBC: &str = "2.17";
+
+/// The Rust target of the release build: the host's, with the glibc version cargo-zigbuild
+/// links against.
+fn zig_target() -> String {
+    format!("x86_64-unknown-linux-gnu.{GLIBC}")
+}
+
 pub fn build() -> Result<Built, String> {
     if std::env::consts::ARCH != "x86_64" {
         return Err("the release artifacts are for x86_64 Linux: build them on one".into());
     }
+    // cargo-zigbuild and zig (PyPI's cargo-zigbuild and ziglang) live in target/venv.
+    let venv_bin = root().join("target/venv/bin");
+    if !venv_bin.join("cargo-zigbuild").is_file() {
+        return Err("target/venv has no cargo-zigbuild: run `cargo xtask deps`".into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![venv_bin];
+    dirs.extend(std::env::split_paths(&path));
+    let path = std::env::join_paths(dirs).map_err(|e| e.to_string())?;
     let cargo = || {
         let mut cmd = Command::new(crate::cargo_program());
-        cmd.current_dir(root());
+        cmd.current_dir(root()).env("PATH", &path).args([
+            "zigbuild",
+            "--release",
+            "--target",
+            &zig_target(),
+        ]);
         cmd
     };
     // Two commands, as the tests build them: together, cargo would unify the CLI's features
     // of the core with the C library's and build a third variant.
-    run(cargo().args(["build", "--release", "-p", "lwolf-auth-ffi"]))?;
-    run(cargo().args(["build", "--release", "-p", "lwolf-cli"]))?;
-    let release = root().join("target/release");
+    run(cargo().args(["-p", "lwolf-auth-ffi"]))?;
+    run(cargo().args(["-p", "lwolf-cli"]))?;
+    // cargo-zigbuild writes under the plain triple.
+    let release = root().join("target/x86_64-unknown-linux-gnu/release");
     let stage = dist_dir().join(".build");
     fresh_dir(&stage)?;
     let built = Built {
@@ -186,7 +212,7 @@ pub fn archive(built: &Built) -> Result<PathBuf, String> {
     Ok(tarball)
 }
 
-const ARCHIVE_README: &str = "lwolf-auth for Linux x86_64 (glibc 2.34 or later)
+const ARCHIVE_README: &str = "lwolf-auth for Linux x86_64 (glibc 2.17 or later)
 
 bin/lwolf                     the command line
 include/lwolf_auth.h          the C API; lwolf_auth.hpp, the C++17 API

@@ -1,12 +1,13 @@
 //! `cargo xtask dist`: everything a release publishes, in `target/dist/`, from one build of
-//! the library for Linux (and the Windows SDK's, `cargo xtask windows`):
+//! the library for Linux, against glibc 2.17 with cargo-zigbuild (and the Windows SDK's,
+//! `cargo xtask windows`):
 //!
 //! ```text
 //! lwolf-auth-<v>-linux-x64.tar.gz                  relocatable: bin/ include/ lib/ (pkg-config, CMake)
 //! liblwolf-auth0_<v>-1_amd64.deb                   the runtime (liblwolf_auth.so.0)
 //! liblwolf-auth-dev_<v>-1_amd64.deb                headers, .so link, .a, pkg-config, CMake
 //! lwolf-cli_<v>-1_amd64.deb                        the lwolf command
-//! lwolf_auth-<v>-py3-none-manylinux_2_34_x86_64.whl, lwolf_auth-<v>-py3-none-win_amd64.whl
+//! lwolf_auth-<v>-py3-none-manylinux_2_17_x86_64.whl, lwolf_auth-<v>-py3-none-win_amd64.whl
 //! lwolf_auth-<v>.tar.gz                            the Python sdist (builds the library with cargo)
 //! lwolf-auth-<v>.tgz                               the npm package (linux-x64 and win32-x64 inside)
 //! goproxy/                                         the Go module as a GOPROXY serves it
@@ -34,6 +35,8 @@ pub fn dist_dir() -> PathBuf {
 }
 
 pub fn build() -> Result<(), String> {
+    // Nothing of an earlier release may be taken for this one's.
+    fresh_dir(&dist_dir())?;
     let built = linux::build()?;
     xtask::abi::check(Some(&built.shared))?;
     let mut artifacts = vec![linux::archive(&built)?];
