@@ -36,6 +36,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("abidw", "abigail-tools"),
     ("abidiff", "abigail-tools"),
     ("sha256sum", "coreutils"),
+    // lwolf agent's tests: a second local user, and connecting as it.
+    ("useradd", "passwd"),
+    ("setpriv", "util-linux"),
 ];
 
 /// Header files looked for, and the Debian package that brings each.
