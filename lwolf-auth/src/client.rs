@@ -4,8 +4,10 @@
 
 mod exchange;
 mod other_means;
+mod sink;
 
 pub use other_means::AuthHeaders;
+pub use sink::ResponseSink;
 
 use std::fmt;
 use std::io::Write;
@@ -443,7 +445,18 @@ impl Client {
     /// `out`; once `out` has been written to, the exchange is final (never retried). A write
     /// error stops the transfer: [`Error::Aborted`].
     pub fn send_to(&self, request: &Request, out: &mut dyn Write) -> Result<Response, Error> {
-        self.exchange(request, Some(out))
+        self.exchange(request, Some(&mut sink::BodyOnly(out)))
+    }
+
+    /// [`send_to`](Self::send_to), with `sink` told the head of the response (status,
+    /// headers, URL, request id) before the first byte of its body: for relaying a response
+    /// as it arrives (the `lwolf agent` proxy).
+    pub fn send_streaming(
+        &self,
+        request: &Request,
+        sink: &mut dyn ResponseSink,
+    ) -> Result<Response, Error> {
+        self.exchange(request, Some(sink))
     }
 }
 

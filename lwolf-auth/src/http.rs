@@ -50,8 +50,15 @@ pub(crate) enum Read<'a> {
     Stream {
         keep: &'a dyn Fn(u16) -> bool,
         limit: usize,
-        out: &'a mut (dyn std::io::Write + 'a),
+        out: &'a mut (dyn StreamOut + 'a),
     },
+}
+
+/// Where a streamed body goes: told the response's status and headers before its first byte.
+pub(crate) trait StreamOut: std::io::Write {
+    /// The status and headers of the response whose body follows; `true` when they were
+    /// passed on (the exchange is final from here: no retry, even before a body byte).
+    fn head(&mut self, status: u16, headers: &[(String, String)]) -> std::io::Result<bool>;
 }
 
 impl RawResponse {
@@ -274,7 +281,7 @@ impl Http {
             Err(_) => return Err(invalid("invalid request")),
         };
         let status = response.status().as_u16();
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .iter()
             .map(|(n, v)| {
@@ -301,7 +308,11 @@ impl Http {
                 (read_whole(&mut response, limit)?, false)
             }
             Read::Stream { out, .. } => {
-                stream(&mut response.body_mut().as_reader(), out).map_err(|f| match f {
+                let passed_on = out
+                    .head(status, &headers)
+                    .map_err(|e| Failure::Aborted(e.kind()))?;
+                let reader = &mut response.body_mut().as_reader();
+                stream(reader, out, passed_on).map_err(|f| match f {
                     Failure::Transport(t) => at_host(t),
                     other => other,
                 })?;
@@ -349,11 +360,16 @@ fn run<B: ureq::AsSendBody>(
     }
 }
 
-/// Copies a body to `out` in pieces. Once anything was written the exchange is final: a
-/// failure after that is not worth a retry (the caller has half a body).
-fn stream(body: &mut dyn std::io::Read, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+/// Copies a body to `out` in pieces. Once anything was written (`committed`: the head
+/// already was) the exchange is final: a failure after that is not worth a retry (the
+/// caller has half a response).
+fn stream(
+    body: &mut dyn std::io::Read,
+    out: &mut dyn std::io::Write,
+    committed: bool,
+) -> Result<(), Failure> {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut written = false;
+    let mut written = committed;
     loop {
         let n = match body.read(&mut buf) {
             Ok(0) => break,

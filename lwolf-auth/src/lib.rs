@@ -78,7 +78,7 @@ mod url;
 mod win32;
 
 pub use builder::ConfigBuilder;
-pub use client::{AuthHeaders, Client};
+pub use client::{AuthHeaders, Client, ResponseSink};
 pub use config::{ClientAuth, Config, TokenFormat};
 pub use credential::{AssertionAlg, PublicJwk, Signer};
 pub use error::{Error, HttpFailure, TransportFailure, TransportKind};

@@ -284,3 +284,119 @@ fn send_to_streams_only_the_answer_it_hands_back() {
     assert_eq!(resp.status(), 404);
     assert_eq!(text, br#"{"message":"no such document"}"#);
 }
+
+/// A sink that records when its head came, relative to the body.
+struct HeadFirst {
+    heads: Vec<(u16, Option<String>, usize)>,
+    body: Vec<u8>,
+}
+
+impl Write for HeadFirst {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        assert_eq!(self.heads.len(), 1, "a body byte came before the head");
+        self.body.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl lwolf_auth::ResponseSink for HeadFirst {
+    fn head(&mut self, response: &lwolf_auth::Response) -> std::io::Result<()> {
+        let id = response.request_id().map(str::to_owned);
+        self.heads.push((response.status(), id, self.body.len()));
+        Ok(())
+    }
+}
+
+#[test]
+fn send_streaming_tells_the_head_once_before_the_body() {
+    let tokens = Server::tokens();
+    let api = Server::new(Action::Oversized {
+        status: 200,
+        len: 1024 * 1024,
+    });
+    // The 503 retried and the 401 renewed never reach the sink, their heads neither.
+    api.push(Action::json(503, r#"{"message":"busy"}"#));
+    api.push(Action::json(401, r#"{"message":"expired"}"#));
+    let client = Client::new(
+        builder_for(&tokens, &api)
+            .retry_base(ms(1))
+            .retry_max(ms(5))
+            .build()
+            .unwrap(),
+    );
+    let request = client.get("/v1/documents/big").build().unwrap();
+    let mut sink = HeadFirst {
+        heads: Vec::new(),
+        body: Vec::new(),
+    };
+    let resp = ok(client.send_streaming(&request, &mut sink));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(sink.heads.len(), 1);
+    assert_eq!(sink.heads[0].0, 200);
+    assert_eq!(sink.heads[0].1.as_deref(), resp.request_id());
+    assert!(sink.heads[0].1.is_some());
+    assert_eq!(sink.body.len(), 1024 * 1024);
+
+    // A body read whole (an error answer handed back) gets its head first too.
+    api.push(Action::json(404, r#"{"message":"no such document"}"#));
+    let mut sink = HeadFirst {
+        heads: Vec::new(),
+        body: Vec::new(),
+    };
+    let resp = ok(client.send_streaming(&request, &mut sink));
+    assert_eq!(resp.status(), 404);
+    assert_eq!(sink.heads.len(), 1);
+    assert_eq!(sink.heads[0].0, 404);
+    assert_eq!(sink.body, br#"{"message":"no such document"}"#);
+}
+
+#[test]
+fn a_streamed_head_is_final_and_a_body_only_stream_still_retries() {
+    let tokens = Server::tokens();
+    let api = Server::new(Action::Oversized {
+        status: 200,
+        len: 4096,
+    });
+    // The first answer promises 1000 bytes and resets before any: a retry would tell the
+    // sink a second head after the first (a relay would write two status lines).
+    api.push(Action::ResetAfterHeaders {
+        status: 200,
+        declared: 1000,
+    });
+    let client = Client::new(
+        builder_for(&tokens, &api)
+            .retry_base(ms(1))
+            .retry_max(ms(5))
+            .build()
+            .unwrap(),
+    );
+    let request = client.get("/v1/documents/big").build().unwrap();
+    let mut sink = HeadFirst {
+        heads: Vec::new(),
+        body: Vec::new(),
+    };
+    let err = client
+        .send_streaming(&request, &mut sink)
+        .expect_err("the body was cut short after the head was passed on");
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(sink.heads.len(), 1, "{:?}", sink.heads);
+    assert_eq!(
+        api.requests().len(),
+        1,
+        "retried after the head was passed on"
+    );
+
+    // send_to passes no head on: before its first body byte, the attempt may be retried.
+    api.push(Action::ResetAfterHeaders {
+        status: 200,
+        declared: 1000,
+    });
+    let mut body = Vec::new();
+    let resp = ok(client.send_to(&request, &mut body));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(body.len(), 4096);
+    assert_eq!(api.requests().len(), 3);
+}

@@ -18,6 +18,10 @@ Usage:
                                   file and the client's counters (never the token)
   lwolf jwk KEYFILE               the public JWK and PEM of an RSA private key, to register
                                   with the gateway for --private-key (private_key_jwt)
+  lwolf agent [--socket PATH] [--proxy 127.0.0.1:PORT] [--sink FILE] [...]
+                                  hold the credential for tools that cannot load the library:
+                                  tokens over a Unix socket, a proxy that adds them, a token
+                                  file (see \"Options of agent\"; docs/agent.md)
   lwolf sandbox [--port N] [--token-ttl SECONDS] [--detach] [...]
                                   run a local stand-in gateway and API, print the LWOLF_*
                                   exports that point at it, and serve until killed
@@ -33,8 +37,34 @@ Options of get and request:
   -o, --output FILE               write the body to FILE as it arrives (any size), not stdout
   --timeout SECONDS               the limit for each attempt (default: LWOLF_TIMEOUT_MS)
 
+Options of agent (at least one of --socket, --proxy, --sink; it runs in the foreground until
+SIGTERM, which finishes the requests in flight; SIGHUP reads the settings and secret files
+again):
+  --socket PATH       serve HTTP on a Unix socket (mode 0600), to this user only:
+                        GET /v1/token[?tenant=ID]     {access_token,token_type,expires_in,
+                                                      expires_at}
+                        GET /v1/auth-headers?method=M&url=U   {Authorization, DPoP}
+                        POST /v1/reject (body: the token)     {send_again}
+                        GET /v1/health, GET /metrics (Prometheus text)
+                      e.g. curl --unix-socket PATH http://localhost/v1/token
+  --socket-group G    the socket's group, mode 0660 (its members still need --allow)
+  --allow USER|GROUP  another user, or the members of a group, may use the socket
+                      (repeatable; checked by SO_PEERCRED before anything is read)
+  --proxy 127.0.0.1:PORT
+                      forward /backoffice/... to LWOLF_API_BASE_URL and /transact-workflow/...
+                      to LWOLF_TRANSACT_BASE_URL, adding the token (and DPoP proof and
+                      subscription key); every request must carry Lwolf-Agent-Key: KEY
+  --key-file FILE     the proxy's key (made if missing, 0600): default PATH.key beside
+                      --socket, else agent.key in the cache directory
+  --max-body-bytes N  the largest request body the proxy takes (default 16 MiB)
+  --sink FILE         write the token to FILE (0600, atomically) at start and whenever it
+                      changes
+  --sink-format json|raw
+                      the sink's content: the JSON of /v1/token (default) or the bare token
+
 Options:
-  --tenant ID      the customer instance (lwt_client_id) for token, get, request and info
+  --tenant ID      the customer instance (lwt_client_id) for token, get, request, info and
+                   agent
   --api NAME       the API of get and request: backoffice (LWOLF_API_BASE_URL, the default)
                    or transact (LWOLF_TRANSACT_BASE_URL, with LWOLF_SUBSCRIPTION_KEY; its
                    403 is about the key and never renews the token)
@@ -85,12 +115,50 @@ pub(crate) enum Command {
     Jwk {
         key_file: PathBuf,
     },
+    /// `lwolf agent`.
+    Agent(AgentOptions),
     /// The sandbox, with its own options.
     Sandbox {
         args: Vec<OsString>,
     },
     Help,
     Version,
+}
+
+/// What `--sink` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum SinkFormat {
+    /// `{"access_token", "token_type", "expires_in", "expires_at"}`, as `GET /v1/token`.
+    #[default]
+    Json,
+    /// The bare token, no newline.
+    Raw,
+}
+
+/// The options of `lwolf agent`.
+#[derive(Default)]
+pub(crate) struct AgentOptions {
+    pub(crate) socket: Option<PathBuf>,
+    pub(crate) socket_group: Option<String>,
+    pub(crate) allow: Vec<String>,
+    pub(crate) proxy: Option<std::net::SocketAddr>,
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) sink: Option<PathBuf>,
+    pub(crate) sink_format: SinkFormat,
+    pub(crate) max_body_bytes: Option<usize>,
+}
+
+impl AgentOptions {
+    fn any(&self) -> bool {
+        self.socket.is_some()
+            || self.socket_group.is_some()
+            || !self.allow.is_empty()
+            || self.proxy.is_some()
+            || self.key_file.is_some()
+            || self.sink.is_some()
+            || self.sink_format != SinkFormat::Json
+            || self.max_body_bytes.is_some()
+    }
 }
 
 /// Which of the vendor's APIs `get` and `request` call.
@@ -156,6 +224,7 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
         private_key: None,
         data: None,
     };
+    let mut agent = AgentOptions::default();
     let mut parser = lexopt::Parser::from_args(raw.clone());
     // lexopt's messages name the option, never a value given with it.
     let bad = |e: lexopt::Error| Failure::usage(e.to_string());
@@ -228,6 +297,47 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
                 }
             }
             Long("private-key") => args.private_key = Some(parser.value().map_err(bad)?.into()),
+            Long("socket") => agent.socket = Some(parser.value().map_err(bad)?.into()),
+            Long("socket-group") => {
+                agent.socket_group = Some(text(parser.value().map_err(bad)?, "--socket-group")?)
+            }
+            Long("allow") => agent
+                .allow
+                .push(text(parser.value().map_err(bad)?, "--allow")?),
+            Long("proxy") => {
+                let v = text(parser.value().map_err(bad)?, "--proxy")?;
+                let addr: std::net::SocketAddr = v.parse().map_err(|_| {
+                    Failure::usage("--proxy needs a loopback address and port: 127.0.0.1:PORT")
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(Failure::usage(
+                        "--proxy listens on a loopback address only (127.0.0.1:PORT or \
+                         [::1]:PORT): the proxy is not for other hosts",
+                    ));
+                }
+                agent.proxy = Some(addr);
+            }
+            Long("key-file") => agent.key_file = Some(parser.value().map_err(bad)?.into()),
+            Long("sink") => agent.sink = Some(parser.value().map_err(bad)?.into()),
+            Long("sink-format") => {
+                agent.sink_format =
+                    match text(parser.value().map_err(bad)?, "--sink-format")?.as_str() {
+                        "json" => SinkFormat::Json,
+                        "raw" => SinkFormat::Raw,
+                        _ => return Err(Failure::usage("--sink-format is json or raw")),
+                    }
+            }
+            Long("max-body-bytes") => {
+                let n = text(parser.value().map_err(bad)?, "--max-body-bytes")?
+                    .parse::<usize>()
+                    .ok()
+                    // A body is held in memory whole: at most 1 GiB.
+                    .filter(|n| *n > 0 && *n <= 1 << 30)
+                    .ok_or_else(|| {
+                        Failure::usage("--max-body-bytes needs a number from 1 to 1073741824")
+                    })?;
+                agent.max_body_bytes = Some(n);
+            }
             Short('d') | Long("data") => {
                 let v = text(parser.value().map_err(bad)?, "--data")?;
                 args.data = Some(match v.strip_prefix('@') {
@@ -296,6 +406,13 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
                 key_file: rest[0].clone().into(),
             }
         }
+        "agent" => {
+            expect(
+                0,
+                "lwolf agent [--socket PATH] [--proxy 127.0.0.1:PORT] [--sink FILE]",
+            )?;
+            Command::Agent(std::mem::take(&mut agent))
+        }
         "help" => Command::Help,
         other => {
             return Err(Failure::usage(format!(
@@ -308,11 +425,12 @@ pub(crate) fn parse_args(raw: Vec<OsString>) -> Result<Args, Failure> {
     let misplaced = match &args.command {
         Command::Token { .. } => args.data.is_some(),
         Command::Request { .. } => (command == "get" && args.data.is_some()) || json,
-        Command::Info => json || args.data.is_some(),
+        Command::Info | Command::Agent(_) => json || args.data.is_some(),
         _ => false,
     } || (!matches!(args.command, Command::Request { .. })
         && (args.request.any() || args.api != Api::BackOffice))
-        || (args.data.is_none() && args.request.content_type.is_some());
+        || (args.data.is_none() && args.request.content_type.is_some())
+        || agent.any();
     if misplaced {
         return Err(Failure::usage(format!(
             "an option given does not apply to `lwolf {command}`"
@@ -365,6 +483,35 @@ mod tests {
             Ok(Command::Sandbox { args }) if args.len() == 3
         ));
         assert!(parse(&["frobnicate"]).is_err());
+        let a = parse(&[
+            "agent",
+            "--socket",
+            "/run/a.sock",
+            "--allow",
+            "alice",
+            "--allow",
+            "staff",
+            "--proxy",
+            "127.0.0.1:8181",
+            "--sink",
+            "/run/t",
+            "--sink-format",
+            "raw",
+        ]);
+        let Ok(Args {
+            command: Command::Agent(options),
+            ..
+        }) = a
+        else {
+            panic!("agent options not taken")
+        };
+        assert_eq!(options.allow, ["alice", "staff"]);
+        assert_eq!(options.proxy.map(|p| p.port()), Some(8181));
+        assert_eq!(options.sink_format, SinkFormat::Raw);
+        assert!(parse(&["agent", "--proxy", "0.0.0.0:1"]).is_err());
+        assert!(parse(&["agent", "--proxy", "[::1]:1"]).is_ok());
+        assert!(parse(&["agent", "--json"]).is_err());
+        assert!(parse(&["info", "--sink", "x"]).is_err());
         assert!(parse(&["token", "--frob=1"]).is_err());
         assert!(matches!(parse(&[]).map(|a| a.command), Ok(Command::Help)));
     }

@@ -28,6 +28,7 @@ pub(crate) fn run(raw: Vec<OsString>) -> Result<u8, Failure> {
         Command::Info => info(&args),
         Command::Jwk { key_file } => jwk(key_file),
         Command::Sandbox { args } => sandbox(args),
+        Command::Agent(options) => agent(options, &args),
     }
 }
 
@@ -45,6 +46,29 @@ fn default_cache_dir() -> Option<PathBuf> {
     }
     let home = std::env::var_os("HOME").and_then(absolute)?;
     Some(home.join(".cache").join("lwolf-auth"))
+}
+
+/// `lwolf agent`: the client made from the settings, at start and on each SIGHUP.
+#[cfg(unix)]
+fn agent(options: &crate::args::AgentOptions, args: &Args) -> Result<u8, Failure> {
+    let options = crate::args::AgentOptions {
+        socket: options.socket.clone(),
+        socket_group: options.socket_group.clone(),
+        allow: options.allow.clone(),
+        proxy: options.proxy,
+        key_file: options.key_file.clone(),
+        sink: options.sink.clone(),
+        sink_format: options.sink_format,
+        max_body_bytes: options.max_body_bytes,
+    };
+    crate::agent::run(options, &|| client(args), args.verbose)
+}
+
+#[cfg(not(unix))]
+fn agent(_: &crate::args::AgentOptions, _: &Args) -> Result<u8, Failure> {
+    Err(Failure::usage(
+        "lwolf agent is not built for Windows yet (docs/agent.md says what it will be)",
+    ))
 }
 
 fn client(args: &Args) -> Result<Client, Failure> {

@@ -1,10 +1,13 @@
 //! `lwolf`: bearer tokens and Back Office API calls from the shell, sharing one token
 //! between all the processes of a host (feature `cli`). `lwolf --help` says how.
 //!
-//! `args` reads the command line, `commands` runs it, `output` writes to stdout and stderr.
+//! `args` reads the command line, `commands` runs it, `output` writes to stdout and stderr;
+//! `agent` is `lwolf agent`.
 
 #![forbid(unsafe_code)]
 
+#[cfg(unix)]
+mod agent;
 mod args;
 mod commands;
 mod output;

@@ -2,12 +2,12 @@
 //! force (bounded), the redirects within the origin, and streaming the answer.
 
 use std::fmt;
-use std::io::Write;
 use std::time::Instant;
 
 use ureq::http::Method;
 use zeroize::Zeroizing;
 
+use super::sink::{Headed, ResponseSink};
 use super::{renews_on, Client};
 use crate::cache::{Renewal, RENEWAL_INTERVAL};
 use crate::dpop;
@@ -31,7 +31,7 @@ impl Client {
     pub(super) fn exchange<'w>(
         &self,
         request: &Request,
-        mut out: Option<&mut (dyn Write + 'w)>,
+        mut out: Option<&mut (dyn ResponseSink + 'w)>,
     ) -> Result<Response, Error> {
         let config = &self.inner.shared.config;
         let mut url = api_url(&self.api.url, &self.api.origin, &request.path_and_query())?;
@@ -178,7 +178,7 @@ impl Client {
         &self,
         attempt: &Attempt<'_>,
         token: &mut AccessToken,
-        mut out: Option<&mut (dyn Write + 'w)>,
+        mut out: Option<&mut (dyn ResponseSink + 'w)>,
         throttled: &mut bool,
     ) -> Result<RawResponse, Error> {
         let shared = &self.inner.shared;
@@ -268,7 +268,7 @@ impl Client {
         &self,
         attempt: &Attempt<'_>,
         token: &AccessToken,
-        mut out: Option<&mut (dyn Write + 'w)>,
+        mut out: Option<&mut (dyn ResponseSink + 'w)>,
     ) -> Result<RawResponse, Sent> {
         let key = match (&self.inner.shared.config.dpop, token.token_type()) {
             (Some(key), TokenType::Dpop) => Some(key),
@@ -309,7 +309,7 @@ impl Client {
         attempt: &Attempt<'_>,
         token: &AccessToken,
         proof: Option<&str>,
-        out: Option<&mut (dyn Write + 'w)>,
+        out: Option<&mut (dyn ResponseSink + 'w)>,
     ) -> Result<RawResponse, Failure> {
         let scheme = token.token_type().as_str();
         let mut authorization = Zeroizing::new(String::with_capacity(
@@ -363,17 +363,25 @@ impl Client {
                 attempt.deadline,
             ),
         };
+        let mut headed;
         let read = match out {
             None => Read::Whole(config.max_response_bytes),
             // What the client acts on itself is read, not streamed: renewals, retries,
             // redirects. If it is handed back after all, `hand_back` writes it out.
-            Some(out) => Read::Stream {
-                keep: &|status| {
-                    matches!(status, 401 | 403 | 300..=399) || is_retryable_status(status)
-                },
-                limit: config.max_response_bytes,
-                out,
-            },
+            Some(sink) => {
+                headed = Headed {
+                    sink,
+                    url: attempt.url,
+                    request_id: attempt.request_id,
+                };
+                Read::Stream {
+                    keep: &|status| {
+                        matches!(status, 401 | 403 | 300..=399) || is_retryable_status(status)
+                    },
+                    limit: config.max_response_bytes,
+                    out: &mut headed,
+                }
+            }
         };
         Counters::bump(&self.inner.shared.counters.api_requests);
         self.inner.shared.http.send(&exchange, read)
@@ -430,22 +438,25 @@ fn hand_back(
     mut resp: RawResponse,
     url: String,
     request_id: Option<String>,
-    out: Option<&mut (dyn Write + '_)>,
+    out: Option<&mut (dyn ResponseSink + '_)>,
 ) -> Result<Response, Error> {
-    if let Some(out) = out {
-        if !resp.streamed {
-            out.write_all(&resp.body)
-                .and_then(|()| out.flush())
-                .map_err(|e| Error::aborted(e.kind()))?;
-            resp.body = Vec::new();
-            resp.streamed = true;
-        }
+    let mut body = None;
+    if out.is_some() && !resp.streamed {
+        body = Some(std::mem::take(&mut resp.body));
+        resp.streamed = true;
     }
-    Ok(Response {
+    let response = Response {
         raw: resp,
         url,
         request_id,
-    })
+    };
+    if let (Some(out), Some(body)) = (out, body) {
+        out.head(&response)
+            .and_then(|()| out.write_all(&body))
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::aborted(e.kind()))?;
+    }
+    Ok(response)
 }
 
 /// `GET request 6f1c…`, as the retry log names an API request (with its id, if ids are on).

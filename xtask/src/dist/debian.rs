@@ -89,6 +89,7 @@ pub fn packages(built: &Built) -> Result<Vec<PathBuf>, String> {
         (&cli, "lwolf-cli"),
     ] {
         md5sums(dir)?;
+        super::normalize_modes(dir)?;
         let deb = dist_dir().join(format!("{name}_{version}_{ARCH}.deb"));
         run(Command::new("dpkg-deb")
             .args(["--root-owner-group", "-Zxz", "--build"])

@@ -63,6 +63,7 @@ pub fn proxy(built: &Built) -> Result<PathBuf, String> {
         0o644,
     )?;
 
+    super::normalize_modes(&module_dir)?;
     let proxy = dist_dir().join("goproxy");
     fresh_dir(&proxy)?;
     let at_v = proxy.join(MODULE).join("@v");

@@ -196,6 +196,7 @@ pub fn archive(built: &Built) -> Result<PathBuf, String> {
         &tree.join("README.txt"),
         ARCHIVE_README.replace("{name}", &name),
     )?;
+    super::normalize_modes(&tree)?;
     let tarball = dist_dir().join(format!("{name}.tar.gz"));
     run(Command::new("tar")
         .current_dir(&work)
@@ -204,6 +205,7 @@ pub fn archive(built: &Built) -> Result<PathBuf, String> {
             "--owner=0",
             "--group=0",
             "--numeric-owner",
+            "--mode=go-w",
             "--mtime=@0",
             "-czf",
         ])

@@ -75,6 +75,15 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// Every file and directory under `dir` readable by all and writable by the owner only,
+/// whatever the builder's umask: what a package installs must not be group-writable.
+fn normalize_modes(dir: &Path) -> Result<(), String> {
+    run(Command::new("chmod")
+        .arg("-R")
+        .arg("u+rwX,go+rX,go-w")
+        .arg(dir))
+}
+
 fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;

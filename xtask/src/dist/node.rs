@@ -33,6 +33,7 @@ pub fn package(built: &Built, windows_dll: &Path) -> Result<PathBuf, String> {
         &prebuilds.join("win32-x64/lwolf_auth.dll"),
         0o755,
     )?;
+    super::normalize_modes(&source)?;
     run(Command::new("npm")
         .current_dir(&source)
         .args(["pack", "--quiet", "--pack-destination"])

@@ -1,0 +1,607 @@
+//! `lwolf agent`: a local agent that holds the credential and hands out tokens (a Unix
+//! socket), injects them (a loopback proxy), or writes them to a file (a sink), for tools
+//! that cannot load the library. Names are those of the contract ("The agent").
+//!
+//! One thread accepts (polling the listeners and a signal pipe, with a bound on each wait),
+//! a thread serves each connection up to [`MAX_CONNECTIONS`], a thread keeps the sink file.
+//! `socket` and `proxy` hold what each listener serves, `peer` who may use the socket,
+//! `key` the proxy's local key, `sink` the token file, `metrics` `/metrics`, `http` the
+//! HTTP both speak.
+
+mod http;
+mod key;
+mod metrics;
+mod peer;
+mod proxy;
+mod sink;
+mod socket;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lwolf_auth::{Client, Error};
+
+pub(crate) use crate::args::AgentOptions as Options;
+use crate::output::Failure;
+
+/// Connections served at once by each listener (the socket's and the proxy's apart, so
+/// that callers of one, who may not even hold its key, cannot crowd out the other); one
+/// more is answered 503 and closed.
+pub(crate) const MAX_CONNECTIONS: usize = 256;
+/// Tenants (`?tenant=`) whose clients are kept; another is refused until a reload.
+const MAX_TENANTS: usize = 64;
+/// How long a stopping agent waits for the requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A request head must arrive whole within this; an idle keep-alive connection is closed
+/// after it.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(15);
+/// The first request of a connection must arrive within this: a connection that sends
+/// nothing holds one of [`MAX_CONNECTIONS`] for no longer.
+const FIRST_HEAD_TIMEOUT: Duration = Duration::from_secs(3);
+/// A request body must arrive whole within this.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest wait between the sink's attempts while token fetches fail.
+const SINK_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A write to a caller that does not read is given up after this.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the sink's thread looks at the token (a cached read; a refresh when due).
+const SINK_INTERVAL: Duration = Duration::from_secs(1);
+/// The largest request body the proxy forwards, by default (`--max-body-bytes`).
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// How much the agent says on stderr: `-v` each refusal and reload, `-vv` each request (its
+/// method, the path without its query, the status and the request id; never a header).
+#[derive(Clone, Copy)]
+pub(crate) struct Log(u8);
+
+impl Log {
+    pub(crate) fn info(self, message: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "lwolf: agent: {message}");
+    }
+    pub(crate) fn debug(self, message: impl FnOnce() -> String) {
+        if self.0 >= 1 {
+            self.info(&message());
+        }
+    }
+    pub(crate) fn trace(self, message: impl FnOnce() -> String) {
+        if self.0 >= 2 {
+            self.info(&message());
+        }
+    }
+}
+
+/// What the clients are: the agent's, rebuilt on SIGHUP, and one per tenant asked for.
+struct Clients {
+    main: Client,
+    tenants: HashMap<String, Client>,
+}
+
+/// What every connection's thread shares.
+pub(crate) struct Agent {
+    clients: Mutex<Clients>,
+    pub(crate) key: Option<key::Key>,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) peers: Option<peer::Policy>,
+    pub(crate) log: Log,
+    pub(crate) max_body_bytes: usize,
+    stopping: AtomicBool,
+    /// Requests being answered now (not idle connections).
+    busy: AtomicUsize,
+    /// Connections open, per listener ([`Listener`]).
+    connections: [AtomicUsize; 2],
+}
+
+/// Which listener a connection came in on.
+#[derive(Clone, Copy)]
+enum Listener {
+    Socket = 0,
+    Proxy = 1,
+}
+
+/// A listener's connection slot, given back when the connection's thread ends (a panic
+/// included).
+struct Slot {
+    agent: Arc<Agent>,
+    listener: Listener,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.agent.connections[self.listener as usize].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Agent {
+    /// The agent's client (the Back Office API's handle).
+    pub(crate) fn client(&self) -> Client {
+        self.lock().main.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client of `tenant` (`None`: the agent's own), made on first use and kept.
+    pub(crate) fn client_for(&self, tenant: Option<&str>) -> Result<Client, http::Refusal> {
+        let Some(tenant) = tenant else {
+            return Ok(self.client());
+        };
+        if tenant.is_empty()
+            || tenant.len() > 128
+            || !tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return Err(http::Refusal::new(
+                400,
+                "tenant must be 1 to 128 letters, digits, '-', '_', '.' or ':'",
+            ));
+        }
+        let mut clients = self.lock();
+        if let Some(client) = clients.tenants.get(tenant) {
+            return Ok(client.clone());
+        }
+        if clients.tenants.len() >= MAX_TENANTS {
+            return Err(http::Refusal::new(
+                429,
+                format!("the agent serves at most {MAX_TENANTS} tenants"),
+            ));
+        }
+        let client = clients
+            .main
+            .for_tenant(tenant)
+            .map_err(|e| http::Refusal::new(400, e.to_string()))?;
+        clients.tenants.insert(tenant.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Counts a request in flight until the guard is dropped.
+    pub(crate) fn busy(&self) -> Busy<'_> {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(self)
+    }
+
+    pub(crate) fn connections(&self) -> usize {
+        self.connections
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+pub(crate) struct Busy<'a>(&'a Agent);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An HTTP status for a library error that left no response: the request's fault (400),
+/// the agent's settings (500), or the upstream's (502; 503 for a rate limit; 504 past the
+/// deadline).
+pub(crate) fn error_status(e: &Error) -> u16 {
+    match e {
+        Error::InvalidArgument(_) => 400,
+        Error::Config(_) => 500,
+        Error::Deadline(_) => 504,
+        Error::RateLimited(_) => 503,
+        _ => 502,
+    }
+}
+
+/// A library error as a JSON body: its message (which never holds a secret or a token) and
+/// its status name.
+pub(crate) fn error_json(e: &Error) -> Vec<u8> {
+    let status = lwolf_auth_ffi::lwolf_status::from(e);
+    serde_json::to_vec(&serde_json::json!({
+        "error": e.to_string(),
+        "status": status.name(),
+    }))
+    .unwrap_or_default()
+}
+
+/// Runs the agent until SIGTERM (or SIGINT): `make_client` makes the client, at start and
+/// again on SIGHUP (which re-reads the secret files).
+pub(crate) fn run(
+    options: Options,
+    make_client: &dyn Fn() -> Result<Client, Failure>,
+    verbose: u8,
+) -> Result<u8, Failure> {
+    let log = Log(verbose);
+    if options.socket.is_none() && options.proxy.is_none() && options.sink.is_none() {
+        return Err(Failure::usage(
+            "lwolf agent needs --socket PATH, --proxy 127.0.0.1:PORT or --sink FILE",
+        ));
+    }
+    let client = make_client()?;
+    let peers = match &options.socket {
+        Some(_) => Some(peer::Policy::new(&options.allow)?),
+        None => None,
+    };
+    let key = match options.proxy {
+        Some(_) => {
+            let path = match (&options.key_file, &options.socket) {
+                (Some(path), _) => path.clone(),
+                (None, Some(socket)) => {
+                    let mut name = socket.file_name().unwrap_or_default().to_os_string();
+                    name.push(".key");
+                    socket.with_file_name(name)
+                }
+                (None, None) => match client.cache_file().and_then(|f| f.parent()) {
+                    Some(dir) => {
+                        create_private_dir(dir)?;
+                        dir.join("agent.key")
+                    }
+                    None => {
+                        return Err(Failure::usage(
+                            "--proxy without --socket or a cache directory needs --key-file",
+                        ))
+                    }
+                },
+            };
+            let key = key::Key::load_or_create(&path)?;
+            log.info(&format!("the proxy's key is in {}", path.display()));
+            Some(key)
+        }
+        None => None,
+    };
+    // Signals first: a SIGTERM from here on stops the agent cleanly.
+    let (signal_read, signal_write) =
+        UnixStream::pair().map_err(|e| Failure::io(format!("cannot make the signal pipe: {e}")))?;
+    signal_read
+        .set_nonblocking(true)
+        .map_err(|e| Failure::io(format!("cannot make the signal pipe: {e}")))?;
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for (signal, flag) in [
+        (signal_hook::consts::SIGTERM, &term),
+        (signal_hook::consts::SIGINT, &term),
+        (signal_hook::consts::SIGHUP, &hup),
+    ] {
+        let registered = signal_hook::flag::register(signal, Arc::clone(flag)).and_then(|_| {
+            let pipe = signal_write.try_clone()?;
+            signal_hook::low_level::pipe::register(signal, pipe)
+        });
+        registered.map_err(|e| Failure::io(format!("cannot handle signals: {e}")))?;
+    }
+    let unix = match &options.socket {
+        Some(path) => Some(socket::Listener::bind(
+            path,
+            options.socket_group.as_deref(),
+        )?),
+        None => None,
+    };
+    let tcp = match options.proxy {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .map_err(|e| Failure::io(format!("cannot listen on {addr} for the proxy: {e}")))?;
+            let _ = listener.set_nonblocking(true);
+            Some(listener)
+        }
+        None => None,
+    };
+    let agent = Arc::new(Agent {
+        clients: Mutex::new(Clients {
+            main: client,
+            tenants: HashMap::new(),
+        }),
+        key,
+        metrics: metrics::Metrics::default(),
+        peers,
+        log,
+        max_body_bytes: options.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        stopping: AtomicBool::new(false),
+        busy: AtomicUsize::new(0),
+        connections: [AtomicUsize::new(0), AtomicUsize::new(0)],
+    });
+    if let Some(path) = options.sink.clone() {
+        let sink = sink::Sink {
+            path,
+            format: options.sink_format,
+        };
+        let agent = Arc::clone(&agent);
+        std::thread::Builder::new()
+            .name("lwolf-agent-sink".into())
+            .spawn(move || keep_sink(&agent, &sink))
+            .map_err(|e| Failure::io(format!("cannot start the sink's thread: {e}")))?;
+    }
+    let mut serving = Vec::new();
+    if let Some(unix) = &unix {
+        serving.push(format!("socket {}", unix.path.display()));
+    }
+    if let Some(tcp) = &tcp {
+        let addr = tcp
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        serving.push(format!("proxy http://{addr}"));
+    }
+    if let Some(sink) = &options.sink {
+        serving.push(format!("sink {}", sink.display()));
+    }
+    log.info(&format!("serving: {}", serving.join(", ")));
+    notify_systemd("READY=1");
+
+    // Accept until told to stop; each wait bounded.
+    let mut drained = [0u8; 64];
+    while !term.load(Ordering::SeqCst) {
+        let mut fds = Vec::with_capacity(3);
+        fds.push(rustix::event::PollFd::new(
+            &signal_read,
+            rustix::event::PollFlags::IN,
+        ));
+        if let Some(unix) = &unix {
+            fds.push(rustix::event::PollFd::new(
+                &unix.listener,
+                rustix::event::PollFlags::IN,
+            ));
+        }
+        if let Some(tcp) = &tcp {
+            fds.push(rustix::event::PollFd::new(
+                tcp,
+                rustix::event::PollFlags::IN,
+            ));
+        }
+        let timeout = rustix::event::Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        drop(fds);
+        while let Ok(n) = (&signal_read).read(&mut drained) {
+            if n == 0 {
+                break;
+            }
+        }
+        if hup.swap(false, Ordering::SeqCst) {
+            reload(&agent, make_client);
+        }
+        if term.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Some(unix) = &unix {
+            accept_all(
+                &agent,
+                || unix.listener.accept().map(|(s, _)| s),
+                socket::serve,
+                Listener::Socket,
+            );
+        }
+        if let Some(tcp) = &tcp {
+            accept_all(
+                &agent,
+                || tcp.accept().map(|(s, _)| s),
+                proxy::serve,
+                Listener::Proxy,
+            );
+        }
+    }
+
+    // Stop accepting, then give the requests in flight their bound.
+    agent.stopping.store(true, Ordering::SeqCst);
+    notify_systemd("STOPPING=1");
+    drop(unix);
+    drop(tcp);
+    log.info("stopping: no new connections; finishing the requests in flight");
+    let until = Instant::now() + SHUTDOWN_GRACE;
+    while agent.busy.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = agent.busy.load(Ordering::SeqCst);
+    if left > 0 {
+        log.info(&format!(
+            "stopped with {left} request(s) unfinished after {} s",
+            SHUTDOWN_GRACE.as_secs()
+        ));
+    } else {
+        log.info("stopped");
+    }
+    Ok(0)
+}
+
+/// Accepts every connection waiting; after an error other than "none waiting" (out of
+/// descriptors, say) it pauses a moment rather than spin on a listener that stays readable.
+fn accept_all<S>(
+    agent: &Arc<Agent>,
+    accept: impl Fn() -> std::io::Result<S>,
+    serve: fn(&Agent, S),
+    listener: Listener,
+) where
+    S: http::Stream + AsFd + Send + 'static + Blocking,
+{
+    loop {
+        match accept() {
+            Ok(stream) => spawn(agent, stream, serve, listener),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                agent
+                    .log
+                    .debug(|| format!("cannot accept a connection: {e}"));
+                std::thread::sleep(Duration::from_millis(50));
+                return;
+            }
+        }
+    }
+}
+
+/// A connection, served on a thread of its own (or refused with a 503 when there are too
+/// many already).
+fn spawn<S>(agent: &Arc<Agent>, stream: S, serve: fn(&Agent, S), listener: Listener)
+where
+    S: http::Stream + AsFd + Send + 'static + Blocking,
+{
+    let _ = stream.set_blocking();
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut stream = stream;
+    let open = &agent.connections[listener as usize];
+    if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+        open.fetch_sub(1, Ordering::SeqCst);
+        agent.metrics.refused(metrics::Refused::Busy);
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        http::write_refusal(
+            &mut stream,
+            &http::Refusal::new(503, "the agent serves too many connections; try again"),
+            false,
+        );
+        return;
+    }
+    let slot = Slot {
+        agent: Arc::clone(agent),
+        listener,
+    };
+    let started = std::thread::Builder::new()
+        .name("lwolf-agent-conn".into())
+        .spawn(move || {
+            serve(&slot.agent, stream);
+            drop(slot);
+        });
+    if started.is_err() {
+        // The closure, and the slot in it, were dropped with the error.
+        agent
+            .log
+            .info("cannot start a thread for a connection; it is closed");
+    }
+}
+
+/// Streams from a non-blocking listener are made blocking again (each wait then bounded by
+/// its timeouts).
+trait Blocking {
+    fn set_blocking(&self) -> std::io::Result<()>;
+}
+
+impl Blocking for UnixStream {
+    fn set_blocking(&self) -> std::io::Result<()> {
+        self.set_nonblocking(false)
+    }
+}
+
+impl Blocking for TcpStream {
+    fn set_blocking(&self) -> std::io::Result<()> {
+        let _ = self.set_nodelay(true);
+        self.set_nonblocking(false)
+    }
+}
+
+/// SIGHUP: a new client from the settings (the secret files read again), swapped in; the
+/// old one stays if the new one cannot be made.
+fn reload(agent: &Agent, make_client: &dyn Fn() -> Result<Client, Failure>) {
+    match make_client() {
+        Ok(client) => {
+            let mut clients = agent.lock();
+            clients.main = client;
+            clients.tenants.clear();
+            drop(clients);
+            agent.metrics.reloaded();
+            agent
+                .log
+                .info("SIGHUP: settings and secret files read again");
+        }
+        Err(failure) => agent.log.info(&format!(
+            "SIGHUP: the settings could not be read again; keeping the current ones: {}",
+            failure.message
+        )),
+    }
+}
+
+/// The sink's thread: the token written at start and whenever it changes.
+fn keep_sink(agent: &Agent, sink: &sink::Sink) {
+    let mut written: Option<String> = None;
+    let mut failing = false;
+    // After a failed fetch, the next one waits twice as long, up to a minute: a revoked
+    // secret must not turn into a token request every second for as long as the agent runs.
+    let mut wait = SINK_INTERVAL;
+    while !agent.stopping() {
+        match agent.client().token() {
+            Ok(token) => {
+                failing = false;
+                wait = SINK_INTERVAL;
+                if written.as_deref() != Some(token.fingerprint()) {
+                    match sink.write(&token) {
+                        Ok(()) => {
+                            written = Some(token.fingerprint().to_owned());
+                            agent.metrics.sink_written();
+                            agent.log.debug(|| {
+                                format!(
+                                    "sink {}: token {} written",
+                                    sink.path.display(),
+                                    token.fingerprint()
+                                )
+                            });
+                        }
+                        Err(e) => agent.log.info(&format!(
+                            "cannot write the sink {}: {e}",
+                            sink.path.display()
+                        )),
+                    }
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    agent.log.info(&format!("no token for the sink: {e}"));
+                } else {
+                    wait = (wait * 2).min(SINK_BACKOFF_MAX);
+                }
+                failing = true;
+            }
+        }
+        let until = Instant::now() + wait;
+        while !agent.stopping() && Instant::now() < until {
+            std::thread::sleep(SINK_INTERVAL.min(until - Instant::now()));
+        }
+    }
+}
+
+/// Makes `dir` (0700) if it is missing.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Failure::io(format!(
+            "cannot create the directory {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Tells systemd (`Type=notify`) how the agent is, when it runs under it.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let _ = if let Some(name) = bytes.strip_prefix(b"@") {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            match std::os::unix::net::SocketAddr::from_abstract_name(name) {
+                Ok(addr) => socket.send_to_addr(state.as_bytes(), &addr),
+                Err(e) => Err(e),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = name;
+            Ok(0)
+        }
+    } else {
+        socket.send_to(state.as_bytes(), &path)
+    };
+}

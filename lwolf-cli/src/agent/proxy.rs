@@ -1,0 +1,565 @@
+//! `--proxy 127.0.0.1:PORT`: `/backoffice/…` to `api_base_url`, `/transact-workflow/…` to
+//! `transact_base_url`, sent by the library (its token, DPoP proof, subscription key,
+//! renewals, retries, deadline and request id) with the answer streamed back as it arrives.
+//!
+//! Not an open relay: loopback only, origin-form targets only (no absolute form, no
+//! `CONNECT`), a loopback `Host` (no DNS rebinding), the local key on every request, these
+//! two prefixes only. A caller's own `Authorization`, `DPoP`, `lw-subscription-key` and
+//! hop-by-hop headers are dropped. The request body is read whole first (at most
+//! `--max-body-bytes`): the library sends a body it holds, which it can send again on a
+//! retry or a renewal.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, TcpStream};
+use std::time::Instant;
+
+use lwolf_auth::{Response, ResponseSink};
+
+use super::http::{
+    self, reason, write_answer, write_refusal, BodyError, Conn, Head, HeadError, Refusal,
+};
+use super::key::HEADER as KEY_HEADER;
+use super::metrics::Refused;
+use super::socket::printable;
+use super::{error_json, error_status, Agent, BODY_TIMEOUT, FIRST_HEAD_TIMEOUT, HEAD_TIMEOUT};
+
+/// Never forwarded: the credentials are the agent's to add, the framing and the connection
+/// are each hop's own.
+const DROPPED: [&str; 15] = [
+    "host",
+    "authorization",
+    "proxy-authorization",
+    "dpop",
+    "lw-subscription-key",
+    KEY_HEADER,
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+];
+
+/// Response headers that are this hop's, not the caller's.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+/// Which API a request goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    BackOffice,
+    Transact,
+}
+
+/// Serves one connection to the proxy.
+pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
+    let mut conn = Conn::new(stream);
+    let mut wait = FIRST_HEAD_TIMEOUT;
+    loop {
+        let head = match conn.read_head(Instant::now() + wait) {
+            Ok(head) => head,
+            Err(HeadError::Closed | HeadError::Gone) => return,
+            Err(HeadError::Bad(refusal)) => {
+                agent.metrics.refused(Refused::Bad);
+                conn.refuse(&refusal);
+                return;
+            }
+        };
+        wait = HEAD_TIMEOUT;
+        let _busy = agent.busy();
+        let (api, path) = match admit(agent, &head) {
+            Ok(admitted) => admitted,
+            Err((why, refusal)) => {
+                agent.metrics.refused(why);
+                agent.log.debug(|| {
+                    // An absolute URL may hold a user's credentials: not shown.
+                    let target = if head.target.starts_with('/') {
+                        printable(head.target.split('?').next().unwrap_or_default())
+                    } else {
+                        "(not a path)".to_owned()
+                    };
+                    format!(
+                        "proxy: refused {} {target}: {} {}",
+                        printable(&head.method),
+                        refusal.status,
+                        refusal.reason
+                    )
+                });
+                // What follows the head (a body) is not read: the connection ends here.
+                conn.refuse(&refusal);
+                return;
+            }
+        };
+        let too_large = format!(
+            "the request body is larger than the agent takes ({} bytes)",
+            agent.max_body_bytes
+        );
+        let deadline = Instant::now() + BODY_TIMEOUT;
+        // A caller gone mid-body costs nothing: no token, no request upstream.
+        let body = match conn.read_request_body(&head, agent.max_body_bytes, &too_large, deadline) {
+            Ok(body) => body,
+            Err(BodyError::Refused(refusal)) => {
+                agent.metrics.refused(Refused::Body);
+                conn.refuse(&refusal);
+                return;
+            }
+            Err(BodyError::Gone) => {
+                agent.log.debug(|| "proxy: a caller left mid-body".into());
+                return;
+            }
+        };
+        agent.metrics.served(true);
+        let keep_alive = head.keep_alive() && !agent.stopping();
+        let kept = forward(agent, &mut conn.stream, &head, api, &path, body, keep_alive);
+        if !kept || !keep_alive {
+            return;
+        }
+    }
+}
+
+/// The checks, in order: the method, the target's form, the `Host`, the key, the path.
+fn admit(agent: &Agent, head: &Head) -> Result<(Api, String), (Refused, Refusal)> {
+    if head.method == "CONNECT" {
+        return Err((
+            Refused::Target,
+            Refusal::new(405, "CONNECT is not taken: this is not a forward proxy"),
+        ));
+    }
+    if !head.target.starts_with('/') {
+        return Err((
+            Refused::Target,
+            Refusal::new(
+                400,
+                "only a path is taken as the target (no absolute URL): this is not a forward \
+                 proxy",
+            ),
+        ));
+    }
+    let hosts: Vec<&[u8]> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "host")
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    let loopback = match hosts.as_slice() {
+        [host] => is_loopback_host(host),
+        _ => false,
+    };
+    if !loopback {
+        return Err((
+            Refused::Host,
+            Refusal::new(403, "the Host header must name a loopback address"),
+        ));
+    }
+    let keys: Vec<&[u8]> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == KEY_HEADER)
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    let key_ok = match (&agent.key, keys.as_slice()) {
+        (Some(key), [given]) => key.matches(given.trim_ascii()),
+        _ => false,
+    };
+    if !key_ok {
+        return Err((
+            Refused::Key,
+            Refusal::new(
+                403,
+                "a missing or wrong Lwolf-Agent-Key: it is in the agent's key file",
+            ),
+        ));
+    }
+    let (path, query) = match head.target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (head.target.as_str(), None),
+    };
+    let routed = [
+        ("/backoffice", Api::BackOffice),
+        ("/transact-workflow", Api::Transact),
+    ]
+    .into_iter()
+    .find_map(|(prefix, api)| {
+        let rest = path.strip_prefix(prefix)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some((api, rest))
+    });
+    let Some((api, rest)) = routed else {
+        return Err((
+            Refused::Path,
+            Refusal::new(
+                404,
+                "the proxy serves /backoffice/... and /transact-workflow/... only",
+            ),
+        ));
+    };
+    // A path that climbs out of the API's base, or that servers read in different ways.
+    let lower = rest.to_ascii_lowercase();
+    let climbs = rest.contains('\\')
+        || rest.contains(';')
+        || lower.contains("%25")
+        || lower.contains("%2e")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || rest.split('/').any(|s| s == ".." || s == ".");
+    if climbs {
+        return Err((
+            Refused::Path,
+            Refusal::new(
+                400,
+                "the path must not hold dot segments, encoded slashes, dots or percent signs, \
+                 or semicolons",
+            ),
+        ));
+    }
+    let mut forwarded = if rest.is_empty() {
+        "/".to_owned()
+    } else {
+        rest.to_owned()
+    };
+    if let Some(query) = query {
+        forwarded.push('?');
+        forwarded.push_str(query);
+    }
+    Ok((api, forwarded))
+}
+
+/// Whether a `Host` value names a loopback address: `localhost`, `127.x.x.x` or `[::1]`,
+/// with any port.
+fn is_loopback_host(value: &[u8]) -> bool {
+    let Ok(value) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let value = value.trim();
+    let host = if let Some(rest) = value.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((host, port)) if port.is_empty() || port.starts_with(':') => host,
+            _ => return false,
+        }
+    } else {
+        match value.split_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            Some(_) => return false,
+            None => value,
+        }
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Sends the request through the library and relays the answer; false when the connection
+/// cannot serve another request (an answer cut off).
+fn forward(
+    agent: &Agent,
+    out: &mut TcpStream,
+    head: &Head,
+    api: Api,
+    path: &str,
+    body: Option<Vec<u8>>,
+    keep_alive: bool,
+) -> bool {
+    let started = Instant::now();
+    let client = agent.client();
+    let client = match api {
+        Api::BackOffice => client,
+        Api::Transact => client.transact(),
+    };
+    let connection_named: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "connection")
+        .flat_map(|(_, v)| v.split(|b| *b == b','))
+        .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
+        .collect();
+    let mut builder = client.request(&head.method, path);
+    let mut content_type = None;
+    for (name, value) in &head.headers {
+        if DROPPED.contains(&name.as_str()) || connection_named.contains(name) {
+            continue;
+        }
+        let Ok(value) = std::str::from_utf8(value) else {
+            write_refusal(
+                out,
+                &Refusal::new(400, format!("the value of the {name} header is not UTF-8")),
+                keep_alive,
+            );
+            return keep_alive;
+        };
+        if name == "content-type" {
+            content_type = Some(value.to_owned());
+        }
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = body {
+        let content_type = content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
+        builder = builder.body(body, content_type);
+    }
+    let request = match builder.build() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = write_answer(
+                out,
+                400,
+                "application/json",
+                &[],
+                &error_json(&e),
+                keep_alive,
+            );
+            return keep_alive;
+        }
+    };
+    let config = client.config();
+    let mut relay = Relay {
+        out,
+        head_method: head.method == "HEAD",
+        http10: head.version == 0,
+        keep_alive,
+        framing: Framing::None,
+        head_sent: false,
+        written: 0,
+        limit: config.max_response_bytes() as u64,
+        id_header: config.request_id_header().map(str::to_ascii_lowercase),
+        status: 0,
+    };
+    let outcome = client.send_streaming(&request, &mut relay);
+    let shown_path = printable(path.split('?').next().unwrap_or_default());
+    match outcome {
+        Ok(response) => {
+            let finished = relay.finish().is_ok();
+            agent.log.trace(|| {
+                format!(
+                    "proxy: {} {shown_path} -> {} (request {}) in {} ms",
+                    printable(&head.method),
+                    response.status(),
+                    response.request_id().unwrap_or("-"),
+                    started.elapsed().as_millis()
+                )
+            });
+            finished && relay.keep_alive
+        }
+        Err(e) if !relay.head_sent => {
+            agent.log.debug(|| {
+                format!(
+                    "proxy: {} {shown_path}: no answer: {e}",
+                    printable(&head.method)
+                )
+            });
+            let status = error_status(&e);
+            write_answer(
+                relay.out,
+                status,
+                "application/json",
+                &[],
+                &error_json(&e),
+                keep_alive,
+            )
+            .is_ok()
+                && keep_alive
+        }
+        Err(e) => {
+            // The head went out: all the caller can be told is a cut-off body.
+            agent.log.debug(|| {
+                format!(
+                    "proxy: {} {shown_path} -> {}: cut off: {e}",
+                    printable(&head.method),
+                    relay.status
+                )
+            });
+            false
+        }
+    }
+}
+
+/// How the body goes to the caller.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (HEAD, 204, 304).
+    None,
+    /// The upstream's Content-Length, bytes as they come, never more.
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (an HTTP/1.1 caller, no length known).
+    Chunked,
+    /// Until the connection closes (an HTTP/1.0 caller, no length known).
+    Close,
+}
+
+/// Writes the library's answer to the caller: its head, then its body as it arrives, at
+/// most `max_response_bytes`.
+struct Relay<'a> {
+    out: &'a mut TcpStream,
+    head_method: bool,
+    http10: bool,
+    keep_alive: bool,
+    framing: Framing,
+    head_sent: bool,
+    written: u64,
+    limit: u64,
+    id_header: Option<String>,
+    status: u16,
+}
+
+impl Relay<'_> {
+    fn finish(&mut self) -> io::Result<()> {
+        match self.framing {
+            Framing::Chunked => self.out.write_all(b"0\r\n\r\n")?,
+            // Fewer bytes than the head promised: the caller's next response would be read
+            // as the rest of this one; the connection must end here.
+            Framing::Length(n) if self.written != n => {
+                self.keep_alive = false;
+                return Err(io::Error::other("the body was shorter than its length"));
+            }
+            _ => {}
+        }
+        self.out.flush()
+    }
+
+    fn too_large(&self) -> io::Error {
+        io::Error::other("the response is larger than max_response_bytes")
+    }
+}
+
+impl Write for Relay<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.framing == Framing::None {
+            return Ok(buf.len());
+        }
+        self.written += buf.len() as u64;
+        if self.written > self.limit {
+            return Err(self.too_large());
+        }
+        if let Framing::Length(n) = self.framing {
+            if self.written > n {
+                self.keep_alive = false;
+                return Err(io::Error::other("the body is longer than its length"));
+            }
+        }
+        if self.framing == Framing::Chunked {
+            let mut piece = format!("{:x}\r\n", buf.len()).into_bytes();
+            piece.extend_from_slice(buf);
+            piece.extend_from_slice(b"\r\n");
+            self.out.write_all(&piece)?;
+        } else {
+            self.out.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl ResponseSink for Relay<'_> {
+    fn head(&mut self, response: &Response) -> io::Result<()> {
+        let status = response.status();
+        self.status = status;
+        // A length beside a transfer coding is not what framed the body (ureq decoded the
+        // coding): it is ignored, as RFC 9112 says.
+        let length = response
+            .header("content-length")
+            .filter(|_| response.header("transfer-encoding").is_none())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let no_body = self.head_method || status == 204 || status == 304 || status < 200;
+        if !no_body && length.is_some_and(|n| n > self.limit) {
+            // Said before any of it is relayed.
+            self.head_sent = true;
+            let why = format!(
+                "the API's answer ({status}) is larger than max_response_bytes ({})",
+                self.limit
+            );
+            write_answer(
+                self.out,
+                502,
+                "application/json",
+                &[],
+                &http::error_body(&why),
+                false,
+            )?;
+            self.keep_alive = false;
+            return Err(self.too_large());
+        }
+        self.framing = match (no_body, length) {
+            (true, _) => Framing::None,
+            (false, Some(n)) => Framing::Length(n),
+            (false, None) if self.http10 => Framing::Close,
+            (false, None) => Framing::Chunked,
+        };
+        if self.framing == Framing::Close {
+            self.keep_alive = false;
+        }
+        let mut text = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        let mut has_id = false;
+        for (name, value) in response.headers() {
+            if HOP_BY_HOP.contains(&name) && !(name == "content-length" && no_body) {
+                continue;
+            }
+            if Some(name) == self.id_header.as_deref() {
+                has_id = true;
+            }
+            text.push_str(name);
+            text.push_str(": ");
+            text.push_str(value);
+            text.push_str("\r\n");
+        }
+        if let (Some(name), Some(id), false) = (&self.id_header, response.request_id(), has_id) {
+            text.push_str(&format!("{name}: {id}\r\n"));
+        }
+        match (self.framing, length) {
+            (Framing::Length(n), _) => text.push_str(&format!("content-length: {n}\r\n")),
+            (Framing::Chunked, _) => text.push_str("transfer-encoding: chunked\r\n"),
+            _ => {}
+        }
+        text.push_str(if self.keep_alive {
+            "connection: keep-alive\r\n\r\n"
+        } else {
+            "connection: close\r\n\r\n"
+        });
+        self.head_sent = true;
+        self.out.write_all(text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:99",
+            "[::1]",
+            "127.1.2.3:5",
+        ] {
+            assert!(is_loopback_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:80",
+            "127.0.0.1.nip.io",
+            "localhost.evil:80",
+            "10.0.0.1",
+            "[::1]x",
+            "",
+            "127.0.0.1:80:80",
+            "localhost:abc",
+        ] {
+            assert!(!is_loopback_host(bad.as_bytes()), "{bad}");
+        }
+    }
+}
