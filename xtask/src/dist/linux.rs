@@ -46,14 +46,25 @@ pub fn build() -> Result<Built, String> {
     let mut dirs = vec![venv_bin];
     dirs.extend(std::env::split_paths(&path));
     let path = std::env::join_paths(dirs).map_err(|e| e.to_string())?;
+    // The build machine's paths (the registry's sources, this tree) are not shipped in the
+    // binaries' panic locations.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let rustflags = format!(
+        "--remap-path-prefix={}=/cargo/registry/src --remap-path-prefix={}=/lwolf-auth",
+        cargo_home.join("registry/src").display(),
+        root().display()
+    );
     let cargo = || {
         let mut cmd = Command::new(crate::cargo_program());
-        cmd.current_dir(root()).env("PATH", &path).args([
-            "zigbuild",
-            "--release",
-            "--target",
-            &zig_target(),
-        ]);
+        cmd.current_dir(root())
+            .env("PATH", &path)
+            .env("RUSTFLAGS", &rustflags)
+            // An encoded set of flags would win over RUSTFLAGS.
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .args(["zigbuild", "--release", "--target", &zig_target()]);
         cmd
     };
     // Two commands, as the tests build them: together, cargo would unify the CLI's features
