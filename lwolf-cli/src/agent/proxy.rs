@@ -328,6 +328,7 @@ fn forward(
         keep_alive,
         framing: Framing::None,
         head_sent: false,
+        pending: Vec::new(),
         written: 0,
         limit: config.max_response_bytes() as u64,
         id_header: config.request_id_header().map(str::to_ascii_lowercase),
@@ -349,7 +350,9 @@ fn forward(
             });
             finished && relay.keep_alive
         }
-        Err(e) if !relay.head_sent => {
+        // Nothing reached the caller yet (the head still waits for the body's first bytes):
+        // it can still be told what went wrong.
+        Err(e) if !relay.head_sent || !relay.pending.is_empty() => {
             agent.log.debug(|| {
                 format!(
                     "proxy: {} {shown_path}: no answer: {e}",
@@ -404,6 +407,9 @@ struct Relay<'a> {
     keep_alive: bool,
     framing: Framing,
     head_sent: bool,
+    /// The head, kept until the body's first bytes (or the end) so that both go out in one
+    /// write: one segment for a small answer rather than two.
+    pending: Vec<u8>,
     written: u64,
     limit: u64,
     id_header: Option<String>,
@@ -413,16 +419,26 @@ struct Relay<'a> {
 impl Relay<'_> {
     fn finish(&mut self) -> io::Result<()> {
         match self.framing {
-            Framing::Chunked => self.out.write_all(b"0\r\n\r\n")?,
+            Framing::Chunked => self.send(b"0\r\n\r\n")?,
             // Fewer bytes than the head promised: the caller's next response would be read
             // as the rest of this one; the connection must end here.
             Framing::Length(n) if self.written != n => {
                 self.keep_alive = false;
                 return Err(io::Error::other("the body was shorter than its length"));
             }
-            _ => {}
+            _ => self.send(&[])?,
         }
         self.out.flush()
+    }
+
+    /// Writes `bytes` to the caller, after the head if it still waits.
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return self.out.write_all(bytes);
+        }
+        let mut all = std::mem::take(&mut self.pending);
+        all.extend_from_slice(bytes);
+        self.out.write_all(&all)
     }
 
     fn too_large(&self) -> io::Error {
@@ -449,9 +465,9 @@ impl Write for Relay<'_> {
             let mut piece = format!("{:x}\r\n", buf.len()).into_bytes();
             piece.extend_from_slice(buf);
             piece.extend_from_slice(b"\r\n");
-            self.out.write_all(&piece)?;
+            self.send(&piece)?;
         } else {
-            self.out.write_all(buf)?;
+            self.send(buf)?;
         }
         Ok(buf.len())
     }
@@ -527,7 +543,8 @@ impl ResponseSink for Relay<'_> {
             "connection: close\r\n\r\n"
         });
         self.head_sent = true;
-        self.out.write_all(text.as_bytes())
+        self.pending = text.into_bytes();
+        Ok(())
     }
 }
 
