@@ -208,7 +208,10 @@ fn the_linux_archive_works_wherever_it_is_unpacked() {
         assert!(moved.join(file).exists(), "the archive has no {file}");
     }
     // No path of the build machine is shipped (panic locations are remapped).
-    let home_cargo = format!("{}/.cargo/registry", std::env::var("HOME").unwrap_or_default());
+    let home_cargo = format!(
+        "{}/.cargo/registry",
+        std::env::var("HOME").unwrap_or_default()
+    );
     for file in ["lib/liblwolf_auth.so.0", "bin/lwolf", "lib/liblwolf_auth.a"] {
         let bytes = std::fs::read(moved.join(file)).unwrap();
         for path in [repo_root().to_str().unwrap(), home_cargo.as_str()] {
