@@ -370,6 +370,15 @@ fn run<B: ureq::AsSendBody>(
     }
 }
 
+/// The size of the pieces a streamed body is copied in.
+const COPY_PIECE: usize = 64 * 1024;
+
+thread_local! {
+    /// Each thread's copy buffer, kept between responses: zeroing a new 64 KiB for every
+    /// answer was a measurable part of a small request's cost (the agent's proxy).
+    static COPY_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Copies a body to `out` in pieces. Once anything was written (`committed`: the head
 /// already was) the exchange is final: a failure after that is not worth a retry (the
 /// caller has half a response).
@@ -378,10 +387,26 @@ fn stream(
     out: &mut dyn std::io::Write,
     committed: bool,
 ) -> Result<(), Failure> {
-    let mut buf = vec![0u8; 64 * 1024];
+    // Taken, not borrowed: a writer that streams another response on this thread (a C
+    // callback calling the library) gets a buffer of its own.
+    let mut buf = COPY_BUFFER.with(std::cell::Cell::take);
+    if buf.len() < COPY_PIECE {
+        buf = vec![0u8; COPY_PIECE];
+    }
+    let copied = copy(body, out, committed, &mut buf);
+    COPY_BUFFER.with(|kept| kept.set(buf));
+    copied
+}
+
+fn copy(
+    body: &mut dyn std::io::Read,
+    out: &mut dyn std::io::Write,
+    committed: bool,
+    buf: &mut [u8],
+) -> Result<(), Failure> {
     let mut written = committed;
     loop {
-        let n = match body.read(&mut buf) {
+        let n = match body.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

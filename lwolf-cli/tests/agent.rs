@@ -1440,3 +1440,63 @@ fn a_length_beside_a_transfer_coding_is_not_relayed() {
     assert_eq!(body, b"5\r\nhello\r\n0\r\n\r\n", "{head}");
     agent.check_stderr();
 }
+
+/// Socket activation: a launcher standing in for systemd binds the socket (with the mode a
+/// `.socket` unit's `SocketMode=0660` gives), passes it as descriptor 3 with `LISTEN_FDS=1`
+/// and its own pid in `LISTEN_PID`, and execs the agent. The agent serves that socket,
+/// checks its peers as on its own, and leaves it in place when it stops (it is systemd's).
+#[test]
+fn a_socket_passed_by_systemd_is_served_and_left_in_place() {
+    let sandbox = sandbox();
+    let dir = TempDir::new("agent-activated");
+    let socket = dir.join("agent.sock");
+    let launcher = "import os, socket, sys\n\
+        path, argv = sys.argv[1], sys.argv[2:]\n\
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+        s.bind(path)\n\
+        os.chmod(path, 0o660)\n\
+        s.listen(16)\n\
+        if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
+        os.set_inheritable(3, True)\n\
+        os.environ['LISTEN_FDS'] = '1'\n\
+        os.environ['LISTEN_PID'] = str(os.getpid())\n\
+        os.execv(argv[0], argv)\n";
+    let template = agent_command(&sandbox, &dir, &["--socket", socket.to_str().unwrap()]);
+    let mut cmd = clean_command("python3");
+    cmd.args(["-c", launcher])
+        .arg(&socket)
+        .arg(LWOLF)
+        .args(template.get_args());
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut agent = Agent::spawn(cmd, TempDir::new("agent-activated-home"), socket.clone());
+    assert!(
+        agent.stderr().contains("is systemd's"),
+        "the agent bound a socket of its own:\n{}",
+        agent.stderr()
+    );
+    assert_eq!(mode(&socket), 0o660, "the unit's mode was changed");
+    let (status, body) = curl(&[
+        "--unix-socket",
+        socket.to_str().unwrap(),
+        "http://localhost/v1/token",
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(json(&body)["access_token"].as_str().unwrap().len() > 20);
+    agent.signal("TERM");
+    assert_eq!(
+        agent.wait(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        agent.stderr()
+    );
+    assert!(socket.exists(), "the agent removed systemd's socket");
+    agent.check_stderr();
+}

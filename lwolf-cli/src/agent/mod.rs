@@ -224,6 +224,12 @@ pub(crate) fn run(
             "lwolf agent needs --socket PATH, --proxy 127.0.0.1:PORT or --sink FILE",
         ));
     }
+    // Before any thread is started: taking the passed socket removes LISTEN_FDS and
+    // LISTEN_PID from the environment.
+    let passed = match &options.socket {
+        Some(path) => socket::Listener::inherited(path)?,
+        None => None,
+    };
     let client = make_client()?;
     let peers = match &options.socket {
         Some(_) => Some(peer::Policy::new(&options.allow)?),
@@ -276,10 +282,13 @@ pub(crate) fn run(
         registered.map_err(|e| Failure::io(format!("cannot handle signals: {e}")))?;
     }
     let unix = match &options.socket {
-        Some(path) => Some(socket::Listener::bind(
-            path,
-            options.socket_group.as_deref(),
-        )?),
+        Some(path) => Some(match passed {
+            Some(passed) => {
+                log.info(&format!("the socket {} is systemd's", path.display()));
+                passed
+            }
+            None => socket::Listener::bind(path, options.socket_group.as_deref())?,
+        }),
         None => None,
     };
     let tcp = match options.proxy {

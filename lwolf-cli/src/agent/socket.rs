@@ -28,7 +28,9 @@ const MAX_REJECT_BODY: usize = 64 * 1024;
 pub(crate) struct Listener {
     pub(crate) listener: UnixListener,
     pub(crate) path: PathBuf,
-    id: (u64, u64),
+    /// The socket file this agent made (device, inode), removed when it stops; `None` for
+    /// one systemd passed, which stays systemd's.
+    id: Option<(u64, u64)>,
 }
 
 impl Listener {
@@ -99,16 +101,55 @@ impl Listener {
         Ok(Listener {
             listener,
             path: path.to_owned(),
-            id: (meta.dev(), meta.ino()),
+            id: Some((meta.dev(), meta.ino())),
         })
+    }
+
+    /// The listening Unix socket systemd passed for `path` (socket activation: the first of
+    /// `LISTEN_FDS`, meant for this process by `LISTEN_PID`), if there is one. Its mode and
+    /// group are the `.socket` unit's (`SocketMode=`, `SocketGroup=`); peers are checked as
+    /// on a socket of the agent's own.
+    pub(crate) fn inherited(path: &Path) -> Result<Option<Listener>, Failure> {
+        let mut passed = listenfd::ListenFd::from_env();
+        if passed.len() == 0 {
+            return Ok(None);
+        }
+        let listener = passed
+            .take_unix_listener(0)
+            .map_err(|e| Failure::io(format!("the socket systemd passed is not usable: {e}")))?
+            .ok_or_else(|| {
+                Failure::io("systemd passed a descriptor that is not a listening Unix socket")
+            })?;
+        let bound = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_owned));
+        if bound.as_deref() != Some(path) {
+            return Err(Failure::io(format!(
+                "systemd passed the socket {}, not --socket {}",
+                bound.as_deref().unwrap_or(Path::new("(unnamed)")).display(),
+                path.display()
+            )));
+        }
+        listener.set_nonblocking(true).map_err(|e| {
+            Failure::io(format!(
+                "cannot listen on the socket {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Some(Listener {
+            listener,
+            path: path.to_owned(),
+            id: None,
+        }))
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
         // Only the socket this agent made: another may have taken the name since.
-        if let Ok(meta) = fs::symlink_metadata(&self.path) {
-            if (meta.dev(), meta.ino()) == self.id {
+        if let (Ok(meta), Some(id)) = (fs::symlink_metadata(&self.path), self.id) {
+            if (meta.dev(), meta.ino()) == id {
                 let _ = fs::remove_file(&self.path);
             }
         }
