@@ -10,7 +10,7 @@
 //!
 //! `abi/liblwolf_auth.so.0.abi` is the committed description; `abidiff` compares the
 //! header's description now with it (`abi/suppressions`: a size-prefixed struct may grow at
-//! its end). The policy (docs/abi.md): in 0.x, additions only; any other change moves the
+//! its end). The policy (docs/packages.md, "The ABI promise"): in 0.x, additions only; any other change moves the
 //! soname's major.
 //!
 //! The status values are kept in `abi/status-values.txt`: C17 sees `lwolf_status` as a
@@ -332,7 +332,7 @@ pub fn check(library: Option<&Path>) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", committed_path.display()))?;
     if let Verdict::Incompatible(report) = compare(&committed, &current, &work)? {
         return Err(format!(
-            "the header breaks the ABI of {SONAME} (docs/abi.md):\n{report}"
+            "the header breaks the ABI of {SONAME} (docs/packages.md, The ABI promise):\n{report}"
         ));
     }
     let statuses = std::fs::read_to_string(dir().join("status-values.txt"))
