@@ -1,5 +1,5 @@
-//! `lwolf agent`, run as a separate process (at trace level, `-vv`) against the in-process
-//! sandbox: the socket API with curl, the proxy with curl, Python and raw sockets, every
+//! `lwolf agent` (lwolf-cli), run as a separate process (at trace level, `-vv`) against the
+//! in-process sandbox: the socket API with curl, the proxy with curl, Python and raw sockets, every
 //! refusal, a peer of another user, the sink file, the signals, and 100 concurrent clients.
 //! Every agent's stderr is checked for the secret, the subscription key, the proxy's key and
 //! every token handed out.
@@ -21,7 +21,10 @@ use lwolf_sandbox::Sandbox;
 use lwolf_test_support::ffi_support::clean_command;
 use lwolf_test_support::temp_dir::TempDir;
 
-const LWOLF: &str = env!("CARGO_BIN_EXE_lwolf");
+/// The `lwolf` program (built for this test binary's profile).
+fn lwolf() -> PathBuf {
+    lwolf_test_support::ffi_support::lwolf_binary()
+}
 /// A secret and a subscription key that are easy to spot in any output.
 const SECRET: &str = "agent-s3cr3t-MUST-NOT-SHOW";
 const SUBSCRIPTION_KEY: &str = "agent-subkey-MUST-NOT-SHOW";
@@ -53,7 +56,7 @@ struct Agent {
 
 /// The `lwolf agent` command for `sandbox`: a clean environment, the cache in `dir`.
 fn agent_command(sandbox: &Sandbox, dir: &TempDir, args: &[&str]) -> Command {
-    let mut cmd = clean_command(LWOLF);
+    let mut cmd = clean_command(lwolf());
     cmd.arg("agent")
         .arg("-vv")
         .args(args)
@@ -1315,7 +1318,7 @@ fn bad_command_lines_are_refused() {
         ),
         (&["token", "--socket", "/tmp/x"], "does not apply"),
     ] {
-        let out = clean_command(LWOLF)
+        let out = clean_command(lwolf())
             .args(args)
             .env("HOME", dir.path())
             .env("LWOLF_CLIENT_ID", "id")
@@ -1328,7 +1331,7 @@ fn bad_command_lines_are_refused() {
         assert!(!stderr.contains(SECRET));
     }
     // The help names the agent's options.
-    let out = clean_command(LWOLF).arg("--help").output().unwrap();
+    let out = clean_command(lwolf()).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for word in [
         "lwolf agent",
@@ -1406,7 +1409,7 @@ fn a_length_beside_a_transfer_coding_is_not_relayed() {
     ));
     let dir = TempDir::new("agent-te-cl");
     let socket = dir.join("agent.sock");
-    let mut cmd = clean_command(LWOLF);
+    let mut cmd = clean_command(lwolf());
     cmd.arg("agent")
         .arg("-vv")
         .args([
@@ -1465,7 +1468,7 @@ fn a_socket_passed_by_systemd_is_served_and_left_in_place() {
     let mut cmd = clean_command("python3");
     cmd.args(["-c", launcher])
         .arg(&socket)
-        .arg(LWOLF)
+        .arg(lwolf())
         .args(template.get_args());
     for (key, value) in template.get_envs() {
         match value {
