@@ -5,7 +5,7 @@
 //! - the C examples built with `x86_64-w64-mingw32-gcc` against the import library
 //!   (`liblwolf_auth.dll.a`, the DLL beside the program) and against the static library with
 //!   the system libraries the SDK lists, each checking what it got;
-//! - the C++ API's tests built with mingw's g++ (posix threads, for `std::mutex`);
+//! - the C++ API's tests built with mingw's g++ (both thread models);
 //! - `lwolf.exe token --json` and `lwolf.exe get`;
 //! - the DLL's exports (only `lwolf_*`) and version resource.
 //!
