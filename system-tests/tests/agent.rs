@@ -1213,7 +1213,7 @@ fn a_hundred_concurrent_clients_share_one_token() {
     let key = agent.key();
     let addr = agent.proxy.clone().unwrap();
     let answered = Arc::new(AtomicU64::new(0));
-    let run_for = Duration::from_secs(4);
+    let run_for = Duration::from_secs(10);
     let started = Instant::now();
     let mut rss_early = 0;
     let clients: Vec<_> = (0..100)
