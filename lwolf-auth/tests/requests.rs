@@ -285,7 +285,19 @@ fn send_to_streams_only_the_answer_it_hands_back() {
     assert_eq!(text, br#"{"message":"no such document"}"#);
 }
 
+/// A client of `api` whose retries wait 1-5 ms.
+fn quick_retries(tokens: &Server, api: &Server) -> Client {
+    Client::new(
+        builder_for(tokens, api)
+            .retry_base(ms(1))
+            .retry_max(ms(5))
+            .build()
+            .unwrap(),
+    )
+}
+
 /// A sink that records when its head came, relative to the body.
+#[derive(Default)]
 struct HeadFirst {
     heads: Vec<(u16, Option<String>, usize)>,
     body: Vec<u8>,
@@ -320,18 +332,9 @@ fn send_streaming_tells_the_head_once_before_the_body() {
     // The 503 retried and the 401 renewed never reach the sink, their heads neither.
     api.push(Action::json(503, r#"{"message":"busy"}"#));
     api.push(Action::json(401, r#"{"message":"expired"}"#));
-    let client = Client::new(
-        builder_for(&tokens, &api)
-            .retry_base(ms(1))
-            .retry_max(ms(5))
-            .build()
-            .unwrap(),
-    );
+    let client = quick_retries(&tokens, &api);
     let request = client.get("/v1/documents/big").build().unwrap();
-    let mut sink = HeadFirst {
-        heads: Vec::new(),
-        body: Vec::new(),
-    };
+    let mut sink = HeadFirst::default();
     let resp = ok(client.send_streaming(&request, &mut sink));
     assert_eq!(resp.status(), 200);
     assert_eq!(sink.heads.len(), 1);
@@ -342,10 +345,7 @@ fn send_streaming_tells_the_head_once_before_the_body() {
 
     // A body read whole (an error answer handed back) gets its head first too.
     api.push(Action::json(404, r#"{"message":"no such document"}"#));
-    let mut sink = HeadFirst {
-        heads: Vec::new(),
-        body: Vec::new(),
-    };
+    let mut sink = HeadFirst::default();
     let resp = ok(client.send_streaming(&request, &mut sink));
     assert_eq!(resp.status(), 404);
     assert_eq!(sink.heads.len(), 1);
@@ -366,18 +366,9 @@ fn a_streamed_head_is_final_and_a_body_only_stream_still_retries() {
         status: 200,
         declared: 1000,
     });
-    let client = Client::new(
-        builder_for(&tokens, &api)
-            .retry_base(ms(1))
-            .retry_max(ms(5))
-            .build()
-            .unwrap(),
-    );
+    let client = quick_retries(&tokens, &api);
     let request = client.get("/v1/documents/big").build().unwrap();
-    let mut sink = HeadFirst {
-        heads: Vec::new(),
-        body: Vec::new(),
-    };
+    let mut sink = HeadFirst::default();
     let err = client
         .send_streaming(&request, &mut sink)
         .expect_err("the body was cut short after the head was passed on");

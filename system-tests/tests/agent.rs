@@ -160,6 +160,20 @@ impl Agent {
         format!("http://{}", self.proxy.as_deref().unwrap())
     }
 
+    /// `GET /v1/auth-headers` over the socket for `method` and `url`, encoded by curl.
+    fn auth_headers(&mut self, method: &str, url: &str) -> (u16, String) {
+        self.socket_curl(
+            &[
+                "-G",
+                "--data-urlencode",
+                &format!("method={method}"),
+                "--data-urlencode",
+                &format!("url={url}"),
+            ],
+            "/v1/auth-headers",
+        )
+    }
+
     /// curl over the socket: (HTTP status, body).
     fn socket_curl(&mut self, args: &[&str], path: &str) -> (u16, String) {
         let (status, body) = curl(
@@ -325,16 +339,7 @@ fn the_socket_api_answers_curl() {
 
     // GET /v1/auth-headers: for the API, and refused for another origin.
     let api_url = format!("{}/v1/offices", sandbox.api_base_url());
-    let (status, body) = agent.socket_curl(
-        &[
-            "-G",
-            "--data-urlencode",
-            "method=GET",
-            "--data-urlencode",
-            &format!("url={api_url}"),
-        ],
-        "/v1/auth-headers",
-    );
+    let (status, body) = agent.auth_headers("GET", &api_url);
     assert_eq!(status, 200, "{body}");
     let headers = json(&body);
     assert_eq!(
@@ -345,16 +350,7 @@ fn the_socket_api_answers_curl() {
         headers.get("DPoP").is_none(),
         "no DPoP proof without dpop: {body}"
     );
-    let (status, body) = agent.socket_curl(
-        &[
-            "-G",
-            "--data-urlencode",
-            "method=GET",
-            "--data-urlencode",
-            "url=https://evil.example/v1/offices",
-        ],
-        "/v1/auth-headers",
-    );
+    let (status, body) = agent.auth_headers("GET", "https://evil.example/v1/offices");
     assert_eq!(status, 403, "{body}");
     assert!(
         json(&body)["error"]
@@ -366,16 +362,7 @@ fn the_socket_api_answers_curl() {
     assert!(!body.contains(&access));
     let (status, _) = agent.socket_curl(&[], "/v1/auth-headers?method=GET");
     assert_eq!(status, 400);
-    let (status, _) = agent.socket_curl(
-        &[
-            "-G",
-            "--data-urlencode",
-            "method=G T",
-            "--data-urlencode",
-            &format!("url={api_url}"),
-        ],
-        "/v1/auth-headers",
-    );
+    let (status, _) = agent.auth_headers("G T", &api_url);
     assert_eq!(status, 400);
 
     // POST /v1/reject: a token this agent handed out is renewed; a stranger's is not.
@@ -1364,16 +1351,7 @@ fn dpop_bound_tokens_get_proofs_over_the_socket_and_through_the_proxy() {
     let home = TempDir::new("agent-dpop-home");
     let mut agent = Agent::spawn(cmd, home, socket);
     let api_url = format!("{}/v1/offices", sandbox.api_base_url());
-    let (status, body) = agent.socket_curl(
-        &[
-            "-G",
-            "--data-urlencode",
-            "method=GET",
-            "--data-urlencode",
-            &format!("url={api_url}"),
-        ],
-        "/v1/auth-headers",
-    );
+    let (status, body) = agent.auth_headers("GET", &api_url);
     assert_eq!(status, 200, "{body}");
     let headers = json(&body);
     assert!(

@@ -402,6 +402,18 @@ fn a_program_builds_against_the_dev_package_and_runs_on_the_runtime() {
     assert!(out.contains("\"fingerprint\""), "{out}");
 }
 
+/// `pip install` of the venv `bin`, quiet and offline: what to install is the caller's.
+fn pip_install(bin: &Path) -> Command {
+    let mut cmd = clean_command(bin.join("pip"));
+    cmd.args([
+        "install",
+        "--quiet",
+        "--no-index",
+        "--disable-pip-version-check",
+    ]);
+    cmd
+}
+
 /// A fresh venv in `dir` with `packages` installed from the wheelhouse `cargo xtask test`
 /// fills (no index, no network); its `bin/`.
 fn fresh_venv(dir: &Path, packages: &[&str]) -> PathBuf {
@@ -418,13 +430,7 @@ fn fresh_venv(dir: &Path, packages: &[&str]) -> PathBuf {
     let bin = venv.join("bin");
     if !packages.is_empty() {
         ok(
-            clean_command(bin.join("pip"))
-                .args([
-                    "install",
-                    "--quiet",
-                    "--no-index",
-                    "--disable-pip-version-check",
-                ])
+            pip_install(&bin)
                 .arg("--find-links")
                 .arg(&wheelhouse)
                 .args(packages),
@@ -504,13 +510,7 @@ fn the_wheel_is_manylinux_and_works_without_cargo() {
     let work = outside("wheel");
     let bin = fresh_venv(&work, &["requests"]);
     ok(
-        clean_command(bin.join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--no-index",
-                "--disable-pip-version-check",
-            ])
+        pip_install(&bin)
             .arg(&wheel)
             .env("PATH", path_without_cargo()),
         "pip install the wheel",
@@ -569,14 +569,8 @@ fn the_sdist_builds_the_library_where_no_wheel_fits() {
         std::env::var("PATH").unwrap_or_default()
     );
     ok(
-        clean_command(bin.join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--no-index",
-                "--no-build-isolation",
-                "--disable-pip-version-check",
-            ])
+        pip_install(&bin)
+            .arg("--no-build-isolation")
             .arg(&sdist)
             .current_dir(&work)
             .env("PATH", path)

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -89,24 +89,11 @@ fn create(path: &Path) -> std::io::Result<()> {
         let _ = write!(hex, "{b:02x}");
     }
     hex.push('\n');
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
-    let _ = fs::remove_file(&temp);
-    let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&temp)?;
-        file.write_all(hex.as_bytes())?;
-        file.sync_all()?;
-        // A link never replaces a name: another agent's key made meanwhile stays.
-        match fs::hard_link(&temp, path) {
+    // A link never replaces a name: another agent's key made meanwhile stays.
+    super::private_file::write(path, hex.as_bytes(), |temp, path| {
+        match fs::hard_link(temp, path) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
             _ => Ok(()),
         }
-    })();
-    let _ = fs::remove_file(&temp);
-    written
+    })
 }

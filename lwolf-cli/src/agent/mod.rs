@@ -12,6 +12,7 @@ mod http;
 mod key;
 mod metrics;
 mod peer;
+mod private_file;
 mod proxy;
 mod sink;
 mod socket;
@@ -163,6 +164,30 @@ impl Agent {
 
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// The next request head of a connection, with the connection: the first within
+    /// [`FIRST_HEAD_TIMEOUT`], each later one within [`HEAD_TIMEOUT`]. `None` once the peer
+    /// left or went quiet, or sent a bad head (counted, answered, and the connection closed).
+    pub(crate) fn next_head<S: http::Stream>(
+        &self,
+        mut conn: http::Conn<S>,
+        first: bool,
+    ) -> Option<(http::Conn<S>, http::Head)> {
+        let wait = if first {
+            FIRST_HEAD_TIMEOUT
+        } else {
+            HEAD_TIMEOUT
+        };
+        match conn.read_head(Instant::now() + wait) {
+            Ok(head) => Some((conn, head)),
+            Err(http::HeadError::Closed | http::HeadError::Gone) => None,
+            Err(http::HeadError::Bad(refusal)) => {
+                self.metrics.refused(metrics::Refused::Bad);
+                conn.refuse(&refusal);
+                None
+            }
+        }
     }
 
     /// Counts a request in flight until the guard is dropped.

@@ -15,35 +15,25 @@ use std::time::Instant;
 
 use lwolf_auth::{Response, ResponseSink};
 
-use super::http::{
-    self, reason, write_answer, write_refusal, BodyError, Conn, Head, HeadError, Refusal,
-};
+use super::http::{self, reason, write_answer, write_refusal, BodyError, Conn, Head, Refusal};
 use super::key::HEADER as KEY_HEADER;
 use super::metrics::Refused;
 use super::socket::printable;
-use super::{error_json, error_status, Agent, BODY_TIMEOUT, FIRST_HEAD_TIMEOUT, HEAD_TIMEOUT};
+use super::{error_json, error_status, Agent, BODY_TIMEOUT};
 
-/// Never forwarded: the credentials are the agent's to add, the framing and the connection
-/// are each hop's own.
-const DROPPED: [&str; 15] = [
-    "host",
+/// Never forwarded: the credentials are the agent's to add, and `Host` and `Expect` are
+/// this hop's (besides [`HOP_BY_HOP`]).
+const DROPPED: [&str; 7] = [
     "authorization",
     "proxy-authorization",
     "dpop",
     "lw-subscription-key",
     KEY_HEADER,
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
+    "host",
     "expect",
 ];
 
-/// Response headers that are this hop's, not the caller's.
+/// Headers of each hop's own (the framing and the connection), in either direction.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -65,18 +55,13 @@ enum Api {
 /// Serves one connection to the proxy.
 pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
     let mut conn = Conn::new(stream);
-    let mut wait = FIRST_HEAD_TIMEOUT;
+    let mut first = true;
     loop {
-        let head = match conn.read_head(Instant::now() + wait) {
-            Ok(head) => head,
-            Err(HeadError::Closed | HeadError::Gone) => return,
-            Err(HeadError::Bad(refusal)) => {
-                agent.metrics.refused(Refused::Bad);
-                conn.refuse(&refusal);
-                return;
-            }
+        let Some((kept, head)) = agent.next_head(conn, first) else {
+            return;
         };
-        wait = HEAD_TIMEOUT;
+        conn = kept;
+        first = false;
         let _busy = agent.busy();
         let (api, path) = match admit(agent, &head) {
             Ok(admitted) => admitted,
@@ -284,7 +269,10 @@ fn forward(
     let mut builder = client.request(&head.method, path);
     let mut content_type = None;
     for (name, value) in &head.headers {
-        if DROPPED.contains(&name.as_str()) || connection_named.contains(name) {
+        if DROPPED.contains(&name.as_str())
+            || HOP_BY_HOP.contains(&name.as_str())
+            || connection_named.contains(name)
+        {
             continue;
         }
         let Ok(value) = std::str::from_utf8(value) else {

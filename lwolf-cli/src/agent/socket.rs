@@ -14,11 +14,9 @@ use std::time::Instant;
 use lwolf_auth::Error;
 use zeroize::Zeroizing;
 
-use super::http::{self, write_answer, BodyError, Conn, HeadError, Refusal};
+use super::http::{self, write_answer, BodyError, Conn, Refusal};
 use super::metrics::Refused;
-use super::{
-    error_json, error_status, sink, Agent, BODY_TIMEOUT, FIRST_HEAD_TIMEOUT, HEAD_TIMEOUT,
-};
+use super::{error_json, error_status, sink, Agent, BODY_TIMEOUT};
 use crate::output::{rfc3339, Failure};
 
 /// The largest body `POST /v1/reject` takes (a token).
@@ -167,18 +165,13 @@ pub(crate) fn serve(agent: &Agent, stream: UnixStream) {
         }
     }
     let mut conn = Conn::new(stream);
-    let mut wait = FIRST_HEAD_TIMEOUT;
+    let mut first = true;
     loop {
-        let head = match conn.read_head(Instant::now() + wait) {
-            Ok(head) => head,
-            Err(HeadError::Closed | HeadError::Gone) => return,
-            Err(HeadError::Bad(refusal)) => {
-                agent.metrics.refused(Refused::Bad);
-                conn.refuse(&refusal);
-                return;
-            }
+        let Some((kept, head)) = agent.next_head(conn, first) else {
+            return;
         };
-        wait = HEAD_TIMEOUT;
+        conn = kept;
+        first = false;
         let _busy = agent.busy();
         let keep_alive = head.keep_alive() && !agent.stopping();
         let deadline = Instant::now() + BODY_TIMEOUT;

@@ -1,0 +1,37 @@
+//! Files only the agent's user may read (the proxy's key, the token sink), written whole and
+//! synced under a temporary name before they appear under their own.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Writes `bytes` to a new file beside `path` (mode 0600, created afresh, never through a
+/// link), syncs it, then `publish(temporary, path)` gives it its name (a rename replaces
+/// the file there; a hard link never does). The temporary file is gone afterwards either way.
+pub(crate) fn write(
+    path: &Path,
+    bytes: &[u8],
+    publish: impl FnOnce(&Path, &Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("the path names no file"))?
+        .to_string_lossy();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    // Ours from an earlier attempt of this process: the name holds our pid.
+    let _ = fs::remove_file(&temp);
+    let written = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        publish(&temp, path)
+    })();
+    let _ = fs::remove_file(&temp);
+    written
+}
