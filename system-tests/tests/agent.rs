@@ -798,6 +798,27 @@ fn the_proxy_refuses_what_is_not_for_it_and_keeps_serving() {
         .as_bytes(),
     );
     assert_eq!(status, 400);
+    // Whatever a server could read as another path, a fragment among them: the library drops
+    // `#...`, so a `..` before it would climb out of the API's base upstream.
+    for target in [
+        "/backoffice/v1/offices/..#x",
+        "/backoffice/v1/#/../../oauth/token",
+        "/backoffice/v1/offices?$top=1#x",
+        "/backoffice/v1;x/offices",
+        "/backoffice/v1%2foffices",
+        "/backoffice/v1\\..\\offices",
+        "/backoffice/v1/%25",
+    ] {
+        let (status, _, _) = raw(
+            &proxy,
+            format!(
+                "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Lwolf-Agent-Key: {key}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(status, 400, "{target}");
+    }
 
     // Absolute-form targets (a forward proxy's), and CONNECT.
     let (status, body) = curl(&[

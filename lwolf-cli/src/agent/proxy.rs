@@ -188,9 +188,12 @@ fn admit(agent: &Agent, head: &Head) -> Result<(Api, String), (Refused, Refusal)
             ),
         ));
     };
-    // A path that climbs out of the API's base, or that servers read in different ways.
+    // A path that climbs out of the API's base, or that servers read in different ways. A
+    // fragment is never sent by a client, and the library drops it: a `..` before it would
+    // then end the path upstream.
     let lower = rest.to_ascii_lowercase();
-    let climbs = rest.contains('\\')
+    let climbs = head.target.contains('#')
+        || rest.contains('\\')
         || rest.contains(';')
         || lower.contains("%25")
         || lower.contains("%2e")
@@ -203,7 +206,7 @@ fn admit(agent: &Agent, head: &Head) -> Result<(Api, String), (Refused, Refusal)
             Refusal::new(
                 400,
                 "the path must not hold dot segments, encoded slashes, dots or percent signs, \
-                 or semicolons",
+                 semicolons, or a fragment",
             ),
         ));
     }
