@@ -1050,6 +1050,19 @@ fn the_sink_file_is_written_atomically_at_start_and_on_each_new_token() {
     let (_, body) = agent.socket_curl(&[], "/v1/token");
     assert_eq!(json(&body)["access_token"], token.as_str());
     let inode = fs::metadata(&sink).unwrap().ino();
+    // Names someone else could guess and take first in a shared directory: the temporary
+    // file this agent's pid would have, and a few more.
+    let taken: Vec<PathBuf> = [
+        ".token.json.{pid}.tmp",
+        ".token.json.{pid}.new",
+        ".token.json.tmp",
+    ]
+    .iter()
+    .map(|name| dir.join(&name.replace("{pid}", &agent.pid())))
+    .collect();
+    for name in &taken {
+        fs::create_dir(name).unwrap();
+    }
 
     // A new token (the old one rejected): the file is replaced, not rewritten in place.
     sandbox.expire_tokens();
@@ -1065,6 +1078,9 @@ fn the_sink_file_is_written_atomically_at_start_and_on_each_new_token() {
         "written in place"
     );
     assert_eq!(mode(&sink), 0o600);
+    for name in &taken {
+        fs::remove_dir(name).unwrap();
+    }
     // Nothing left beside it but the file, the socket and the cache.
     let names: Vec<String> = fs::read_dir(dir.path())
         .unwrap()

@@ -6,9 +6,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Writes `bytes` to a new file beside `path` (mode 0600, created afresh, never through a
-/// link), syncs it, then `publish(temporary, path)` gives it its name (a rename replaces
-/// the file there; a hard link never does). The temporary file is gone afterwards either way.
+/// Writes `bytes` to a new file beside `path` (mode 0600, under a random name, created
+/// afresh, never through a link), syncs it, then `publish(temporary, path)` gives it its
+/// name (a rename replaces the file there; a hard link never does). The temporary file is
+/// gone afterwards either way.
 pub(crate) fn write(
     path: &Path,
     bytes: &[u8],
@@ -18,9 +19,10 @@ pub(crate) fn write(
         .file_name()
         .ok_or_else(|| io::Error::other("the path names no file"))?
         .to_string_lossy();
-    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    // Ours from an earlier attempt of this process: the name holds our pid.
-    let _ = fs::remove_file(&temp);
+    // A name no one else can guess and take first in a shared directory (a pid can be).
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+    let temp = path.with_file_name(format!(".{name}.{:016x}.tmp", u64::from_ne_bytes(random)));
     let written = (|| {
         let mut file = fs::OpenOptions::new()
             .write(true)
