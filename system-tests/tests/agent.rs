@@ -1412,7 +1412,8 @@ fn dpop_bound_tokens_get_proofs_over_the_socket_and_through_the_proxy() {
 
 /// An API that frames its answer with both `Transfer-Encoding: chunked` and a
 /// `Content-Length` that is not the body's: the proxy relays what the coding framed, never
-/// the length (which would leave the caller reading the next answer as this one's rest).
+/// the length (which would leave the caller reading the next answer as this one's rest); and
+/// an answer's hop-by-hop headers and cookies, which are not relayed either.
 #[test]
 fn a_length_beside_a_transfer_coding_is_not_relayed() {
     use lwolf_test_support::common::{Action, Server};
@@ -1456,6 +1457,21 @@ fn a_length_beside_a_transfer_coding_is_not_relayed() {
     assert!(!head.contains("content-length: 100"), "{head}");
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
     assert_eq!(body, b"5\r\nhello\r\n0\r\n\r\n", "{head}");
+
+    // Headers the API's `Connection` names are its hop's; a cookie would be the browser's
+    // for every service on loopback, whatever its port: neither is relayed.
+    api.push(Action::Raw(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop-Secret\r\nX-Hop-Secret: 1\r\n\
+          Set-Cookie: session=abc\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok"
+            .to_vec(),
+    ));
+    let (status, head, body) = raw(&agent.proxy(), request.as_bytes());
+    assert_eq!(status, 200, "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("x-kept: yes"), "{head}");
+    assert!(!head.contains("x-hop-secret"), "{head}");
+    assert!(!head.contains("set-cookie"), "{head}");
+    assert_eq!(body, b"ok", "{head}");
     agent.check_stderr();
 }
 

@@ -68,13 +68,8 @@ impl Head {
 
     /// Whether the connection may serve another request after this one.
     pub fn keep_alive(&self) -> bool {
-        let connection = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "connection")
-            .flat_map(|(_, v)| v.split(|b| *b == b','))
-            .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
-            .collect::<Vec<_>>();
+        let connection =
+            connection_tokens(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
         if self.version == 0 {
             connection.iter().any(|t| t == "keep-alive")
         } else {
@@ -463,6 +458,20 @@ pub(crate) fn write_refusal(out: &mut dyn Write, refusal: &Refusal, keep_alive: 
         &error_body(&refusal.reason),
         keep_alive,
     );
+}
+
+/// The tokens of every `Connection` header among `headers` (lower-case names, any value),
+/// lower-cased: `keep-alive`, `close`, and the names of headers that are this hop's only.
+pub(crate) fn connection_tokens<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<String> {
+    headers
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, v)| v.split(|b| *b == b','))
+        .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

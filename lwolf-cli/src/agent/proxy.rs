@@ -262,13 +262,8 @@ fn forward(
         Api::BackOffice => client,
         Api::Transact => client.transact(),
     };
-    let connection_named: Vec<String> = head
-        .headers
-        .iter()
-        .filter(|(n, _)| n == "connection")
-        .flat_map(|(_, v)| v.split(|b| *b == b','))
-        .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
-        .collect();
+    let connection_named =
+        http::connection_tokens(head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
     let mut builder = client.request(&head.method, path);
     let mut content_type = None;
     for (name, value) in &head.headers {
@@ -508,8 +503,12 @@ impl ResponseSink for Relay<'_> {
         }
         let mut text = format!("HTTP/1.1 {status} {}\r\n", reason(status));
         let mut has_id = false;
+        let connection_named =
+            http::connection_tokens(response.headers().map(|(n, v)| (n, v.as_bytes())));
         for (name, value) in response.headers() {
-            if HOP_BY_HOP.contains(&name) && !(name == "content-length" && no_body) {
+            let hop = HOP_BY_HOP.contains(&name) && !(name == "content-length" && no_body);
+            // A cookie set for 127.0.0.1 would go to every service on loopback, any port.
+            if hop || name == "set-cookie" || connection_named.iter().any(|t| t == name) {
                 continue;
             }
             if Some(name) == self.id_header.as_deref() {
