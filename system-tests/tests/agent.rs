@@ -964,6 +964,11 @@ fn the_proxy_refuses_what_is_not_for_it_and_keeps_serving() {
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("chunked one"));
     assert_eq!(sandbox.token_requests(), 1);
+    // Each refusal is said at -v, a bad head and a body too large among them.
+    let said = agent.stderr();
+    for refusal in ["refused: 431", "refused: 413"] {
+        assert!(said.contains(refusal), "{refusal} not said:\n{said}");
+    }
     agent.check_stderr();
 }
 

@@ -1,6 +1,6 @@
 //! Where a streamed response goes: [`ResponseSink`] (the head, then the body, for
-//! [`Client::send_streaming`](crate::Client::send_streaming)(super::Client::send_streaming)), the body-only adapter of
-//! [`Client::send_to`](crate::Client::send_to)(super::Client::send_to), and the per-attempt wrapper the transport
+//! [`Client::send_streaming`](crate::Client::send_streaming)), the body-only adapter of
+//! [`Client::send_to`](crate::Client::send_to), and the per-attempt wrapper the transport
 //! writes to.
 
 use std::io::Write;
@@ -8,13 +8,14 @@ use std::io::Write;
 use crate::http::{RawResponse, StreamOut};
 use crate::Response;
 
-/// Where [`Client::send_streaming`](crate::Client::send_streaming) writes the response it hands back: its head (status,
-/// headers, URL, request id), then its body as it arrives.
+/// Where [`Client::send_streaming`](crate::Client::send_streaming) writes the response it
+/// hands back: its head (status, headers, URL, request id), then its body as it arrives.
 ///
 /// Responses the client consumes itself (a 401/403 it renews on, a 5xx it retries, a
 /// redirect it follows) never reach it; `head` is called once, before the first byte of the
 /// body, and from then on the exchange is final: a failure while the body is read is
-/// handed back ([`Error::Transport`](crate::Error::Transport)), never retried, so the sink never sees a second head.
+/// handed back ([`Error::Transport`](crate::Error::Transport)), never retried, so the sink
+/// never sees a second head.
 /// An error from either stops the transfer: [`Error::Aborted`](crate::Error::Aborted).
 pub trait ResponseSink: Write {
     /// The response whose body follows (its [`body`](Response::body) is empty).

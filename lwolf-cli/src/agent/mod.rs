@@ -183,11 +183,24 @@ impl Agent {
             Ok(head) => Some((conn, head)),
             Err(http::HeadError::Closed | http::HeadError::Gone) => None,
             Err(http::HeadError::Bad(refusal)) => {
-                self.metrics.refused(metrics::Refused::Bad);
-                conn.refuse(&refusal);
+                self.refuse(conn, metrics::Refused::Bad, &refusal);
                 None
             }
         }
+    }
+
+    /// Counts a refusal, says it at `-v` (its status and our reason: nothing the caller
+    /// sent), answers it and closes the connection.
+    pub(crate) fn refuse<S: http::Stream>(
+        &self,
+        conn: http::Conn<S>,
+        why: metrics::Refused,
+        refusal: &http::Refusal,
+    ) {
+        self.metrics.refused(why);
+        self.log
+            .debug(|| format!("refused: {} {}", refusal.status, refusal.reason));
+        conn.refuse(refusal);
     }
 
     /// Counts a request in flight until the guard is dropped.
@@ -443,8 +456,13 @@ pub(crate) fn run(
     Ok(0)
 }
 
-/// Accepts every connection waiting; after an error other than "none waiting" (out of
-/// descriptors, say) it pauses a moment rather than spin on a listener that stays readable.
+/// Connections taken from one listener before the others (and the signals) get their turn.
+const ACCEPTS_PER_ROUND: usize = 64;
+
+/// Accepts the connections waiting, at most [`ACCEPTS_PER_ROUND`] (a flood of connections on
+/// one listener must not keep the other, or a SIGTERM, waiting); after an error other than
+/// "none waiting" (out of descriptors, say) it pauses a moment rather than spin on a listener
+/// that stays readable.
 fn accept_all<S>(
     agent: &Arc<Agent>,
     accept: impl Fn() -> std::io::Result<S>,
@@ -453,7 +471,7 @@ fn accept_all<S>(
 ) where
     S: http::Stream + AsFd + Send + 'static + Blocking,
 {
-    loop {
+    for _ in 0..ACCEPTS_PER_ROUND {
         match accept() {
             Ok(stream) => spawn(agent, stream, serve, listener),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,

@@ -95,8 +95,7 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
         let body = match conn.read_request_body(&head, agent.max_body_bytes, &too_large, deadline) {
             Ok(body) => body,
             Err(BodyError::Refused(refusal)) => {
-                agent.metrics.refused(Refused::Body);
-                conn.refuse(&refusal);
+                agent.refuse(conn, Refused::Body, &refusal);
                 return;
             }
             Err(BodyError::Gone) => {

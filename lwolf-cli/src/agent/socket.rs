@@ -183,8 +183,7 @@ pub(crate) fn serve(agent: &Agent, stream: UnixStream) {
         ) {
             Ok(body) => Zeroizing::new(body.unwrap_or_default()),
             Err(BodyError::Refused(refusal)) => {
-                agent.metrics.refused(Refused::Body);
-                conn.refuse(&refusal);
+                agent.refuse(conn, Refused::Body, &refusal);
                 return;
             }
             Err(BodyError::Gone) => return,
