@@ -49,6 +49,8 @@ struct Agent {
     stderr: Arc<Mutex<String>>,
     dir: TempDir,
     socket: PathBuf,
+    /// The proxy's key file (beside the socket unless the test says otherwise).
+    key_file: PathBuf,
     proxy: Option<String>,
     /// Values that must never be in its stderr (the key and tokens are added as seen).
     secrets: Vec<String>,
@@ -91,7 +93,15 @@ impl Agent {
         Agent::spawn(cmd, dir, socket)
     }
 
-    fn spawn(mut cmd: Command, dir: TempDir, socket: PathBuf) -> Agent {
+    fn spawn(cmd: Command, dir: TempDir, socket: PathBuf) -> Agent {
+        let mut name = socket.file_name().unwrap().to_os_string();
+        name.push(".key");
+        let key_file = socket.with_file_name(name);
+        Agent::spawn_keyed(cmd, dir, socket, key_file)
+    }
+
+    /// As `spawn`, with the proxy's key in `key_file`.
+    fn spawn_keyed(mut cmd: Command, dir: TempDir, socket: PathBuf, key_file: PathBuf) -> Agent {
         let mut child = cmd.spawn().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().unwrap();
@@ -109,6 +119,7 @@ impl Agent {
             stderr,
             dir,
             socket,
+            key_file,
             proxy: None,
             secrets: vec![SECRET.into(), SUBSCRIPTION_KEY.into()],
         };
@@ -142,11 +153,8 @@ impl Agent {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Beside the socket, as the agent makes it by default.
     fn key_file(&self) -> PathBuf {
-        let mut name = self.socket.file_name().unwrap().to_os_string();
-        name.push(".key");
-        self.socket.with_file_name(name)
+        self.key_file.clone()
     }
 
     fn key(&self) -> String {
@@ -1537,5 +1545,79 @@ fn a_socket_passed_by_systemd_is_served_and_left_in_place() {
         agent.stderr()
     );
     assert!(socket.exists(), "the agent removed systemd's socket");
+    agent.check_stderr();
+}
+
+#[test]
+fn the_proxys_key_is_in_the_key_file_named_or_in_the_cache_directory() {
+    let sandbox = sandbox();
+    let dir = TempDir::new("agent-key-file");
+    let get = |agent: &Agent, key: &str| {
+        curl(&[
+            "-H",
+            &format!("Lwolf-Agent-Key: {key}"),
+            &format!("{}/backoffice/v1/offices", agent.proxy()),
+        ])
+        .0
+    };
+    // --key-file: made there, 0600, and the proxy takes that key only.
+    let named = dir.join("proxy.key");
+    let cmd = agent_command(
+        &sandbox,
+        &dir,
+        &[
+            "--proxy",
+            "127.0.0.1:0",
+            "--key-file",
+            named.to_str().unwrap(),
+        ],
+    );
+    let agent = Agent::spawn_keyed(
+        cmd,
+        TempDir::new("agent-key-home"),
+        dir.join("none"),
+        named.clone(),
+    );
+    assert_eq!(mode(&named), 0o600);
+    let key = agent.key();
+    assert_eq!(key.len(), 64, "32 random bytes in hex");
+    assert_eq!(get(&agent, &key), 200);
+    assert_eq!(get(&agent, &"0".repeat(64)), 403);
+    agent.check_stderr();
+    drop(agent);
+    // The next agent keeps the key it finds.
+    let cmd = agent_command(
+        &sandbox,
+        &dir,
+        &[
+            "--proxy",
+            "127.0.0.1:0",
+            "--key-file",
+            named.to_str().unwrap(),
+        ],
+    );
+    let agent = Agent::spawn_keyed(
+        cmd,
+        TempDir::new("agent-key-home2"),
+        dir.join("none"),
+        named.clone(),
+    );
+    assert_eq!(agent.key(), key);
+    assert_eq!(get(&agent, &key), 200);
+    agent.check_stderr();
+    drop(agent);
+    // Neither --key-file nor --socket: in the cache directory, a key of its own.
+    let cached = dir.join("cache").join("agent.key");
+    let cmd = agent_command(&sandbox, &dir, &["--proxy", "127.0.0.1:0"]);
+    let agent = Agent::spawn_keyed(
+        cmd,
+        TempDir::new("agent-key-home3"),
+        dir.join("none"),
+        cached.clone(),
+    );
+    assert_eq!(mode(&cached), 0o600);
+    assert_ne!(agent.key(), key);
+    assert_eq!(get(&agent, &agent.key()), 200);
+    assert_eq!(get(&agent, &key), 403);
     agent.check_stderr();
 }
