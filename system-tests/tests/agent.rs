@@ -498,10 +498,15 @@ impl ThrowawayUser {
 
     /// curl over `socket` as this user: (HTTP status, body, curl's exit code).
     fn curl(&self, socket: &Path, path: &str) -> (u16, String, i32) {
+        self.curl_in_group(self.gid, socket, path)
+    }
+
+    /// As `curl`, with `gid` as the primary group.
+    fn curl_in_group(&self, gid: u32, socket: &Path, path: &str) -> (u16, String, i32) {
         let out: Output = Command::new("setpriv")
             .args([
                 &format!("--reuid={}", self.uid),
-                &format!("--regid={}", self.gid),
+                &format!("--regid={gid}"),
                 "--clear-groups",
                 "curl",
                 "-s",
@@ -571,6 +576,54 @@ fn a_peer_of_another_user_is_refused_before_any_token_is_read() {
     assert_eq!(status, 200, "{body}");
     allowed.remember_tokens(&body);
     allowed.check_stderr();
+    drop(allowed);
+
+    // --allow of a group: a peer whose group it is, is served; the user, in its own group,
+    // is not. A uid given as a number is a user.
+    let group = format!("{}g", user.name);
+    let _ = Command::new("groupdel").arg(&group).output();
+    let made = Command::new("groupadd")
+        .arg(&group)
+        .output()
+        .expect("groupadd");
+    assert!(
+        made.status.success(),
+        "groupadd: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let gid: u32 = {
+        let out = Command::new("getent")
+            .args(["group", &group])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut by_group = Agent::start(&sandbox, &["--socket-group", &group, "--allow", &group]);
+    fs::set_permissions(by_group.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let (status, body, _) = user.curl_in_group(gid, &by_group.socket, "/v1/token");
+    assert_eq!(status, 200, "{body}");
+    by_group.remember_tokens(&body);
+    // Its own group is not the one allowed (and the socket's group lets it connect).
+    fs::set_permissions(&by_group.socket, fs::Permissions::from_mode(0o666)).unwrap();
+    let (status, body, _) = user.curl(&by_group.socket, "/v1/token");
+    assert_eq!(status, 403, "{body}");
+    by_group.check_stderr();
+    drop(by_group);
+    let _ = Command::new("groupdel").arg(&group).output();
+    let uid = user.uid.to_string();
+    let mut by_uid = Agent::start(&sandbox, &["--socket-group", &user.name, "--allow", &uid]);
+    fs::set_permissions(by_uid.dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let (status, body, _) = user.curl(&by_uid.socket, "/v1/token");
+    assert_eq!(status, 200, "{body}");
+    by_uid.remember_tokens(&body);
+    by_uid.check_stderr();
+    drop(by_uid);
 
     // Without --socket-group the socket is 0600: the other user cannot even connect.
     let closed = Agent::start(&sandbox, &[]);
@@ -1345,8 +1398,14 @@ fn a_hundred_concurrent_clients_share_one_token() {
 #[test]
 fn bad_command_lines_are_refused() {
     let dir = TempDir::new("agent-args");
+    let socket = dir.join("agent.sock");
+    let socket = socket.to_str().unwrap();
     for (args, says) in [
         (&["agent"][..], "needs --socket"),
+        (
+            &["agent", "--socket", socket, "--allow", "no-such-name-xyz"],
+            "neither a user nor a group",
+        ),
         (&["agent", "--proxy", "0.0.0.0:8080"], "loopback"),
         (&["agent", "--proxy", "10.1.2.3:8080"], "loopback"),
         (
