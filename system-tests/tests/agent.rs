@@ -1680,3 +1680,75 @@ fn the_proxys_key_is_in_the_key_file_named_or_in_the_cache_directory() {
     assert_eq!(get(&agent, &key), 403);
     agent.check_stderr();
 }
+
+/// A socket file left at the path: served by a live process (even one whose queue is full,
+/// which a blocking connect would wait on forever), the agent refuses it at once; left by a
+/// dead one, it is replaced and served.
+#[test]
+fn a_socket_in_use_is_refused_at_once_and_a_stale_one_replaced() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let sandbox = sandbox();
+    let dir = TempDir::new("agent-socket-taken");
+    let socket = dir.join("agent.sock");
+    let start = |dir: &TempDir| -> Child {
+        let mut cmd = agent_command(&sandbox, dir, &["--socket", socket.to_str().unwrap()]);
+        cmd.stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let exits_at_once = |mut child: Child| -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut said = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut said)
+                    .unwrap();
+                assert!(!status.success(), "{said}");
+                return said;
+            }
+            if started.elapsed() > PATIENCE {
+                let _ = child.kill();
+                panic!("the agent waited on a socket in use");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // A listener whose queue is full: one connection waits in a queue of none.
+    let listener = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let address = SocketAddrUnix::new(socket.as_path()).unwrap();
+    rustix::net::bind(&listener, &address).unwrap();
+    rustix::net::listen(&listener, 0).unwrap();
+    let queued = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    rustix::net::connect(&queued, &address).unwrap();
+    let said = exits_at_once(start(&dir));
+    assert!(said.contains("served by another process"), "{said}");
+
+    // The process gone, its file left: replaced, and served.
+    drop(queued);
+    drop(listener);
+    assert!(socket.exists());
+    let mut agent = Agent::spawn(
+        agent_command(&sandbox, &dir, &["--socket", socket.to_str().unwrap()]),
+        TempDir::new("agent-socket-taken-home"),
+        socket.clone(),
+    );
+    let (status, _) = agent.socket_curl(&[], "/v1/health");
+    assert_eq!(status, 200);
+    agent.check_stderr();
+}

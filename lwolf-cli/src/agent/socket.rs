@@ -57,7 +57,7 @@ impl Listener {
                     "{shown} exists and is not a socket of this user's; not replacing it"
                 )));
             }
-            if UnixStream::connect(path).is_ok() {
+            if served(path) {
                 return Err(Failure::io(format!(
                     "{shown} is served by another process (another agent?)"
                 )));
@@ -151,6 +151,27 @@ impl Drop for Listener {
                 let _ = fs::remove_file(&self.path);
             }
         }
+    }
+}
+
+/// Whether a process listens on the socket at `path`: a connection tried without waiting, so
+/// a live listener whose queue is full (which a blocking connect would wait on) counts too.
+fn served(path: &Path) -> bool {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let Ok(socket) = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    let Ok(address) = SocketAddrUnix::new(path) else {
+        return false;
+    };
+    match rustix::net::connect(&socket, &address) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INPROGRESS,
     }
 }
 
