@@ -456,3 +456,45 @@ fn the_dll_exports_only_lwolf_and_says_its_version() {
         );
     }
 }
+
+/// The zip a Windows user downloads holds the folder, byte for byte (nothing else), and the
+/// program unzipped from it runs.
+#[test]
+fn the_zip_holds_the_sdk_and_its_program_runs() {
+    let dist = dist();
+    let zip = dist.with_file_name(format!("lwolf-auth-{}-windows-x64.zip", xtask::version()));
+    assert!(zip.is_file(), "{} is missing", zip.display());
+    let unzipped = ffi_support::scratch_dir("windows-zip");
+    let compared = expect_success(
+        &run(
+            Command::new("python3").args([
+                "-c",
+                "import filecmp, os, sys, zipfile\n\
+                 zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])\n\
+                 got = sys.argv[2] + '/windows-x64'\n\
+                 def files(top):\n    \
+                     return sorted(os.path.relpath(os.path.join(d, f), top)\n        \
+                         for d, _, fs in os.walk(top) for f in fs)\n\
+                 a, b = files(sys.argv[3]), files(got)\n\
+                 assert a == b, (a, b)\n\
+                 same = [f for f in a if filecmp.cmp(os.path.join(sys.argv[3], f), os.path.join(got, f), shallow=False)]\n\
+                 assert same == a, sorted(set(a) - set(same))\n\
+                 print(len(a))",
+            ])
+            .arg(&zip)
+            .arg(&unzipped)
+            .arg(&dist),
+            LIMIT,
+        ),
+        "the zip against the folder",
+    );
+    assert!(
+        compared.trim().parse::<usize>().unwrap() >= 10,
+        "{compared}"
+    );
+    let exe = unzipped.join("windows-x64/bin/lwolf.exe");
+    let sandbox = Sandbox::start().unwrap();
+    let token = wine_ok(&exe, &["--no-cache", "token", "--json"], &sandbox);
+    let json: serde_json::Value = serde_json::from_str(token.trim()).expect("JSON");
+    assert_eq!(json["token_type"], "Bearer");
+}
