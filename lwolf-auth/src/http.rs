@@ -157,6 +157,11 @@ impl Agents {
     }
 }
 
+/// Idle connections the pool keeps for one API host.
+const IDLE_CONNECTIONS_PER_HOST: usize = 16;
+/// Idle connections the pool keeps in all.
+const IDLE_CONNECTIONS: usize = 64;
+
 /// What the agents are made of.
 struct AgentMaker {
     tls: TlsConfig,
@@ -176,6 +181,11 @@ impl AgentMaker {
                 .timeout_global(Some(self.timeout))
                 .user_agent(self.user_agent.as_str())
                 .allow_non_standard_methods(true)
+                // ureq keeps 3 idle connections per host: a client shared by more threads
+                // (the agent's proxy, a worker pool) would open a connection for most
+                // requests. 16 per API host, 64 in all, closed after ureq's idle timeout.
+                .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
+                .max_idle_connections(IDLE_CONNECTIONS)
                 .tls_config(self.tls.clone())
                 .proxy(proxy)
                 .build();

@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use once_cell::sync::Lazy;
 use serde_json::{json, Value};
-use tiny_http::{Method, Request};
 
 use std::collections::HashMap;
 
 use super::dpop;
-use super::server::{has_scheme, header, query_pairs, read_body, Reply, State};
+use super::server::{has_scheme, header, query_pairs, read_body, Method, Reply, Request, State};
 use super::MAX_CREATED;
 use crate::printable as sanitize_to;
 

@@ -46,6 +46,7 @@ mod api;
 mod assertion;
 pub mod cli;
 mod dpop;
+mod http;
 mod oauth;
 mod server;
 mod transact;
@@ -54,17 +55,15 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
-use tiny_http::Server;
 
 use lwolf_auth::ConfigBuilder;
 use lwolf_auth::SecretString;
-use server::{worker, State};
+use server::State;
 
 /// The client id a sandbox accepts unless told otherwise.
 pub const DEFAULT_CLIENT_ID: &str = "sandbox-client";
@@ -77,10 +76,6 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 /// The largest request body the sandbox reads; a larger one is answered with `400`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Threads taking requests off the server's queue.
-const WORKERS: usize = 16;
-/// How long a dropped sandbox waits for a worker that is busy with a request.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Issued tokens kept before expired ones are swept out.
 const SWEEP_ABOVE: usize = 10_000;
 /// Transactions created with `POST` that are kept (later ones are echoed, not stored).
@@ -242,9 +237,6 @@ impl SandboxBuilder {
         };
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))?;
         let addr = listener.local_addr()?;
-        let server = Server::from_listener(listener, None)
-            .map_err(|e| io::Error::other(format!("sandbox server: {e}")))?;
-        let server = Arc::new(server);
         let state = Arc::new(State {
             client_id: self.client_id,
             client_secret: self.client_secret,
@@ -270,40 +262,29 @@ impl SandboxBuilder {
             next_transaction: AtomicU64::new(1006),
             tiers: Mutex::new(api::sample_tiers()),
         });
-        let stopping = Arc::new(AtomicBool::new(false));
-        let mut sandbox = Sandbox {
+        let handler_state = Arc::clone(&state);
+        let server = http::Server::start(
+            listener,
+            Box::new(move |request: &mut http::Request| server::handle(&handler_state, request)),
+        )?;
+        log::debug!("listening on {addr}");
+        Ok(Sandbox {
             state,
             server,
-            stopping,
-            workers: Vec::with_capacity(WORKERS),
             addr,
-        };
-        for i in 0..WORKERS {
-            let server = Arc::clone(&sandbox.server);
-            let state = Arc::clone(&sandbox.state);
-            let stopping = Arc::clone(&sandbox.stopping);
-            // On failure `sandbox` is dropped, which stops the workers already started.
-            let handle = std::thread::Builder::new()
-                .name(format!("lwolf-sandbox-{i}"))
-                .spawn(move || worker(&server, &state, &stopping))?;
-            sandbox.workers.push(handle);
-        }
-        log::debug!("listening on {addr}");
-        Ok(sandbox)
+        })
     }
 }
 
 /// A running sandbox gateway and API on 127.0.0.1. Stops when dropped.
 ///
-/// Dropping it stops the listener and joins the worker threads; a worker still blocked on
-/// a client that stopped sending mid-body is waited for up to 2 seconds, then left behind.
+/// Dropping it closes the listener and every connection (a client that went silent
+/// mid-body is let go at once) and waits up to 2 seconds for answers being made.
 ///
 /// `Debug` shows the URL, client id and counters, never the secret.
 pub struct Sandbox {
     state: Arc<State>,
-    server: Arc<Server>,
-    stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    server: http::Server,
     addr: SocketAddr,
 }
 
@@ -405,6 +386,11 @@ impl Sandbox {
         self.state.api_requests.load(Ordering::SeqCst)
     }
 
+    /// TCP connections accepted so far: how well clients keep theirs alive.
+    pub fn connections(&self) -> u64 {
+        self.server.connections()
+    }
+
     /// The most API requests (Back Office and Transact) that were in flight at once.
     pub fn api_in_flight_peak(&self) -> u64 {
         self.state.api_in_flight_peak.load(Ordering::SeqCst)
@@ -435,25 +421,7 @@ impl fmt::Debug for Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // Each unblock wakes one `recv`; a worker that wakes with the flag set leaves.
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        // A worker stuck reading the body of a client that went silent cannot be woken:
-        // wait a while for it, then leave it behind rather than hang the caller.
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
-        for handle in self.workers.drain(..) {
-            while !handle.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            if handle.is_finished() {
-                let _ = handle.join();
-            } else {
-                log::warn!("a worker is still busy with a request; not waiting");
-            }
-        }
-        // The last `Arc<Server>` goes with `self`: tiny_http then closes the listener.
+        self.server.stop();
     }
 }
 

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use tiny_http::{Method, Request};
 
-use super::server::{has_scheme, header, percent_decode, read_body, Issued, Reply, State};
+use super::server::{
+    has_scheme, header, percent_decode, read_body, Issued, Method, Reply, Request, State,
+};
 use super::{assertion, dpop};
 use super::{DEFAULT_TOKEN_TTL, ISSUER, SWEEP_ABOVE};
 use crate::printable as sanitize_to;

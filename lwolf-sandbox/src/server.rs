@@ -1,18 +1,16 @@
-//! The HTTP side: the workers, the routing, and how an answer goes on the wire.
+//! What the sandbox keeps, and the routing of a request to its answer.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tiny_http::{Method, Request, Server};
 
 use super::api::{api, api_error};
+pub(super) use super::http::{Method, Reply, Request};
 use super::oauth::token_endpoint;
 use super::transact::transact;
-use super::MAX_BODY_BYTES;
 use crate::printable as sanitize_to;
 use lwolf_auth::SecretString;
 
@@ -61,37 +59,6 @@ pub(super) struct Issued {
     pub(super) jkt: Option<String>,
 }
 
-pub(super) fn worker(server: &Server, state: &State, stopping: &AtomicBool) {
-    loop {
-        match server.recv() {
-            Ok(request) => {
-                // A bug must not take the worker down: the request, dropped by the
-                // unwinding, is answered 500 by tiny_http.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle(state, request)
-                }));
-                if outcome.is_err() {
-                    log::error!("a request handler panicked");
-                }
-            }
-            Err(_) if stopping.load(Ordering::SeqCst) => return,
-            Err(e) => {
-                log::warn!("{e}");
-                if stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// An answer, before it becomes a tiny_http response.
-pub(super) struct Reply {
-    pub(super) status: u16,
-    pub(super) headers: Vec<(&'static str, String)>,
-    pub(super) body: Vec<u8>,
-}
-
 impl Reply {
     pub(super) fn json(status: u16, value: &Value) -> Reply {
         Reply {
@@ -107,18 +74,19 @@ impl Reply {
     }
 }
 
-pub(super) fn handle(state: &State, mut request: Request) {
+/// The answer to `request`.
+pub(super) fn handle(state: &State, request: &mut Request) -> Reply {
     let url = request.url().to_owned();
     let path = url.split(['?', '#']).next().unwrap_or("");
     let method = request.method().clone();
     let reply = if path == "/oauth/token" {
-        token_endpoint(state, &mut request)
+        token_endpoint(state, request)
     } else if path == "/backoffice" || path.starts_with("/backoffice/") {
         in_flight(state, || {
-            api(state, &mut request, &path["/backoffice".len()..], &url)
+            api(state, request, &path["/backoffice".len()..], &url)
         })
     } else if let Some(rest) = path.strip_prefix("/transact-workflow") {
-        in_flight(state, || transact(state, &mut request, rest, &url))
+        in_flight(state, || transact(state, request, rest, &url))
     } else if path == "/_sandbox/stats" {
         if matches!(method, Method::Get | Method::Head) {
             Reply::json(
@@ -135,13 +103,13 @@ pub(super) fn handle(state: &State, mut request: Request) {
             api_error(405, "method_not_allowed", "method not allowed").with("Allow", "GET")
         }
     } else if path == "/_sandbox/echo" {
-        echo(&mut request, &url)
+        echo(request, &url)
     } else {
         api_error(404, "not_found", "no such resource")
     };
     // The path only: a query string could carry anything.
     log::debug!("{} {} -> {}", method, sanitize_to(path, 100), reply.status);
-    respond(request, reply);
+    reply
 }
 
 /// Answers an API request, counted (as received at once, and as in flight for the while),
@@ -169,13 +137,11 @@ fn echo(request: &mut Request, url: &str) -> Reply {
     let headers: Vec<Value> = request
         .headers()
         .iter()
-        .filter(|h| !h.field.equiv("authorization") && !h.field.equiv("lw-subscription-key"))
-        .map(|h| {
-            json!([
-                h.field.as_str().as_str().to_ascii_lowercase(),
-                h.value.as_str()
-            ])
+        .filter(|(name, _)| {
+            !name.eq_ignore_ascii_case("authorization")
+                && !name.eq_ignore_ascii_case("lw-subscription-key")
         })
+        .map(|(name, value)| json!([name.to_ascii_lowercase(), value]))
         .collect();
     let subscription_key = header(request, "lw-subscription-key").is_some();
     let method = request.method().as_str().to_owned();
@@ -236,89 +202,15 @@ pub(super) fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Option<String
     String::from_utf8(decoded).ok()
 }
 
-/// Writes the whole response in one `write`: tiny_http's own `respond` writes through a
-/// 1 KiB buffer, and the second segment of a larger answer then waits for a delayed ACK
-/// (Nagle), which costs about 40 ms per request on a kept-alive connection.
-pub(super) fn respond(request: Request, reply: Reply) {
-    let head_only = *request.method() == Method::Head;
-    let connection = header(&request, "Connection").map(str::to_ascii_lowercase);
-    let close = match &connection {
-        Some(c) if c.contains("close") => true,
-        Some(c) if c.contains("keep-alive") => false,
-        _ => *request.http_version() < (1, 1),
-    };
-    let mut out = Vec::with_capacity(256 + reply.body.len());
-    out.extend_from_slice(
-        format!(
-            "HTTP/1.1 {} {}\r\nServer: lwolf-sandbox\r\nDate: {}\r\n",
-            reply.status,
-            reason(reply.status),
-            httpdate::fmt_http_date(SystemTime::now())
-        )
-        .as_bytes(),
-    );
-    for (name, value) in &reply.headers {
-        // Values may echo what a client sent: nothing that could end the header.
-        if value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-        }
-    }
-    out.extend_from_slice(format!("Content-Length: {}\r\n", reply.body.len()).as_bytes());
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    if !head_only {
-        out.extend_from_slice(&reply.body);
-    }
-    // Any unread body is drained here (tiny_http does it when the request is dropped), so
-    // the next request on the connection starts where it should.
-    let mut writer = request.into_writer();
-    if let Err(e) = writer.write_all(&out).and_then(|()| writer.flush()) {
-        log::debug!("could not send a response: {e}");
-    }
-}
-
-pub(super) fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        412 => "Precondition Failed",
-        428 => "Precondition Required",
-        429 => "Too Many Requests",
-        _ => "",
-    }
-}
-
-/// The body, or why it is refused: over [`MAX_BODY_BYTES`] or unreadable.
+/// The body, or why it is refused: over [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES) or
+/// unreadable.
 pub(super) fn read_body(request: &mut Request) -> Result<Vec<u8>, &'static str> {
-    if request.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err("request body larger than 64 KiB");
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| "the request body could not be read")?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err("request body larger than 64 KiB");
-    }
-    Ok(body)
+    request.take_body()
 }
 
 /// The first value of a header, any case.
 pub(super) fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+    request.header(name)
 }
 
 /// Whether `value` is `<scheme> <credentials>`, the scheme in any case.

@@ -1,10 +1,8 @@
 //! `/transact-workflow/v1/…`: the Transact API's stand-in. Every call needs the gateway's
 //! bearer token and the right `lw-subscription-key`, as the vendor's does.
 
-use tiny_http::{Method, Request};
-
 use super::api::{api_error, check_token, list, sample};
-use super::server::{header, query_pairs, Reply};
+use super::server::{header, query_pairs, Method, Reply, Request};
 use super::State;
 use crate::printable as sanitize_to;
 

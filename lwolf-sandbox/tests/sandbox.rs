@@ -235,15 +235,11 @@ fn starts_fast_on_loopback_and_stops_when_dropped() {
     let dropping = Instant::now();
     drop(sandbox);
     assert!(dropping.elapsed() < Duration::from_secs(2));
-    // tiny_http closes its listener on its own thread, just after the drop.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match TcpStream::connect(&addr) {
-            Err(_) => break,
-            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(_) => panic!("the sandbox still accepts connections after being dropped"),
-        }
-    }
+    // The listener is closed by the time the drop returns.
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "the sandbox still accepts connections after being dropped"
+    );
 }
 
 #[test]
