@@ -1,6 +1,6 @@
 """Rows 12.x: `lwolf agent`, side by side in one run on loopback.
 
-    python3 benches/agent.py SERVER_ENV_FILE LWOLF_BINARY [--quick]   # JSON rows on stdout
+    python3 benches/agent.py SERVER_ENV_FILE LWOLF_BINARY COMPARE_BINARY [--quick]   # JSON rows on stdout
 
 - 12.1: authenticated GETs through `lwolf agent --proxy` against the same GETs through nginx
   (Debian's nginx-light, `proxy_pass` with a fixed `Authorization` header, keep-alive to the
@@ -8,6 +8,9 @@
   alternating rounds against the bench's minimal server;
 - 12.2: the p99 latency each proxy adds to a GET sent straight to that server (wrk, the same
   header), measured in the same rounds;
+- 12.4: the same GETs made straight through the library, 16 threads sharing one client
+  (`compare load`, the Rust bench binary), in the same rounds: what a program that can load
+  the library gets, against what the agent gives one that cannot;
 - 12.3: the token read over the agent's socket (a new connection per read, as a script's curl
   makes) against reading the agent's sink file.
 
@@ -60,6 +63,14 @@ def wrk(url, headers, seconds):
     if errors:
         raise SystemExit(f"{url}: {errors.group(1)} answers were not 2xx:\n{out}")
     return rate, float(p99.group(1)) * scale
+
+
+def library_load(compare, env, path, seconds):
+    """Rate and p99 (ms) of GETs made through the library itself, 16 threads."""
+    out = subprocess.run([str(compare), "load", "--threads", "16", "--seconds", str(seconds),
+                          "--path", path], env=env, capture_output=True, text=True,
+                         timeout=seconds + 60, check=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def start_agent(lwolf, env):
@@ -160,6 +171,7 @@ def main():
                            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     env = env_from(sys.argv[1])
     lwolf = Path(sys.argv[2])
+    compare = Path(sys.argv[3])
     quick = "--quick" in sys.argv
     shutil.rmtree(OUT, ignore_errors=True)
     (OUT / "nginx-body").mkdir(parents=True)
@@ -176,14 +188,19 @@ def main():
         "nginx": (f"http://127.0.0.1:{nginx_port}/backoffice{path}", []),
         "direct": (f"{upstream}{path}", [f"Authorization: Bearer {token}"]),
     }
-    results = {name: [] for name in sides}
+    results = {name: [] for name in [*sides, "library"]}
     try:
         for name, (url, headers) in sides.items():  # warm-up
             wrk(url, headers, 1)
+        library_load(compare, env, path, 1)
         for i in range(rounds):
-            order = list(sides) if i % 2 == 0 else list(reversed(sides))
+            names = [*sides, "library"]
+            order = names if i % 2 == 0 else list(reversed(names))
             for name in order:
-                results[name].append(wrk(*sides[name], seconds))
+                if name == "library":
+                    results[name].append(library_load(compare, env, path, seconds))
+                else:
+                    results[name].append(wrk(*sides[name], seconds))
         reads = 300 if quick else 2000
         sock_us = [per_read_us(lambda: socket_read(sock), reads) for _ in range(rounds)]
         sink = OUT / "token.json"
@@ -217,6 +234,16 @@ def main():
         "ratio": added_agent / added_nginx if added_nginx > 0 else None,
         "target": "< 1 ms", "met": added_agent < 1.0,
         "note": f"p99 medians: agent {p99['agent']:.2f} ms, nginx {p99['nginx']:.2f} ms, straight {p99['direct']:.2f} ms",
+    }))
+    library_ratios = [a[0] / b[0] for a, b in zip(results["agent"], results["library"])]
+    print(json.dumps({
+        "id": "12.4-agent-proxy-vs-library",
+        "what": "The same GETs: through `lwolf agent --proxy` (wrk, 16 connections) against straight through the library (16 threads, one client)",
+        "ours": f"{rate['agent']:.0f} req/s",
+        "baseline": f"{rate['library']:.0f} req/s (`Client::get` from 16 threads)",
+        "ratio": med(library_ratios), "target": "none set", "met": None,
+        "note": (f"p99: {p99['agent']:.2f} ms through the agent, {p99['library']:.2f} ms through the library; "
+                 f"per-round ratio min-max {min(library_ratios):.2f}-{max(library_ratios):.2f}"),
     }))
     print(json.dumps({
         "id": "12.3-agent-socket-token",

@@ -137,7 +137,7 @@ python3 benches/windows.py "$OUT/fast.env" $QUICK >>"$RESULTS"
 
 step "12: lwolf agent's proxy against nginx, and its socket against its sink file"
 cargo build --release -p lwolf-cli
-python3 benches/agent.py "$OUT/fast.env" "$ROOT/target/release/lwolf" $QUICK >>"$RESULTS"
+python3 benches/agent.py "$OUT/fast.env" "$ROOT/target/release/lwolf" "$COMPARE" $QUICK >>"$RESULTS"
 
 step "packages: the release artifacts' sizes, and installing one to a first token vs from source"
 cargo xtask dist >&2

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench compare -- [--quick] [--out FILE] [hot|storm|stall|throughput|credentials]...
 //! cargo bench --bench compare -- serve [--sandbox] [--max-seconds N]
+//! cargo bench --bench compare -- load --threads N --seconds S --path PATH
 //! ```
 //!
 //! With no measurement named, all run. `--out FILE` appends the rows as JSON lines (for
@@ -17,11 +18,15 @@
 //! `threads` example needs for its `/_sandbox/stats`). It stops after `--max-seconds`
 //! (default 900) or when killed.
 //!
+//! `load` makes GETs of `PATH` through the library from `N` threads for `S` seconds, with a
+//! client from the `LWOLF_*` environment, and prints the rate and the p99 latency (ms).
+//!
 //! Nothing here asserts on timings: a missed target is reported, not failed.
 
 mod baselines;
 mod credentials;
 mod hot;
+mod load;
 mod measure;
 mod server;
 mod stall;
@@ -38,6 +43,8 @@ fn main() {
     let mut sandbox = false;
     let mut max_seconds = 900u64;
     let mut which: Vec<String> = Vec::new();
+    let mut load = false;
+    let (mut threads, mut seconds, mut path) = (16usize, 5u64, String::from("/v1/offices"));
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -51,11 +58,29 @@ fn main() {
                     .expect("--max-seconds N")
             }
             "serve" => serve = true,
+            "load" => load = true,
+            "--threads" => {
+                threads = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--threads N")
+            }
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--seconds S")
+            }
+            "--path" => path = args.next().expect("--path PATH"),
             "hot" | "storm" | "stall" | "throughput" | "credentials" => which.push(arg),
             // `cargo bench` passes `--bench`; libtest-style filters are not used here.
             a if a.starts_with("--") => {}
             other => panic!("unknown argument {other:?}"),
         }
+    }
+    if load {
+        load::run(threads, seconds, &path);
+        return;
     }
     if serve {
         run_server(sandbox, Duration::from_secs(max_seconds));
