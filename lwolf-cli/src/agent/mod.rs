@@ -227,12 +227,13 @@ impl Drop for Busy<'_> {
 
 /// An HTTP status for a library error that left no response: the request's fault (400),
 /// the agent's settings (500), or the upstream's (502; 503 for a rate limit; 504 past the
-/// deadline).
+/// deadline or when the last attempt timed out).
 pub(crate) fn error_status(e: &Error) -> u16 {
     match e {
         Error::InvalidArgument(_) => 400,
         Error::Config(_) => 500,
         Error::Deadline(_) => 504,
+        Error::Transport(failure) if failure.kind == lwolf_auth::TransportKind::Timeout => 504,
         Error::RateLimited(_) => 503,
         _ => 502,
     }

@@ -5,7 +5,8 @@
 //! Not an open relay: loopback only, origin-form targets only (no absolute form, no
 //! `CONNECT`), a loopback `Host` (no DNS rebinding), the local key on every request, these
 //! two prefixes only. A caller's own `Authorization`, `DPoP`, `lw-subscription-key` and
-//! hop-by-hop headers are dropped. The request body is read whole first (at most
+//! hop-by-hop headers are dropped. `Lwolf-Tenant: ID` sends the request with the token of
+//! that customer instance (`lwt_client_id`), as `?tenant=` does on the socket. The request body is read whole first (at most
 //! `--max-body-bytes`): the library sends a body it holds, which it can send again on a
 //! retry or a renewal.
 
@@ -21,14 +22,18 @@ use super::metrics::Refused;
 use super::socket::printable;
 use super::{error_json, error_status, Agent, BODY_TIMEOUT};
 
-/// Never forwarded: the credentials are the agent's to add, and `Host` and `Expect` are
-/// this hop's (besides [`HOP_BY_HOP`]).
-const DROPPED: [&str; 7] = [
+/// The header that names the customer instance (`lwt_client_id`) a request is for.
+pub(crate) const TENANT_HEADER: &str = "lwolf-tenant";
+
+/// Never forwarded: the credentials are the agent's to add, and `Host`, `Expect` and the
+/// tenant are this hop's (besides [`HOP_BY_HOP`]).
+const DROPPED: [&str; 8] = [
     "authorization",
     "proxy-authorization",
     "dpop",
     "lw-subscription-key",
     KEY_HEADER,
+    TENANT_HEADER,
     "host",
     "expect",
 ];
@@ -244,6 +249,21 @@ fn is_loopback_host(value: &[u8]) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The tenant a request names with [`TENANT_HEADER`] (`None`: the agent's own identity);
+/// refused if named twice or not in UTF-8 (the name's own rules are `client_for`'s).
+fn tenant_of(head: &Head) -> Result<Option<&str>, Refusal> {
+    let mut named = head.headers.iter().filter(|(n, _)| n == TENANT_HEADER);
+    let Some((_, value)) = named.next() else {
+        return Ok(None);
+    };
+    if named.next().is_some() {
+        return Err(Refusal::new(400, "Lwolf-Tenant is given more than once"));
+    }
+    std::str::from_utf8(value)
+        .map(Some)
+        .map_err(|_| Refusal::new(400, "Lwolf-Tenant is not UTF-8"))
+}
+
 /// Sends the request through the library and relays the answer; false when the connection
 /// cannot serve another request (an answer cut off).
 fn forward(
@@ -256,7 +276,17 @@ fn forward(
     keep_alive: bool,
 ) -> bool {
     let started = Instant::now();
-    let client = agent.client();
+    let client = match tenant_of(head).and_then(|tenant| agent.client_for(tenant)) {
+        Ok(client) => client,
+        Err(refusal) => {
+            agent.metrics.refused(Refused::Bad);
+            agent
+                .log
+                .debug(|| format!("proxy: refused: {} {}", refusal.status, refusal.reason));
+            write_refusal(out, &refusal, keep_alive);
+            return keep_alive;
+        }
+    };
     let client = match api {
         Api::BackOffice => client,
         Api::Transact => client.transact(),

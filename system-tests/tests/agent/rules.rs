@@ -1,0 +1,330 @@
+//! The library's rules through the proxy: a renewal on a rejected token, the Transact API's
+//! 403, retries, the timeout, redirects, and another tenant's token.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lwolf_test_support::temp_dir::TempDir;
+
+use super::support::*;
+
+/// `-D -` output: the value of header `name` (any case), if there is one.
+fn header_in(dump: &str, name: &str) -> Option<String> {
+    dump.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+#[test]
+fn a_token_the_api_rejects_is_renewed_and_the_request_sent_again() {
+    let sandbox = sandbox();
+    let mut agent = Agent::start(&sandbox, &[]);
+    let key = format!("Lwolf-Agent-Key: {}", agent.key());
+    let offices = format!("{}/backoffice/v1/offices", agent.proxy());
+    assert_eq!(curl(&["-H", &key, &offices]).0, 200);
+    assert_eq!(sandbox.tokens_issued(), 1);
+
+    // The sandbox forgets every token: the next request is answered 401 upstream, and the
+    // caller sees only the 200 of the request sent again with a new token.
+    sandbox.expire_tokens();
+    let (status, body) = curl(&["-H", &key, &offices]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sandbox.tokens_issued(), 2);
+    let (_, metrics) = agent.socket_curl(&[], "/metrics");
+    assert!(
+        metrics.contains("lwolf_forced_renewals_total 1"),
+        "{metrics}"
+    );
+    agent.check_stderr();
+}
+
+#[test]
+fn a_transact_403_is_relayed_and_never_renews() {
+    let sandbox = sandbox();
+    let dir = TempDir::new("agent");
+    let socket = dir.join("agent.sock");
+    let mut cmd = agent_command(
+        &sandbox,
+        &dir,
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--proxy",
+            "127.0.0.1:0",
+        ],
+    );
+    cmd.env("LWOLF_SUBSCRIPTION_KEY", "a-wrong-subscription-key");
+    let agent = Agent::spawn(cmd, dir, socket);
+    let key = format!("Lwolf-Agent-Key: {}", agent.key());
+    let proxy = agent.proxy();
+
+    for _ in 0..3 {
+        let (status, body) = curl(&[
+            "-H",
+            &key,
+            &format!("{proxy}/transact-workflow/v1/transactions"),
+        ]);
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("lw-subscription-key"), "{body}");
+    }
+    // A Transact 403 is about the key, not the token: one token, still good for the other API.
+    assert_eq!(sandbox.token_requests(), 1);
+    assert_eq!(
+        curl(&["-H", &key, &format!("{proxy}/backoffice/v1/offices")]).0,
+        200
+    );
+    assert_eq!(sandbox.token_requests(), 1);
+    agent.check_stderr();
+}
+
+#[test]
+fn another_tenant_is_named_with_lwolf_tenant() {
+    let sandbox = sandbox();
+    let agent = Agent::start(&sandbox, &[]);
+    let key = format!("Lwolf-Agent-Key: {}", agent.key());
+    let offices = format!("{}/backoffice/v1/offices", agent.proxy());
+
+    let (status, own) = curl(&["-H", &key, "-D", "-", &offices]);
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(header_in(&own, "x-sandbox-lwt-client-id"), None, "{own}");
+
+    let (status, theirs) = curl(&[
+        "-H",
+        &key,
+        "-H",
+        "Lwolf-Tenant: office-7",
+        "-D",
+        "-",
+        &offices,
+    ]);
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(
+        header_in(&theirs, "x-sandbox-lwt-client-id").as_deref(),
+        Some("office-7"),
+        "{theirs}"
+    );
+    // Kept: a second request for that tenant takes no new token.
+    assert_eq!(
+        curl(&["-H", &key, "-H", "Lwolf-Tenant: office-7", &offices]).0,
+        200
+    );
+    assert_eq!(sandbox.tokens_issued(), 2);
+
+    for bad in [
+        &["-H", "Lwolf-Tenant: bad id"][..],
+        &["-H", "Lwolf-Tenant: a", "-H", "Lwolf-Tenant: b"],
+        &["-H", "Lwolf-Tenant;"],
+    ] {
+        let (status, body) = curl(&[&["-H", &key][..], bad, &[&offices]].concat());
+        assert_eq!(status, 400, "{bad:?}: {body}");
+        assert!(body.contains("error"), "{body}");
+    }
+    assert_eq!(sandbox.tokens_issued(), 2);
+    agent.check_stderr();
+}
+
+/// What a scripted API was sent.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+}
+
+/// A scripted API on loopback: `answer(method, path, n)` (`n`: how many requests to that
+/// path came before) gives a delay and the raw answer, sent with `Connection: close`.
+struct Upstream {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+type Script = fn(&str, &str, usize) -> (Duration, String);
+
+impl Upstream {
+    fn start(answer: Script) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                thread::spawn(move || serve_one(stream, &log, answer));
+            }
+        });
+        Upstream { base, seen }
+    }
+
+    fn seen(&self, path: &str) -> Vec<Seen> {
+        let all = self.seen.lock().unwrap();
+        all.iter().filter(|s| s.path == path).cloned().collect()
+    }
+}
+
+fn serve_one(mut stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: Script) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap_or_default().split(' ');
+    let method = first.next().unwrap_or_default().to_owned();
+    let path = first.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    while data.len() < end + 4 + length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let before = {
+        let mut all = log.lock().unwrap();
+        let before = all.iter().filter(|s| s.path == path).count();
+        all.push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            authorization: headers
+                .iter()
+                .find(|(n, _)| n == "authorization")
+                .map(|(_, v)| v.clone()),
+        });
+        before
+    };
+    let (delay, reply) = answer(&method, &path, before);
+    thread::sleep(delay);
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+fn reply(status: &str, extra: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The port of the foreign origin `/api/moved` redirects to, set before the agent starts.
+static FOREIGN_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+fn api_script(method: &str, path: &str, before: usize) -> (Duration, String) {
+    let now = Duration::ZERO;
+    match (method, path) {
+        ("GET", "/api/flaky") if before == 0 => (
+            now,
+            reply("503 Service Unavailable", "Retry-After: 0\r\n", "busy"),
+        ),
+        ("GET", "/api/flaky") => (now, reply("200 OK", "", "fine")),
+        ("POST", "/api/busy") => (
+            now,
+            reply("503 Service Unavailable", "Retry-After: 0\r\n", "busy"),
+        ),
+        ("GET", "/api/slow") => (Duration::from_secs(4), reply("200 OK", "", "late")),
+        ("GET", "/api/moved") => {
+            let port = FOREIGN_PORT.get().copied().unwrap_or(1);
+            let location = format!("Location: http://127.0.0.1:{port}/stolen\r\n");
+            (now, reply("302 Found", &location, ""))
+        }
+        _ => (now, reply("404 Not Found", "", "no such path")),
+    }
+}
+
+/// Retries of idempotent methods only, a timed-out API answered 504 within a bound, and a
+/// redirect to another origin relayed, never followed (so the token never goes there).
+#[test]
+fn retries_the_timeout_and_redirects_follow_the_library() {
+    let sandbox = sandbox();
+    let upstream = Upstream::start(api_script);
+    let foreign = Upstream::start(|_, _, _| (Duration::ZERO, reply("200 OK", "", "stolen")));
+    let foreign_port: u16 = foreign.base.rsplit(':').next().unwrap().parse().unwrap();
+    FOREIGN_PORT.set(foreign_port).unwrap();
+
+    let dir = TempDir::new("agent");
+    let socket = dir.join("agent.sock");
+    let mut cmd = agent_command(
+        &sandbox,
+        &dir,
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--proxy",
+            "127.0.0.1:0",
+        ],
+    );
+    cmd.env("LWOLF_API_BASE_URL", format!("{}/api", upstream.base))
+        .env("LWOLF_TIMEOUT_MS", "1000")
+        .env("LWOLF_MAX_RETRIES", "1")
+        .env("LWOLF_RETRY_BASE_MS", "50");
+    let agent = Agent::spawn(cmd, dir, socket);
+    let key = format!("Lwolf-Agent-Key: {}", agent.key());
+    let proxy = agent.proxy();
+
+    // A GET answered 503 once is sent again; the caller sees the 200.
+    let (status, body) = curl(&["-H", &key, &format!("{proxy}/backoffice/flaky")]);
+    assert_eq!((status, body.as_str()), (200, "fine"));
+    let flaky = upstream.seen("/api/flaky");
+    assert_eq!(flaky.len(), 2, "{flaky:?}");
+    for seen in &flaky {
+        let auth = seen.authorization.as_deref().unwrap_or_default();
+        assert!(auth.starts_with("Bearer ") && auth.len() > 20, "{seen:?}");
+    }
+
+    // A POST is not: the 503 comes back as it is, after one attempt.
+    let (status, body) = curl(&[
+        "-H",
+        &key,
+        "--data",
+        "x=1",
+        &format!("{proxy}/backoffice/busy"),
+    ]);
+    assert_eq!((status, body.as_str()), (503, "busy"));
+    assert_eq!(upstream.seen("/api/busy").len(), 1);
+    assert_eq!(upstream.seen("/api/busy")[0].method, "POST");
+
+    // An API slower than timeout_ms: each attempt is cut off, and the caller gets a 504 in
+    // about the two attempts' time, not the API's.
+    let started = Instant::now();
+    let (status, body) = curl(&["-H", &key, &format!("{proxy}/backoffice/slow")]);
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("\"error\""), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(upstream.seen("/api/slow").len(), 2);
+
+    // A redirect to another origin is the caller's to see; the agent does not follow it.
+    let (status, dump) = curl(&["-H", &key, "-D", "-", &format!("{proxy}/backoffice/moved")]);
+    assert_eq!(status, 302, "{dump}");
+    assert_eq!(
+        header_in(&dump, "location"),
+        Some(format!("http://127.0.0.1:{foreign_port}/stolen"))
+    );
+    assert!(foreign.seen("/stolen").is_empty());
+    assert_eq!(sandbox.token_requests(), 1);
+    agent.check_stderr();
+}
