@@ -38,8 +38,8 @@ Options of get and request:
   --timeout SECONDS               the limit for each attempt (default: LWOLF_TIMEOUT_MS)
 
 Options of agent (at least one of --socket, --proxy, --sink; it runs in the foreground until
-SIGTERM, which finishes the requests in flight; SIGHUP reads the settings and secret files
-again):
+SIGTERM (Ctrl+C on Windows), which finishes the requests in flight; SIGHUP reads the
+settings and secret files again; --socket, --socket-group, --allow and SIGHUP are Unix only):
   --socket PATH       serve HTTP on a Unix socket (mode 0600), to this user only:
                         GET /v1/token[?tenant=ID]     {access_token,token_type,expires_in,
                                                       expires_at}
@@ -53,7 +53,8 @@ again):
   --proxy 127.0.0.1:PORT
                       forward /backoffice/... to LWOLF_API_BASE_URL and /transact-workflow/...
                       to LWOLF_TRANSACT_BASE_URL, adding the token (and DPoP proof and
-                      subscription key); every request must carry Lwolf-Agent-Key: KEY
+                      subscription key); every request must carry Lwolf-Agent-Key: KEY;
+                      Lwolf-Tenant: ID sends it with that customer instance's token
   --key-file FILE     the proxy's key (made if missing, 0600): default PATH.key beside
                       --socket, else agent.key in the cache directory
   --max-body-bytes N  the largest request body the proxy takes (default 16 MiB)

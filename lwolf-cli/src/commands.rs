@@ -49,7 +49,6 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 /// `lwolf agent`: the client made from the settings, at start and on each SIGHUP.
-#[cfg(unix)]
 fn agent(options: &crate::args::AgentOptions, args: &Args) -> Result<u8, Failure> {
     let options = crate::args::AgentOptions {
         socket: options.socket.clone(),
@@ -62,13 +61,6 @@ fn agent(options: &crate::args::AgentOptions, args: &Args) -> Result<u8, Failure
         max_body_bytes: options.max_body_bytes,
     };
     crate::agent::run(options, &|| client(args), args.verbose)
-}
-
-#[cfg(not(unix))]
-fn agent(_: &crate::args::AgentOptions, _: &Args) -> Result<u8, Failure> {
-    Err(Failure::usage(
-        "lwolf agent is not built for Windows yet (docs/agent.md says what it will be)",
-    ))
 }
 
 fn client(args: &Args) -> Result<Client, Failure> {

@@ -6,7 +6,6 @@
 
 #![forbid(unsafe_code)]
 
-#[cfg(unix)]
 mod agent;
 mod args;
 mod commands;

@@ -17,12 +17,11 @@ use lwolf_test_support::ffi_support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use ffi_support::{clean_command, expect_success, repo_root, run, sandbox_env};
+use ffi_support::{expect_success, repo_root, run};
 use lwolf_sandbox::Sandbox;
+use lwolf_test_support::wine::{dist, wine, wine_ok, LIMIT};
 
-const LIMIT: Duration = Duration::from_secs(180);
 const STATIC_LIBS: &[&str] = &[
     "-lbcrypt",
     "-ladvapi32",
@@ -32,49 +31,6 @@ const STATIC_LIBS: &[&str] = &[
     "-lws2_32",
     "-ldbghelp",
 ];
-
-/// The SDK's folder; it must have been built.
-fn dist() -> PathBuf {
-    let dist = repo_root().join("target/dist/windows-x64");
-    assert!(
-        dist.join("bin/lwolf_auth.dll").is_file(),
-        "{} has no bin/lwolf_auth.dll: run `cargo xtask windows` (`cargo xtask test` does)",
-        dist.display()
-    );
-    dist
-}
-
-fn wine_prefix() -> PathBuf {
-    let prefix = repo_root().join("target/windows/wine");
-    assert!(
-        prefix
-            .join("drive_c/windows/system32/bcryptprimitives.dll")
-            .is_file(),
-        "the Wine prefix {} is not ready: run `cargo xtask windows`",
-        prefix.display()
-    );
-    prefix
-}
-
-/// A Windows program under Wine, in `dir`, with the sandbox's settings.
-fn wine(program: &Path, args: &[&str], sandbox: &Sandbox) -> Command {
-    let mut cmd = clean_command("/usr/lib/wine/wine64");
-    cmd.arg(program)
-        .args(args)
-        .current_dir(program.parent().unwrap())
-        .env("WINEPREFIX", wine_prefix())
-        .env("WINEDEBUG", "-all");
-    sandbox_env(&mut cmd, sandbox);
-    cmd
-}
-
-fn wine_ok(program: &Path, args: &[&str], sandbox: &Sandbox) -> String {
-    let out = run(&mut wine(program, args, sandbox), LIMIT);
-    expect_success(
-        &out,
-        &format!("wine {} {}", program.display(), args.join(" ")),
-    )
-}
 
 /// The C examples, built once: `dynamic/` (import library, the DLL copied beside them) and
 /// `static/`.

@@ -12,3 +12,4 @@ pub mod ffi_support;
 pub mod fleet_support;
 pub mod redis_support;
 pub mod temp_dir;
+pub mod wine;

@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ pub(crate) trait Stream: Read + Write {
     fn shutdown_write(&self) -> io::Result<()>;
 }
 
+#[cfg(unix)]
 impl Stream for UnixStream {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         UnixStream::set_read_timeout(self, t)
@@ -404,6 +406,11 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// The reason phrase of `status`.
+/// `s` without control characters, at most 200 of them: a path fit for a log line.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
 pub(crate) fn reason(status: u16) -> &'static str {
     http::StatusCode::from_u16(status)
         .ok()

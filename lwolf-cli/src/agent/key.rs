@@ -1,11 +1,13 @@
 //! The proxy's local key: 32 random bytes (the system's source, by `getrandom`) in hex, in a
-//! 0600 file of the agent's user, made if missing; every proxy request carries it in
+//! 0600 file of the agent's user (on Windows, a file its directory's ACL keeps to the user),
+//! made if missing; every proxy request carries it in
 //! `Lwolf-Agent-Key`, compared in constant time. A web page cannot read the file, nor can
 //! another local user: neither can use the proxy.
 
 use std::fmt;
 use std::fs;
 use std::io::Read;
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -40,11 +42,13 @@ impl Key {
             create(path)
                 .map_err(|e| Failure::io(format!("cannot create the key file {shown}: {e}")))?;
         }
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(
-                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-            )
+        let mut options = fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        options.custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+        );
+        let mut file = options
             .open(path)
             .map_err(|e| Failure::io(format!("cannot open the key file {shown}: {e}")))?;
         let meta = file
@@ -55,6 +59,7 @@ impl Key {
                 "the key file {shown} is not a regular file"
             )));
         }
+        #[cfg(unix)]
         if meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
             return Err(Failure::io(format!(
                 "the key file {shown} must be the agent user's own, mode 0600"

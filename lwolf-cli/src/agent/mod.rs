@@ -2,26 +2,35 @@
 //! socket), injects them (a loopback proxy), or writes them to a file (a sink), for tools
 //! that cannot load the library. Names are those of the contract ("The agent").
 //!
-//! One thread accepts (polling the listeners and a signal pipe, with a bound on each wait),
-//! a thread serves each connection up to [`MAX_CONNECTIONS`], a thread keeps the sink file.
-//! `socket` and `proxy` hold what each listener serves, `peer` who may use the socket,
-//! `key` the proxy's local key, `sink` the token file, `metrics` `/metrics`, `http` the
-//! HTTP both speak.
+//! One thread accepts (on Unix polling the listeners and a signal pipe, with a bound on each
+//! wait: `unix`; on Windows, where there is no socket, a thread blocked on the proxy's
+//! listener: `windows`), a thread serves each connection up to [`MAX_CONNECTIONS`], a thread
+//! keeps the sink file. `socket` and `proxy` hold what each listener serves, `peer` who may
+//! use the socket, `key` the proxy's local key, `sink` the token file, `metrics` `/metrics`,
+//! `http` the HTTP both speak.
 
 mod http;
 mod key;
 mod metrics;
+#[cfg(unix)]
 mod peer;
 mod private_file;
 mod proxy;
 mod sink;
+#[cfg(unix)]
 mod socket;
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as platform;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as platform;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,6 +97,7 @@ pub(crate) struct Agent {
     clients: Mutex<Clients>,
     pub(crate) key: Option<key::Key>,
     pub(crate) metrics: metrics::Metrics,
+    #[cfg(unix)]
     pub(crate) peers: Option<peer::Policy>,
     pub(crate) log: Log,
     pub(crate) max_body_bytes: usize,
@@ -101,6 +111,7 @@ pub(crate) struct Agent {
 /// Which listener a connection came in on.
 #[derive(Clone, Copy)]
 enum Listener {
+    #[cfg_attr(windows, allow(dead_code))]
     Socket = 0,
     Proxy = 1,
 }
@@ -209,6 +220,7 @@ impl Agent {
         Busy(self)
     }
 
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) fn connections(&self) -> usize {
         self.connections
             .iter()
@@ -263,13 +275,22 @@ pub(crate) fn run(
             "lwolf agent needs --socket PATH, --proxy 127.0.0.1:PORT or --sink FILE",
         ));
     }
+    #[cfg(not(unix))]
+    if options.socket.is_some() || options.socket_group.is_some() || !options.allow.is_empty() {
+        return Err(Failure::usage(
+            "--socket, --socket-group and --allow are for Unix; on Windows use --proxy or \
+             --sink (docs/agent.md says what a named pipe would be)",
+        ));
+    }
     // Before any thread is started: taking the passed socket removes LISTEN_FDS and
     // LISTEN_PID from the environment.
+    #[cfg(unix)]
     let passed = match &options.socket {
         Some(path) => socket::Listener::inherited(path)?,
         None => None,
     };
     let client = make_client()?;
+    #[cfg(unix)]
     let peers = match &options.socket {
         Some(_) => Some(peer::Policy::new(&options.allow)?),
         None => None,
@@ -285,7 +306,7 @@ pub(crate) fn run(
                 }
                 (None, None) => match client.cache_file().and_then(|f| f.parent()) {
                     Some(dir) => {
-                        create_private_dir(dir)?;
+                        platform::create_private_dir(dir)?;
                         dir.join("agent.key")
                     }
                     None => {
@@ -301,25 +322,9 @@ pub(crate) fn run(
         }
         None => None,
     };
-    // Signals first: a SIGTERM from here on stops the agent cleanly.
-    let (signal_read, signal_write) =
-        UnixStream::pair().map_err(|e| Failure::io(format!("cannot make the signal pipe: {e}")))?;
-    signal_read
-        .set_nonblocking(true)
-        .map_err(|e| Failure::io(format!("cannot make the signal pipe: {e}")))?;
-    let term = Arc::new(AtomicBool::new(false));
-    let hup = Arc::new(AtomicBool::new(false));
-    for (signal, flag) in [
-        (signal_hook::consts::SIGTERM, &term),
-        (signal_hook::consts::SIGINT, &term),
-        (signal_hook::consts::SIGHUP, &hup),
-    ] {
-        let registered = signal_hook::flag::register(signal, Arc::clone(flag)).and_then(|_| {
-            let pipe = signal_write.try_clone()?;
-            signal_hook::low_level::pipe::register(signal, pipe)
-        });
-        registered.map_err(|e| Failure::io(format!("cannot handle signals: {e}")))?;
-    }
+    // Signals first: a SIGTERM (Ctrl+C on Windows) from here on stops the agent cleanly.
+    let signals = platform::Signals::install()?;
+    #[cfg(unix)]
     let unix = match &options.socket {
         Some(path) => Some(match passed {
             Some(passed) => {
@@ -331,12 +336,10 @@ pub(crate) fn run(
         None => None,
     };
     let tcp = match options.proxy {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .map_err(|e| Failure::io(format!("cannot listen on {addr} for the proxy: {e}")))?;
-            let _ = listener.set_nonblocking(true);
-            Some(listener)
-        }
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .map_err(|e| Failure::io(format!("cannot listen on {addr} for the proxy: {e}")))?,
+        ),
         None => None,
     };
     let agent = Arc::new(Agent {
@@ -346,6 +349,7 @@ pub(crate) fn run(
         }),
         key,
         metrics: metrics::Metrics::default(),
+        #[cfg(unix)]
         peers,
         log,
         max_body_bytes: options.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
@@ -365,6 +369,7 @@ pub(crate) fn run(
             .map_err(|e| Failure::io(format!("cannot start the sink's thread: {e}")))?;
     }
     let mut serving = Vec::new();
+    #[cfg(unix)]
     if let Some(unix) = &unix {
         serving.push(format!("socket {}", unix.path.display()));
     }
@@ -378,66 +383,17 @@ pub(crate) fn run(
         serving.push(format!("sink {}", sink.display()));
     }
     log.info(&format!("serving: {}", serving.join(", ")));
-    notify_systemd("READY=1");
+    platform::notify_systemd("READY=1");
 
-    // Accept until told to stop; each wait bounded.
-    let mut drained = [0u8; 64];
-    while !term.load(Ordering::SeqCst) {
-        let mut fds = Vec::with_capacity(3);
-        fds.push(rustix::event::PollFd::new(
-            &signal_read,
-            rustix::event::PollFlags::IN,
-        ));
-        if let Some(unix) = &unix {
-            fds.push(rustix::event::PollFd::new(
-                &unix.listener,
-                rustix::event::PollFlags::IN,
-            ));
-        }
-        if let Some(tcp) = &tcp {
-            fds.push(rustix::event::PollFd::new(
-                tcp,
-                rustix::event::PollFlags::IN,
-            ));
-        }
-        let timeout = rustix::event::Timespec {
-            tv_sec: 1,
-            tv_nsec: 0,
-        };
-        let _ = rustix::event::poll(&mut fds, Some(&timeout));
-        drop(fds);
-        while let Ok(n) = (&signal_read).read(&mut drained) {
-            if n == 0 {
-                break;
-            }
-        }
-        if hup.swap(false, Ordering::SeqCst) {
-            reload(&agent, make_client);
-        }
-        if term.load(Ordering::SeqCst) {
-            break;
-        }
-        if let Some(unix) = &unix {
-            accept_all(
-                &agent,
-                || unix.listener.accept().map(|(s, _)| s),
-                socket::serve,
-                Listener::Socket,
-            );
-        }
-        if let Some(tcp) = &tcp {
-            accept_all(
-                &agent,
-                || tcp.accept().map(|(s, _)| s),
-                proxy::serve,
-                Listener::Proxy,
-            );
-        }
-    }
+    #[cfg(unix)]
+    platform::accept_until_stopped(&agent, &signals, unix.as_ref(), tcp.as_ref(), make_client);
+    #[cfg(windows)]
+    platform::accept_until_stopped(&agent, &signals, tcp.as_ref());
 
     // Stop accepting, then give the requests in flight their bound.
     agent.stopping.store(true, Ordering::SeqCst);
-    notify_systemd("STOPPING=1");
+    platform::notify_systemd("STOPPING=1");
+    #[cfg(unix)]
     drop(unix);
     drop(tcp);
     log.info("stopping: no new connections; finishing the requests in flight");
@@ -457,42 +413,11 @@ pub(crate) fn run(
     Ok(0)
 }
 
-/// Connections taken from one listener before the others (and the signals) get their turn.
-const ACCEPTS_PER_ROUND: usize = 64;
-
-/// Accepts the connections waiting, at most [`ACCEPTS_PER_ROUND`] (a flood of connections on
-/// one listener must not keep the other, or a SIGTERM, waiting); after an error other than
-/// "none waiting" (out of descriptors, say) it pauses a moment rather than spin on a listener
-/// that stays readable.
-fn accept_all<S>(
-    agent: &Arc<Agent>,
-    accept: impl Fn() -> std::io::Result<S>,
-    serve: fn(&Agent, S),
-    listener: Listener,
-) where
-    S: http::Stream + AsFd + Send + 'static + Blocking,
-{
-    for _ in 0..ACCEPTS_PER_ROUND {
-        match accept() {
-            Ok(stream) => spawn(agent, stream, serve, listener),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                agent
-                    .log
-                    .debug(|| format!("cannot accept a connection: {e}"));
-                std::thread::sleep(Duration::from_millis(50));
-                return;
-            }
-        }
-    }
-}
-
 /// A connection, served on a thread of its own (or refused with a 503 when there are too
 /// many already).
 fn spawn<S>(agent: &Arc<Agent>, stream: S, serve: fn(&Agent, S), listener: Listener)
 where
-    S: http::Stream + AsFd + Send + 'static + Blocking,
+    S: http::Stream + Send + 'static + Blocking,
 {
     let _ = stream.set_blocking();
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -533,12 +458,6 @@ trait Blocking {
     fn set_blocking(&self) -> std::io::Result<()>;
 }
 
-impl Blocking for UnixStream {
-    fn set_blocking(&self) -> std::io::Result<()> {
-        self.set_nonblocking(false)
-    }
-}
-
 impl Blocking for TcpStream {
     fn set_blocking(&self) -> std::io::Result<()> {
         let _ = self.set_nodelay(true);
@@ -548,6 +467,7 @@ impl Blocking for TcpStream {
 
 /// SIGHUP: a new client from the settings (the secret files read again), swapped in; the
 /// old one stays if the new one cannot be made.
+#[cfg(unix)]
 fn reload(agent: &Agent, make_client: &dyn Fn() -> Result<Client, Failure>) {
     match make_client() {
         Ok(client) => {
@@ -613,48 +533,4 @@ fn keep_sink(agent: &Agent, sink: &sink::Sink) {
             std::thread::sleep(SINK_INTERVAL.min(until - Instant::now()));
         }
     }
-}
-
-/// Makes `dir` (0700) if it is missing.
-fn create_private_dir(dir: &std::path::Path) -> Result<(), Failure> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        Ok(()) => Ok(()),
-        Err(e) => Err(Failure::io(format!(
-            "cannot create the directory {}: {e}",
-            dir.display()
-        ))),
-    }
-}
-
-/// Tells systemd (`Type=notify`) how the agent is, when it runs under it.
-fn notify_systemd(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let bytes = path.as_encoded_bytes();
-    let _ = if let Some(name) = bytes.strip_prefix(b"@") {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::linux::net::SocketAddrExt;
-            match std::os::unix::net::SocketAddr::from_abstract_name(name) {
-                Ok(addr) => socket.send_to_addr(state.as_bytes(), &addr),
-                Err(e) => Err(e),
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = name;
-            Ok(0)
-        }
-    } else {
-        socket.send_to(state.as_bytes(), &path)
-    };
 }

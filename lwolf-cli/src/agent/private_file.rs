@@ -3,11 +3,12 @@
 
 use std::fs;
 use std::io::{self, Write};
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Writes `bytes` to a new file beside `path` (mode 0600, under a random name, created
-/// afresh, never through a link), syncs it, then `publish(temporary, path)` gives it its
+/// Writes `bytes` to a new file beside `path` (mode 0600 on Unix, the directory's ACL on
+/// Windows; under a random name, created afresh, never through a link), syncs it, then `publish(temporary, path)` gives it its
 /// name (a rename replaces the file there; a hard link never does). The temporary file is
 /// gone afterwards either way.
 pub(crate) fn write(
@@ -24,12 +25,13 @@ pub(crate) fn write(
     getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
     let temp = path.with_file_name(format!(".{name}.{:016x}.tmp", u64::from_ne_bytes(random)));
     let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options
             .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&temp)?;
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        let mut file = options.open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         publish(&temp, path)

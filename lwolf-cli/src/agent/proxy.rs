@@ -16,10 +16,11 @@ use std::time::Instant;
 
 use lwolf_auth::{Response, ResponseSink};
 
-use super::http::{self, reason, write_answer, write_refusal, BodyError, Conn, Head, Refusal};
+use super::http::{
+    self, printable, reason, write_answer, write_refusal, BodyError, Conn, Head, Refusal,
+};
 use super::key::HEADER as KEY_HEADER;
 use super::metrics::Refused;
-use super::socket::printable;
 use super::{error_json, error_status, Agent, BODY_TIMEOUT};
 
 /// The header that names the customer instance (`lwt_client_id`) a request is for.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use lwolf_auth::Error;
 use zeroize::Zeroizing;
 
-use super::http::{self, write_answer, BodyError, Conn, Refusal};
+use super::http::{self, printable, write_answer, BodyError, Conn, Refusal};
 use super::metrics::Refused;
 use super::{error_json, error_status, sink, Agent, BODY_TIMEOUT};
 use crate::output::{rfc3339, Failure};
@@ -260,11 +260,6 @@ impl Answer {
     fn error(e: &Error) -> Answer {
         Answer::json(error_status(e), error_json(e))
     }
-}
-
-/// `s` without control characters, at most 200 of them: a path fit for a log line.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 fn answer(agent: &Agent, head: &http::Head, body: &[u8]) -> Answer {

@@ -1,0 +1,175 @@
+//! `lwolf.exe agent` from the Windows SDK, under Wine against the sandbox: the proxy (curl on
+//! this side of Wine's shared loopback) and the sink, what Windows refuses (`--socket`), and
+//! Ctrl+C (Wine turns a SIGINT to a console program into one) finishing cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use lwolf_sandbox::Sandbox;
+use lwolf_test_support::ffi_support::{run, scratch_dir};
+use lwolf_test_support::wine::{dist, wine, LIMIT};
+
+/// `path` as Wine's `Z:` drive names it.
+fn windows_path(path: &std::path::Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}
+
+/// `curl -s ARGS`: (HTTP status, body).
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "60", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl is needed (apt-get install curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The agent's stderr lines, as they come, and the child.
+fn start(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pipe = child.stderr.take().unwrap();
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
+}
+
+/// Lines until one contains `what` (returned with all before it), within `bound`.
+fn until(lines: &mpsc::Receiver<String>, what: &str, bound: Duration) -> (Option<String>, String) {
+    let deadline = Instant::now() + bound;
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(what) {
+                    return (Some(line), seen);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (None, seen)
+}
+
+#[test]
+fn the_agents_proxy_and_sink_under_wine() {
+    let exe = dist().join("bin/lwolf.exe");
+    let dir = scratch_dir("windows-agent");
+    let sink = dir.join("token.json");
+    let key_file = dir.join("agent.key");
+    let sandbox = Sandbox::start().unwrap();
+
+    // What Windows does not have is refused, with the way out named.
+    let refused = run(
+        &mut wine(&exe, &["agent", "--socket", "C:\\agent.sock"], &sandbox),
+        LIMIT,
+    );
+    assert_eq!(refused.status.code(), Some(64), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("use --proxy or --sink"), "{said}");
+
+    let mut cmd = wine(
+        &exe,
+        &[
+            "agent",
+            "-vv",
+            "--proxy",
+            "127.0.0.1:0",
+            "--key-file",
+            &windows_path(&key_file),
+            "--sink",
+            &windows_path(&sink),
+        ],
+        &sandbox,
+    );
+    cmd.env("LWOLF_CACHE_DIR", windows_path(&dir.join("cache")));
+    let (mut child, lines) = start(&mut cmd);
+    let (serving, seen) = until(&lines, "agent: serving:", LIMIT);
+    let Some(serving) = serving else {
+        let _ = child.kill();
+        panic!("lwolf.exe agent did not start under Wine:\n{seen}");
+    };
+    let proxy = serving
+        .split("proxy http://")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .unwrap_or_else(|| panic!("no proxy address in {serving:?}"))
+        .to_owned();
+    let key = std::fs::read_to_string(&key_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(key.len() >= 32, "a short key: {} characters", key.len());
+    let key_header = format!("Lwolf-Agent-Key: {key}");
+
+    let (status, body) = curl(&[
+        "-H",
+        &key_header,
+        &format!("http://{proxy}/backoffice/v1/offices"),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = curl(&[
+        "-H",
+        &key_header,
+        &format!("http://{proxy}/transact-workflow/v1/transactions"),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = curl(&[&format!("http://{proxy}/backoffice/v1/offices")]);
+    assert_eq!(status, 403, "no key, no token");
+    let (status, _) = curl(&["-H", &key_header, &format!("http://{proxy}/elsewhere")]);
+    assert_eq!(status, 404);
+
+    // The sink holds the token the proxy used: one token for all of it.
+    let deadline = Instant::now() + LIMIT;
+    while !sink.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sink).expect("the sink file")).expect("JSON");
+    let token = written["access_token"].as_str().expect("access_token");
+    assert!(token.len() > 20);
+    assert_eq!(sandbox.tokens_issued(), 1);
+
+    // Ctrl+C: the requests in flight finish and it exits 0.
+    let stopped = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("lwolf.exe agent did not stop on Ctrl+C within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (_, rest) = until(&lines, "\u{0}", Duration::from_secs(2));
+    let all = format!("{seen}{rest}");
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("agent: stopped"), "{all}");
+    for secret in [key.as_str(), token, sandbox.client_secret()] {
+        assert!(
+            !all.contains(secret),
+            "the agent's stderr shows a secret:\n{all}"
+        );
+    }
+}
