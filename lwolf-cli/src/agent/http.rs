@@ -169,13 +169,21 @@ pub(crate) enum HeadError {
 pub(crate) struct Conn<S> {
     pub stream: S,
     buf: Vec<u8>,
+    /// The read timeout set on the stream, if any.
+    read_timeout: Option<Duration>,
 }
+
+/// How far from its deadline (before or after) a read may end rather than set the timeout
+/// again: on a kept-alive connection each request's head gets the same wait, and one
+/// `setsockopt` per request is saved.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(250);
 
 impl<S: Stream> Conn<S> {
     pub fn new(stream: S) -> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
+            read_timeout: None,
         }
     }
 
@@ -185,7 +193,15 @@ impl<S: Stream> Conn<S> {
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        self.stream.set_read_timeout(Some(left))?;
+        // The timeout set already will do if it ends the read close enough to the deadline.
+        let fits = self
+            .read_timeout
+            .is_some_and(|set| set.max(left) - set.min(left) <= TIMEOUT_SLACK);
+        if !fits {
+            self.read_timeout = None;
+            self.stream.set_read_timeout(Some(left))?;
+            self.read_timeout = Some(left);
+        }
         let mut chunk = [0u8; 8192];
         loop {
             match self.stream.read(&mut chunk) {
@@ -524,8 +540,12 @@ mod tests {
         assert!(!h.keep_alive());
     }
 
-    /// A stream over a fixed input, for the body readers.
-    struct Input(std::io::Cursor<Vec<u8>>, Vec<u8>);
+    /// A stream over a fixed input, for the body readers; it keeps the read timeouts set.
+    struct Input(
+        std::io::Cursor<Vec<u8>>,
+        Vec<u8>,
+        std::cell::RefCell<Vec<Duration>>,
+    );
 
     impl Read for Input {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -542,7 +562,8 @@ mod tests {
         }
     }
     impl Stream for Input {
-        fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+        fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+            self.2.borrow_mut().extend(t);
             Ok(())
         }
         fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
@@ -557,6 +578,7 @@ mod tests {
         let mut conn = Conn::new(Input(
             std::io::Cursor::new(request.as_bytes().to_vec()),
             Vec::new(),
+            Default::default(),
         ));
         let deadline = Instant::now() + Duration::from_secs(5);
         let Ok(head) = conn.read_head(deadline) else {
@@ -589,5 +611,33 @@ mod tests {
         let short = "POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nhello";
         assert_eq!(body_of(short, 100), Err(1));
         assert_eq!(body_of("GET / HTTP/1.1\r\n\r\n", 100), Ok(None));
+    }
+
+    /// Kept-alive requests whose heads get the same wait set the read timeout once; a
+    /// shorter wait, or a much longer one, sets it again.
+    #[test]
+    fn the_read_timeout_is_set_again_only_when_it_must() {
+        let mut conn = Conn::new(Input(
+            std::io::Cursor::new(b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+            Vec::new(),
+            Default::default(),
+        ));
+        let wait = Duration::from_secs(15);
+        // One request after another on the connection, each head waited for as long.
+        for _ in 0..2 {
+            conn.stream.0.set_position(0);
+            let deadline = Instant::now() + wait;
+            assert!(conn.fill(deadline).unwrap() > 0);
+        }
+        assert_eq!(conn.stream.2.borrow().len(), 1, "{:?}", conn.stream.2);
+        // A shorter wait must not be overrun: set again.
+        conn.stream.0.set_position(0);
+        conn.fill(Instant::now() + Duration::from_secs(3)).unwrap();
+        // A much longer one must not end early: set again.
+        conn.stream.0.set_position(0);
+        conn.fill(Instant::now() + Duration::from_secs(60)).unwrap();
+        let set = conn.stream.2.borrow().clone();
+        assert_eq!(set.len(), 3, "{set:?}");
+        assert!(set[1] <= Duration::from_secs(3) && set[2] > Duration::from_secs(59));
     }
 }

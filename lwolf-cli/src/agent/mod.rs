@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use lwolf_auth::{Client, Error};
@@ -94,7 +94,9 @@ struct Clients {
 
 /// What every connection's thread shares.
 pub(crate) struct Agent {
-    clients: Mutex<Clients>,
+    /// Read on every request, written on a reload or a new tenant: readers never wait for
+    /// each other.
+    clients: RwLock<Clients>,
     pub(crate) key: Option<key::Key>,
     pub(crate) metrics: metrics::Metrics,
     #[cfg(unix)]
@@ -132,11 +134,15 @@ impl Drop for Slot {
 impl Agent {
     /// The agent's client (the Back Office API's handle).
     pub(crate) fn client(&self) -> Client {
-        self.lock().main.clone()
+        self.read().main.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Clients> {
+        self.clients.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Clients> {
+        self.clients.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The client of `tenant` (`None`: the agent's own), made on first use and kept.
@@ -155,7 +161,10 @@ impl Agent {
                 "tenant must be 1 to 128 letters, digits, '-', '_', '.' or ':'",
             ));
         }
-        let mut clients = self.lock();
+        if let Some(client) = self.read().tenants.get(tenant) {
+            return Ok(client.clone());
+        }
+        let mut clients = self.write();
         if let Some(client) = clients.tenants.get(tenant) {
             return Ok(client.clone());
         }
@@ -343,7 +352,7 @@ pub(crate) fn run(
         None => None,
     };
     let agent = Arc::new(Agent {
-        clients: Mutex::new(Clients {
+        clients: RwLock::new(Clients {
             main: client,
             tenants: HashMap::new(),
         }),
@@ -471,7 +480,7 @@ impl Blocking for TcpStream {
 fn reload(agent: &Agent, make_client: &dyn Fn() -> Result<Client, Failure>) {
     match make_client() {
         Ok(client) => {
-            let mut clients = agent.lock();
+            let mut clients = agent.write();
             clients.main = client;
             clients.tenants.clear();
             drop(clients);
