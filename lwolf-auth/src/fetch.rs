@@ -183,7 +183,7 @@ fn send_with_proof(
             method: &Method::POST,
             url: &config.token_url,
             headers: &all,
-            body: Some(body),
+            body: Some(crate::http::Payload::Bytes(body)),
             timeout: attempt_timeout(config.timeout, false, deadline),
         };
         Counters::bump(&counters.token_requests);

@@ -35,9 +35,17 @@ pub(crate) struct Exchange<'a> {
     pub method: &'a Method,
     pub url: &'a str,
     pub headers: &'a [(&'a str, &'a str)],
-    pub body: Option<&'a [u8]>,
+    pub body: Option<Payload<'a>>,
     /// This attempt's bound, instead of the client's `timeout_ms`.
     pub timeout: Option<Duration>,
+}
+
+/// What a request sends.
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    Bytes(&'a [u8]),
+    /// Read as it is sent, once (its `Content-Length`, if known, is among the headers).
+    Stream(&'a crate::request::StreamBody),
 }
 
 /// What to do with a response body.
@@ -282,7 +290,15 @@ impl Http {
             builder = builder.header(*name, value);
         }
         let result = match x.body {
-            Some(bytes) => builder.body(bytes).map(|r| run(agent, x.timeout, r)),
+            Some(Payload::Bytes(bytes)) => builder.body(bytes).map(|r| run(agent, x.timeout, r)),
+            Some(Payload::Stream(stream)) => {
+                let mut reader = stream.take().ok_or_else(|| {
+                    invalid("a request body read from a reader can be sent only once")
+                })?;
+                builder
+                    .body(ureq::SendBody::from_reader(&mut reader))
+                    .map(|r| run(agent, x.timeout, r))
+            }
             None => builder.body(()).map(|r| run(agent, x.timeout, r)),
         };
         let mut response = match result {

@@ -1,10 +1,14 @@
 //! API requests: method, path, headers, query, body and timeout, built once and sent from any
-//! thread any number of times.
+//! thread any number of times (a body read from a reader: once).
 
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ureq::http::Method;
@@ -40,8 +44,41 @@ pub struct Request {
     pub(crate) query: String,
     /// Names in lower case, values as given.
     pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Option<(Vec<u8>, String)>,
+    pub(crate) body: Option<(Body, String)>,
     pub(crate) timeout: Option<Duration>,
+}
+
+/// A request's body: bytes the library holds (and can send again after a renewal, a retry
+/// or a redirect), or a reader it sends from as it reads, once.
+#[derive(Clone)]
+pub(crate) enum Body {
+    Bytes(Vec<u8>),
+    Stream(Arc<StreamBody>),
+}
+
+/// A body sent as it is read: its reader, until a send takes it, and its length if known
+/// (sent as `Content-Length`; else the body goes chunked).
+pub(crate) struct StreamBody {
+    reader: Mutex<Option<Box<dyn Read + Send>>>,
+    pub(crate) length: Option<u64>,
+}
+
+impl StreamBody {
+    /// Whether a send took the reader already.
+    pub(crate) fn is_taken(&self) -> bool {
+        self.reader.lock().is_none()
+    }
+
+    /// The reader, for the one send that may have it.
+    pub(crate) fn take(&self) -> Option<Box<dyn Read + Send>> {
+        self.reader.lock().take()
+    }
+}
+
+impl Body {
+    pub(crate) fn is_stream(&self) -> bool {
+        matches!(self, Body::Stream(_))
+    }
 }
 
 /// Building a [`Request`] one checked step at a time, for the C library (whose
@@ -117,7 +154,7 @@ impl EditRequest for Request {
                 "content type is empty or holds a control character",
             ));
         }
-        self.body = Some((body.into(), content_type.to_owned()));
+        self.body = Some((Body::Bytes(body.into()), content_type.to_owned()));
         Ok(self)
     }
 
@@ -171,7 +208,13 @@ impl fmt::Debug for Request {
             .field("path", &self.path)
             .field("query", &self.query)
             .field("headers", &names)
-            .field("body_len", &self.body.as_ref().map(|(b, _)| b.len()))
+            .field(
+                "body_len",
+                &self.body.as_ref().map(|(b, _)| match b {
+                    Body::Bytes(bytes) => Some(bytes.len() as u64),
+                    Body::Stream(stream) => stream.length,
+                }),
+            )
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -236,6 +279,32 @@ impl<'a> RequestBuilder<'a> {
     /// The body, any bytes, sent with `content_type`. No body by default.
     pub fn body(self, body: impl Into<Vec<u8>>, content_type: &str) -> Self {
         self.with(|r| r.set_body(body, Some(content_type)).map(drop))
+    }
+
+    /// A body read from `reader` as it is sent, never held whole: for uploads too large to
+    /// hold, or a body that is itself arriving (the agent's proxy). `length`, if known, is
+    /// sent as `Content-Length` (the reader must give exactly that many bytes); else the body
+    /// goes chunked. No body by default.
+    ///
+    /// A reader is read once, so such a request is sent once: no retry, and no second
+    /// attempt after a renewal or a redirect that keeps the body. A 401 (or a Back Office
+    /// 403) still renews the token for the next request, and is handed back; sending the
+    /// request again is refused with [`Error::InvalidArgument`].
+    pub fn body_reader(
+        self,
+        reader: impl Read + Send + 'static,
+        length: Option<u64>,
+        content_type: &str,
+    ) -> Self {
+        self.with(|r| {
+            r.set_body(Vec::new(), Some(content_type))?;
+            let stream = StreamBody {
+                reader: Mutex::new(Some(Box::new(reader))),
+                length,
+            };
+            r.body = Some((Body::Stream(Arc::new(stream)), content_type.to_owned()));
+            Ok(())
+        })
     }
 
     /// Bounds each attempt of this request (connect to last byte). Default: the client's

@@ -12,9 +12,9 @@ use super::{renews_on, Client};
 use crate::cache::{Renewal, RENEWAL_INTERVAL};
 use crate::dpop;
 use crate::error::Error;
-use crate::http::{attempt_timeout, is_idempotent, Exchange, Failure, RawResponse, Read};
+use crate::http::{attempt_timeout, is_idempotent, Exchange, Failure, Payload, RawResponse, Read};
 use crate::log;
-use crate::request::Request;
+use crate::request::{Body, Request};
 use crate::response::Response;
 use crate::retry::{self, is_retryable_status};
 use crate::shared::SharedLayer;
@@ -42,6 +42,17 @@ impl Client {
                  call), and none is set",
             ));
         }
+        // A body read from a reader goes once: no retry, renewal or redirect sends it again.
+        let streamed_body = match &request.body {
+            Some((Body::Stream(stream), _)) if stream.is_taken() => {
+                return Err(Error::invalid_argument(
+                    "this request's body was read from a reader and sent already; build the \
+                     request again to send it again",
+                ))
+            }
+            Some((body, _)) => body.is_stream(),
+            None => false,
+        };
         let deadline = Instant::now() + config.deadline;
         // One id for the call, its retries, renewals and redirects: a caller's own, or new.
         let request_id = config.request_id_header.as_deref().map(|name| {
@@ -105,15 +116,22 @@ impl Client {
                     // Another caller (or process) renewed it already: send the newer token.
                     Renewal::Newer => {}
                 }
+                // The body is gone: the next request gets the new token, this one the 401.
+                if streamed_body && body.is_some() {
+                    return hand_back(resp, url, request_id, out);
+                }
                 token = self.token()?;
                 continue;
             }
             if let Some(next) = self.same_origin_redirect(&resp, &url, redirects) {
                 redirects += 1;
                 // 303, and 301/302 after a POST, turn into a GET without a body (as browsers do).
-                if resp.status == 303
-                    || (matches!(resp.status, 301 | 302) && method == Method::POST)
-                {
+                let drops_body = resp.status == 303
+                    || (matches!(resp.status, 301 | 302) && method == Method::POST);
+                if streamed_body && body.is_some() && !drops_body {
+                    return hand_back(resp, url, request_id, out);
+                }
+                if drops_body {
                     method = Method::GET;
                     body = None;
                 }
@@ -187,7 +205,8 @@ impl Client {
             .governors
             .as_ref()
             .map(|g| g.of(&self.api.origin.to_string()));
-        let max_retries = if is_idempotent(attempt.method) {
+        let once = attempt.body.is_some_and(|(body, _)| body.is_stream());
+        let max_retries = if is_idempotent(attempt.method) && !once {
             config.max_retries
         } else {
             0
@@ -292,7 +311,8 @@ impl Client {
                 let asked = resp.status == 401
                     && !resp.streamed
                     && dpop::asks_for_nonce(&resp.body, resp.header("www-authenticate"));
-                if asked && sends == 1 {
+                let once = attempt.body.is_some_and(|(body, _)| body.is_stream());
+                if asked && sends == 1 && !once {
                     log::debug!("the api asked for a DPoP nonce; sending once more");
                     continue;
                 }
@@ -346,6 +366,13 @@ impl Client {
                 headers.push(("content-type", content_type.as_str()));
             }
         }
+        let length;
+        if let Some((Body::Stream(stream), _)) = attempt.body {
+            if let Some(n) = stream.length {
+                length = n.to_string();
+                headers.push(("content-length", length.as_str()));
+            }
+        }
         headers.extend(
             request
                 .headers
@@ -356,7 +383,10 @@ impl Client {
             method: attempt.method,
             url: attempt.url,
             headers: &headers,
-            body: attempt.body.map(|(bytes, _)| bytes.as_slice()),
+            body: attempt.body.map(|(body, _)| match body {
+                Body::Bytes(bytes) => Payload::Bytes(bytes),
+                Body::Stream(stream) => Payload::Stream(stream),
+            }),
             timeout: attempt_timeout(
                 request.timeout.unwrap_or(config.timeout),
                 request.timeout.is_some(),
@@ -415,7 +445,7 @@ struct Attempt<'a> {
     method: &'a Method,
     url: &'a str,
     request: &'a Request,
-    body: Option<&'a (Vec<u8>, String)>,
+    body: Option<&'a (Body, String)>,
     /// The end of the whole call: no retry past it, no attempt longer than what is left.
     deadline: Instant,
     /// The call's request id, if ids are on.

@@ -315,6 +315,19 @@ impl<S: Stream> Conn<S> {
         if framing == Framing::None {
             return Ok(None);
         }
+        self.send_continue(head)?;
+        match framing {
+            Framing::Length(n) => self
+                .read_exact_body(n as usize, deadline)
+                .map(Some)
+                .ok_or(BodyError::Gone),
+            _ => self.read_chunked(limit, deadline, too_large).map(Some),
+        }
+    }
+
+    /// `100 Continue`, if the caller waits for it (`Expect: 100-continue`): its body is
+    /// about to be read.
+    pub fn send_continue(&mut self, head: &Head) -> Result<(), BodyError> {
         let continues = head
             .header("expect")
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
@@ -326,13 +339,16 @@ impl<S: Stream> Conn<S> {
         {
             return Err(BodyError::Gone);
         }
-        match framing {
-            Framing::Length(n) => self
-                .read_exact_body(n as usize, deadline)
-                .map(Some)
-                .ok_or(BodyError::Gone),
-            _ => self.read_chunked(limit, deadline, too_large).map(Some),
-        }
+        Ok(())
+    }
+
+    /// Up to `n` of the bytes read past the head: the start of a body read from here on by
+    /// another handle on the socket, which may set its read timeout (so it is set again
+    /// before this connection's next read).
+    pub fn take_read_ahead(&mut self, n: usize) -> Vec<u8> {
+        let rest = self.buf.split_off(n.min(self.buf.len()));
+        self.read_timeout = None;
+        std::mem::replace(&mut self.buf, rest)
     }
 
     /// A body of `length` bytes, whole by `deadline`; `None` if the peer went away or was

@@ -21,6 +21,7 @@ mod sink;
 mod socket;
 #[cfg(unix)]
 mod unix;
+mod upload;
 #[cfg(unix)]
 use unix as platform;
 #[cfg(windows)]

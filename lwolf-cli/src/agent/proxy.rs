@@ -6,9 +6,10 @@
 //! `CONNECT`), a loopback `Host` (no DNS rebinding), the local key on every request, these
 //! two prefixes only. A caller's own `Authorization`, `DPoP`, `lw-subscription-key` and
 //! hop-by-hop headers are dropped. `Lwolf-Tenant: ID` sends the request with the token of
-//! that customer instance (`lwt_client_id`), as `?tenant=` does on the socket. The request body is read whole first (at most
-//! `--max-body-bytes`): the library sends a body it holds, which it can send again on a
-//! retry or a renewal.
+//! that customer instance (`lwt_client_id`), as `?tenant=` does on the socket. A request
+//! body (at most `--max-body-bytes`) is read whole first when it is chunked or up to 1 MiB,
+//! so that the library can send it again on a retry or a renewal; a larger one with a
+//! `Content-Length` is streamed to the API as it arrives (`upload`), and goes once.
 
 use std::io::{self, Write};
 use std::net::{IpAddr, TcpStream};
@@ -21,6 +22,7 @@ use super::http::{
 };
 use super::key::HEADER as KEY_HEADER;
 use super::metrics::Refused;
+use super::upload::{Upload, HELD_BODY_BYTES};
 use super::{error_json, error_status, Agent, BODY_TIMEOUT};
 
 /// The header that names the customer instance (`lwt_client_id`) a request is for.
@@ -56,6 +58,14 @@ const HOP_BY_HOP: [&str; 8] = [
 enum Api {
     BackOffice,
     Transact,
+}
+
+/// A request's body as the proxy sends it on.
+enum RequestBody {
+    /// Read whole: the library can send it again.
+    Held(Vec<u8>),
+    /// Read as the library sends it, this long.
+    Streamed(Upload, u64),
 }
 
 /// Serves one connection to the proxy.
@@ -97,21 +107,58 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
             agent.max_body_bytes
         );
         let deadline = Instant::now() + BODY_TIMEOUT;
-        // A caller gone mid-body costs nothing: no token, no request upstream.
-        let body = match conn.read_request_body(&head, agent.max_body_bytes, &too_large, deadline) {
-            Ok(body) => body,
-            Err(BodyError::Refused(refusal)) => {
-                agent.refuse(conn, Refused::Body, &refusal);
-                return;
+        let streamed = match head.framing() {
+            Ok(http::Framing::Length(n))
+                if n > HELD_BODY_BYTES && n <= agent.max_body_bytes as u64 =>
+            {
+                Some(n)
             }
-            Err(BodyError::Gone) => {
-                agent.log.debug(|| "proxy: a caller left mid-body".into());
-                return;
+            _ => None,
+        };
+        let mut left = None;
+        let body = match streamed {
+            Some(length) => {
+                let Ok(socket) = conn.stream.try_clone() else {
+                    agent
+                        .log
+                        .info("proxy: cannot read a body from a second handle");
+                    return;
+                };
+                if conn.send_continue(&head).is_err() {
+                    return;
+                }
+                let read_ahead =
+                    conn.take_read_ahead(usize::try_from(length).unwrap_or(usize::MAX));
+                let (upload, to_come) = Upload::new(socket, read_ahead, length);
+                left = Some(to_come);
+                Some(RequestBody::Streamed(upload, length))
             }
+            // A caller gone mid-body costs nothing: no token, no request upstream.
+            None => match conn.read_request_body(&head, agent.max_body_bytes, &too_large, deadline)
+            {
+                Ok(body) => body.map(RequestBody::Held),
+                Err(BodyError::Refused(refusal)) => {
+                    agent.refuse(conn, Refused::Body, &refusal);
+                    return;
+                }
+                Err(BodyError::Gone) => {
+                    agent.log.debug(|| "proxy: a caller left mid-body".into());
+                    return;
+                }
+            },
         };
         agent.metrics.served(true);
-        let keep_alive = head.keep_alive() && !agent.stopping();
+        // After a streamed body the connection closes: the API may answer before it has
+        // read the body whole, and what is left of it cannot be told from a next request.
+        let keep_alive = head.keep_alive() && !agent.stopping() && streamed.is_none();
         let kept = forward(agent, &mut conn.stream, &head, api, &path, body, keep_alive);
+        if left.is_some_and(|left| left.load(std::sync::atomic::Ordering::SeqCst) > 0) {
+            agent
+                .log
+                .debug(|| "proxy: the API answered before the body's end; closing".into());
+            conn.linger();
+            return;
+        }
         if !kept || !keep_alive {
             return;
         }
@@ -273,7 +320,7 @@ fn forward(
     head: &Head,
     api: Api,
     path: &str,
-    body: Option<Vec<u8>>,
+    body: Option<RequestBody>,
     keep_alive: bool,
 ) -> bool {
     let started = Instant::now();
@@ -316,12 +363,16 @@ fn forward(
         }
         builder = builder.header(name, value);
     }
-    if let Some(body) = body {
-        let content_type = content_type
-            .as_deref()
-            .unwrap_or("application/octet-stream");
-        builder = builder.body(body, content_type);
-    }
+    let content_type = content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
+    builder = match body {
+        Some(RequestBody::Held(bytes)) => builder.body(bytes, content_type),
+        Some(RequestBody::Streamed(upload, length)) => {
+            builder.body_reader(upload, Some(length), content_type)
+        }
+        None => builder,
+    };
     let request = match builder.build() {
         Ok(r) => r,
         Err(e) => {

@@ -1,5 +1,5 @@
 //! The library's rules through the proxy: a renewal on a rejected token, the Transact API's
-//! 403, retries, the timeout, redirects, and another tenant's token.
+//! 403, retries, the timeout, redirects, another tenant's token, and a large body streamed.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -135,6 +135,8 @@ struct Seen {
     method: String,
     path: String,
     authorization: Option<String>,
+    /// The body's length and the sum of its bytes.
+    body: (usize, u64),
 }
 
 /// A scripted API on loopback: `answer(method, path, n)` (`n`: how many requests to that
@@ -212,6 +214,13 @@ fn serve_one(mut stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: Script) {
                 .iter()
                 .find(|(n, _)| n == "authorization")
                 .map(|(_, v)| v.clone()),
+            body: (
+                length,
+                data[end + 4..end + 4 + length]
+                    .iter()
+                    .map(|&b| u64::from(b))
+                    .sum(),
+            ),
         });
         before
     };
@@ -242,6 +251,7 @@ fn api_script(method: &str, path: &str, before: usize) -> (Duration, String) {
             now,
             reply("503 Service Unavailable", "Retry-After: 0\r\n", "busy"),
         ),
+        ("POST", "/api/upload") => (now, reply("201 Created", "", "stored")),
         ("GET", "/api/slow") => (Duration::from_secs(4), reply("200 OK", "", "late")),
         ("GET", "/api/moved") => {
             let port = FOREIGN_PORT.get().copied().unwrap_or(1);
@@ -325,6 +335,83 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
         Some(format!("http://127.0.0.1:{foreign_port}/stolen"))
     );
     assert!(foreign.seen("/stolen").is_empty());
+    assert_eq!(sandbox.token_requests(), 1);
+    agent.check_stderr();
+}
+
+/// The peak resident memory of process `pid` (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A body over 1 MiB with a `Content-Length` goes to the API as it arrives: all of it, with
+/// the token, and the agent's memory never holds it (its peak grows by far less than the
+/// body; read whole, it would grow by all of it).
+#[test]
+fn a_large_body_is_streamed_to_the_api() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    let sandbox = sandbox();
+    let upstream = Upstream::start(api_script);
+    let dir = TempDir::new("agent");
+    let socket = dir.join("agent.sock");
+    let file = dir.join("upload.bin");
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
+    std::fs::write(&file, &data).unwrap();
+    drop(data);
+    let mut cmd = agent_command(
+        &sandbox,
+        &dir,
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--proxy",
+            "127.0.0.1:0",
+            "--max-body-bytes",
+            "100000000",
+        ],
+    );
+    cmd.env("LWOLF_API_BASE_URL", format!("{}/api", upstream.base));
+    let agent = Agent::spawn(cmd, dir, socket);
+    let key = format!("Lwolf-Agent-Key: {}", agent.key());
+    let proxy = agent.proxy();
+    // A small request first: the agent has its token and its pool.
+    assert_eq!(
+        curl(&["-H", &key, &format!("{proxy}/backoffice/flaky")]).0,
+        200
+    );
+    let before = peak_rss_kib(&agent.pid());
+
+    // curl sends `Expect: 100-continue` for a body this large: answered, then streamed.
+    let (status, body) = curl(&[
+        "-H",
+        &key,
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{proxy}/backoffice/upload"),
+    ]);
+    assert_eq!((status, body.as_str()), (201, "stored"));
+    let seen = upstream.seen("/api/upload");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body, (SIZE, sum));
+    assert!(seen[0]
+        .authorization
+        .as_deref()
+        .is_some_and(|a| a.starts_with("Bearer ")));
+    let grown = peak_rss_kib(&agent.pid()).saturating_sub(before);
+    assert!(
+        grown < 16 * 1024,
+        "the agent's peak memory grew by {grown} KiB for a {} KiB body",
+        SIZE / 1024
+    );
     assert_eq!(sandbox.token_requests(), 1);
     agent.check_stderr();
 }
