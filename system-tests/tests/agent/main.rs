@@ -1001,6 +1001,52 @@ fn sighup_reads_the_secret_file_again() {
     agent.check_stderr();
 }
 
+/// SIGHUP reads the subscription key's file again too: the proxy's Transact calls, refused
+/// with the old key, go through with the new one.
+#[test]
+fn sighup_reads_the_subscription_key_file_again() {
+    let sandbox = sandbox();
+    let dir = TempDir::new("agent-hup-key");
+    let key_file = dir.join("subscription-key");
+    fs::write(&key_file, "a-wrong-subscription-key\n").unwrap();
+    let socket = dir.join("agent.sock");
+    let mut cmd = agent_command(
+        &sandbox,
+        &dir,
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--proxy",
+            "127.0.0.1:0",
+        ],
+    );
+    cmd.env_remove("LWOLF_SUBSCRIPTION_KEY")
+        .env("LWOLF_SUBSCRIPTION_KEY_FILE", &key_file);
+    let mut agent = Agent::spawn(cmd, TempDir::new("agent-hup-key-home"), socket);
+    agent.secrets.push("a-wrong-subscription-key".into());
+    let key = format!("Lwolf-Agent-Key: {}", agent.key());
+    let transactions = format!("{}/transact-workflow/v1/transactions", agent.proxy());
+    assert_eq!(curl(&["-H", &key, &transactions]).0, 403);
+
+    fs::write(&key_file, format!("{SUBSCRIPTION_KEY}\n")).unwrap();
+    agent.signal("HUP");
+    let started = Instant::now();
+    loop {
+        let (status, body) = curl(&["-H", &key, &transactions]);
+        if status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "still {status} after SIGHUP: {body}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let (_, metrics) = agent.socket_curl(&[], "/metrics");
+    assert!(metrics.contains("lwolf_agent_reloads_total 1"), "{metrics}");
+    agent.check_stderr();
+}
+
 /// Peak resident memory of a process, in KiB.
 fn rss_kib(pid: &str) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
