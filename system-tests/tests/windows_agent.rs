@@ -8,24 +8,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lwolf_sandbox::Sandbox;
+use lwolf_test_support::curl::curl;
 use lwolf_test_support::ffi_support::{run, scratch_dir};
 use lwolf_test_support::wine::{dist, wine, LIMIT};
 
 /// `path` as Wine's `Z:` drive names it.
 fn windows_path(path: &std::path::Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
-}
-
-/// `curl -s ARGS`: (HTTP status, body).
-fn curl(args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "60", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl is needed (apt-get install curl)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
 /// The agent's stderr lines, as they come, and the child.

@@ -8,6 +8,7 @@
 pub mod at_rest;
 pub mod c_calls;
 pub mod common;
+pub mod curl;
 pub mod ffi_support;
 pub mod fleet_support;
 pub mod redis_support;

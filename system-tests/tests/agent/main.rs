@@ -1047,17 +1047,6 @@ fn sighup_reads_the_subscription_key_file_again() {
     agent.check_stderr();
 }
 
-/// Peak resident memory of a process, in KiB.
-fn rss_kib(pid: &str) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_hundred_concurrent_clients_share_one_token() {
     let sandbox = sandbox();
@@ -1125,7 +1114,7 @@ fn a_hundred_concurrent_clients_share_one_token() {
         })
         .collect();
     thread::sleep(Duration::from_secs(1));
-    rss_early = rss_early.max(rss_kib(&agent.pid()));
+    rss_early = rss_early.max(memory_kib(&agent.pid(), "VmRSS"));
     let mut each = Vec::new();
     for client in clients {
         match client.join().unwrap() {
@@ -1133,7 +1122,7 @@ fn a_hundred_concurrent_clients_share_one_token() {
             Err(e) => panic!("a client got no answer: {e}"),
         }
     }
-    let rss_late = rss_kib(&agent.pid());
+    let rss_late = memory_kib(&agent.pid(), "VmRSS");
     assert_eq!(each.len(), 100);
     assert!(
         each.iter().all(|n| *n > 0),

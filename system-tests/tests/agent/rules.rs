@@ -47,20 +47,11 @@ fn a_token_the_api_rejects_is_renewed_and_the_request_sent_again() {
 #[test]
 fn a_transact_403_is_relayed_and_never_renews() {
     let sandbox = sandbox();
-    let dir = TempDir::new("agent");
-    let socket = dir.join("agent.sock");
-    let mut cmd = agent_command(
+    let agent = Agent::start_with(
         &sandbox,
-        &dir,
-        &[
-            "--socket",
-            socket.to_str().unwrap(),
-            "--proxy",
-            "127.0.0.1:0",
-        ],
+        &[],
+        &[("LWOLF_SUBSCRIPTION_KEY", "a-wrong-subscription-key")],
     );
-    cmd.env("LWOLF_SUBSCRIPTION_KEY", "a-wrong-subscription-key");
-    let agent = Agent::spawn(cmd, dir, socket);
     let key = format!("Lwolf-Agent-Key: {}", agent.key());
     let proxy = agent.proxy();
 
@@ -272,23 +263,17 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
     let foreign_port: u16 = foreign.base.rsplit(':').next().unwrap().parse().unwrap();
     FOREIGN_PORT.set(foreign_port).unwrap();
 
-    let dir = TempDir::new("agent");
-    let socket = dir.join("agent.sock");
-    let mut cmd = agent_command(
+    let api = format!("{}/api", upstream.base);
+    let agent = Agent::start_with(
         &sandbox,
-        &dir,
+        &[],
         &[
-            "--socket",
-            socket.to_str().unwrap(),
-            "--proxy",
-            "127.0.0.1:0",
+            ("LWOLF_API_BASE_URL", &api),
+            ("LWOLF_TIMEOUT_MS", "1000"),
+            ("LWOLF_MAX_RETRIES", "1"),
+            ("LWOLF_RETRY_BASE_MS", "50"),
         ],
     );
-    cmd.env("LWOLF_API_BASE_URL", format!("{}/api", upstream.base))
-        .env("LWOLF_TIMEOUT_MS", "1000")
-        .env("LWOLF_MAX_RETRIES", "1")
-        .env("LWOLF_RETRY_BASE_MS", "50");
-    let agent = Agent::spawn(cmd, dir, socket);
     let key = format!("Lwolf-Agent-Key: {}", agent.key());
     let proxy = agent.proxy();
 
@@ -339,17 +324,6 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
     agent.check_stderr();
 }
 
-/// The peak resident memory of process `pid` (`VmHWM`), in KiB.
-fn peak_rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A body over 1 MiB with a `Content-Length` goes to the API as it arrives: all of it, with
 /// the token, and the agent's memory never holds it (its peak grows by far less than the
 /// body; read whole, it would grow by all of it).
@@ -358,27 +332,18 @@ fn a_large_body_is_streamed_to_the_api() {
     const SIZE: usize = 64 * 1024 * 1024;
     let sandbox = sandbox();
     let upstream = Upstream::start(api_script);
-    let dir = TempDir::new("agent");
-    let socket = dir.join("agent.sock");
-    let file = dir.join("upload.bin");
+    let scratch = TempDir::new("agent-upload");
+    let file = scratch.join("upload.bin");
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
     std::fs::write(&file, &data).unwrap();
     drop(data);
-    let mut cmd = agent_command(
+    let api = format!("{}/api", upstream.base);
+    let agent = Agent::start_with(
         &sandbox,
-        &dir,
-        &[
-            "--socket",
-            socket.to_str().unwrap(),
-            "--proxy",
-            "127.0.0.1:0",
-            "--max-body-bytes",
-            "100000000",
-        ],
+        &["--max-body-bytes", "100000000"],
+        &[("LWOLF_API_BASE_URL", &api)],
     );
-    cmd.env("LWOLF_API_BASE_URL", format!("{}/api", upstream.base));
-    let agent = Agent::spawn(cmd, dir, socket);
     let key = format!("Lwolf-Agent-Key: {}", agent.key());
     let proxy = agent.proxy();
     // A small request first: the agent has its token and its pool.
@@ -386,7 +351,7 @@ fn a_large_body_is_streamed_to_the_api() {
         curl(&["-H", &key, &format!("{proxy}/backoffice/flaky")]).0,
         200
     );
-    let before = peak_rss_kib(&agent.pid());
+    let before = memory_kib(&agent.pid(), "VmHWM");
 
     // curl sends `Expect: 100-continue` for a body this large: answered, then streamed.
     let (status, body) = curl(&[
@@ -406,7 +371,7 @@ fn a_large_body_is_streamed_to_the_api() {
         .authorization
         .as_deref()
         .is_some_and(|a| a.starts_with("Bearer ")));
-    let grown = peak_rss_kib(&agent.pid()).saturating_sub(before);
+    let grown = memory_kib(&agent.pid(), "VmHWM").saturating_sub(before);
     assert!(
         grown < 16 * 1024,
         "the agent's peak memory grew by {grown} KiB for a {} KiB body",

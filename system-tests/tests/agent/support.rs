@@ -75,6 +75,11 @@ pub(crate) fn agent_command(sandbox: &Sandbox, dir: &TempDir, args: &[&str]) -> 
 impl Agent {
     /// `lwolf agent --socket DIR/agent.sock --proxy 127.0.0.1:0 EXTRA...`.
     pub(crate) fn start(sandbox: &Sandbox, extra: &[&str]) -> Agent {
+        Agent::start_with(sandbox, extra, &[])
+    }
+
+    /// As [`start`](Self::start), with these environment variables set (or replaced).
+    pub(crate) fn start_with(sandbox: &Sandbox, extra: &[&str], env: &[(&str, &str)]) -> Agent {
         let dir = TempDir::new("agent");
         let socket = dir.join("agent.sock");
         let mut args = vec![
@@ -84,7 +89,8 @@ impl Agent {
             "127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
-        let cmd = agent_command(sandbox, &dir, &args);
+        let mut cmd = agent_command(sandbox, &dir, &args);
+        cmd.envs(env.iter().copied());
         Agent::spawn(cmd, dir, socket)
     }
 
@@ -262,16 +268,18 @@ impl Drop for Agent {
     }
 }
 
-/// `curl -s ARGS`: (HTTP status, body); status 0 when curl got no answer.
-pub(crate) fn curl(args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "30", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl is needed (apt-get install curl)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+pub(crate) use lwolf_test_support::curl::curl;
+
+/// A memory figure of process `pid` from `/proc/PID/status`, in KiB: `VmRSS` (resident
+/// now) or `VmHWM` (its peak).
+pub(crate) fn memory_kib(pid: &str, field: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 pub(crate) fn json(body: &str) -> serde_json::Value {
