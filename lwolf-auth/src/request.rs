@@ -69,9 +69,53 @@ impl StreamBody {
         self.reader.lock().is_none()
     }
 
-    /// The reader, for the one send that may have it.
+    /// The reader, for the one send that may have it: held to `length` when one is given.
     pub(crate) fn take(&self) -> Option<Box<dyn Read + Send>> {
-        self.reader.lock().take()
+        let reader = self.reader.lock().take()?;
+        Some(match self.length {
+            Some(length) => Box::new(ExactLength {
+                inner: reader,
+                left: length,
+            }),
+            None => reader,
+        })
+    }
+}
+
+/// A reader that gives exactly `left` more bytes or fails: one that ends early (which would
+/// leave the HTTP stack waiting for bytes that never come) or runs on past the length is an
+/// error, not a short or cut body.
+struct ExactLength {
+    inner: Box<dyn Read + Send>,
+    left: u64,
+}
+
+impl Read for ExactLength {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the body reader ended {} bytes before the length given for it",
+                    self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        // The last bytes go only if the reader ends there: a longer one fails the request
+        // before its body is whole, rather than send a body cut where it should not be.
+        if self.left == 0 && self.inner.read(&mut [0u8; 1])? != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the body reader gave more bytes than the length given for it",
+            ));
+        }
+        Ok(n)
     }
 }
 

@@ -139,3 +139,57 @@ fn a_redirect_that_keeps_the_body_is_handed_back() {
     assert_eq!(api.request(2).method, "GET");
     assert_eq!(api.request(2).path, "/backoffice/v1/result");
 }
+
+/// A reader that fails after giving `ok` bytes.
+struct Failing(usize);
+
+impl Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Err(std::io::Error::other("the disk went away"));
+        }
+        let n = buf.len().min(self.0);
+        buf[..n].fill(b'x');
+        self.0 -= n;
+        Ok(n)
+    }
+}
+
+/// A reader that ends before its length, runs past it, or fails: an error within the
+/// request's bound (the HTTP stack would otherwise wait for bytes that never come, spinning
+/// on a TLS connection), and the API never gets a whole request.
+#[test]
+fn a_reader_that_breaks_its_length_or_fails_is_an_error() {
+    let tokens = Server::tokens();
+    let api = Server::new(Action::json(201, r#"{"ok":true}"#));
+    let client = Client::new(
+        builder_for(&tokens, &api)
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let cases: [(&str, Box<dyn Read + Send>, Option<u64>); 3] = [
+        ("short", Box::new(Cursor::new(data(1000))), Some(5000)),
+        ("long", Box::new(Cursor::new(data(6000))), Some(5000)),
+        ("failing", Box::new(Failing(3000)), None),
+    ];
+    for (what, reader, length) in cases {
+        let sent = client
+            .post("/v1/uploads")
+            .body_reader(reader, length, "application/octet-stream")
+            .send();
+        match sent {
+            Err(Error::Transport(failure)) => {
+                assert_eq!(failure.attempts, 1, "{what}: {failure:?}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(api.request_count(), 0, "{:?}", api.requests());
+}
