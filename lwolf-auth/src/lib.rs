@@ -116,6 +116,8 @@ pub mod unversioned {
     pub use crate::request::EditRequest;
     pub use crate::retry::{parse_rate_limit_reset, parse_retry_after, Backoff};
     pub use crate::token_response::{parse_token_response, TokenResponse};
+    #[cfg(windows)]
+    pub use crate::win32::make_file_private;
 }
 
 /// This crate's version.

@@ -66,6 +66,12 @@ pub(crate) fn set_owner_only(path: &Path, inherit: &str) -> io::Result<()> {
     error.map_or(Ok(()), Err)
 }
 
+/// Gives the file at `path` a protected DACL that lets this process's user alone in: what
+/// mode 0600 is on Unix (the `lwolf` agent's key and token files).
+pub fn make_file_private(path: &Path) -> io::Result<()> {
+    set_owner_only(path, "")
+}
+
 /// This process's user, as an SID string (`S-1-5-21-…`).
 fn current_user_sid() -> io::Result<String> {
     let mut token: HANDLE = std::ptr::null_mut();

@@ -394,9 +394,11 @@ impl Connection {
             }
         };
         self.buf.drain(..head_len);
-        let expects_continue = request
-            .header("Expect")
-            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+        // A 1.0 client is never sent a 100 (RFC 9110, 10.1.1).
+        let expects_continue = request.minor_version >= 1
+            && request
+                .header("Expect")
+                .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
         let complete = match framing {
             Framing::Empty => true,
             Framing::Length(n) if n > MAX_BODY_BYTES => {

@@ -72,6 +72,9 @@ fn the_agents_proxy_and_sink_under_wine() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("use --proxy or --sink"), "{said}");
 
+    // A key file someone left there is not taken: its key could be known to them.
+    let planted = "a-key-planted-by-someone-else-0123456789";
+    std::fs::write(&key_file, planted).unwrap();
     let mut cmd = wine(
         &exe,
         &[
@@ -132,9 +135,21 @@ fn the_agents_proxy_and_sink_under_wine() {
         serde_json::from_slice(&std::fs::read(&sink).expect("the sink file")).expect("JSON");
     let token = written["access_token"].as_str().expect("access_token");
     assert!(token.len() > 20);
+    // The DACLs of the user alone, as Wine shows them: it keeps no DACL on a Unix file
+    // system, but maps the one set to the file's mode.
+    use std::os::unix::fs::PermissionsExt;
+    for file in [&key_file, &sink] {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} is open to others: {mode:o}",
+            file.display()
+        );
+    }
     assert_eq!(sandbox.tokens_issued(), 1);
 
-    // Ctrl+C: the requests in flight finish and it exits 0.
+    // Ctrl+C: it stops cleanly and exits 0.
     let stopped = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -325,12 +325,13 @@ impl<S: Stream> Conn<S> {
         }
     }
 
-    /// `100 Continue`, if the caller waits for it (`Expect: 100-continue`): its body is
-    /// about to be read.
+    /// `100 Continue`, if the caller waits for it (`Expect: 100-continue`, HTTP/1.1: a 1.0
+    /// client is never sent one): its body is about to be read.
     pub fn send_continue(&mut self, head: &Head) -> Result<(), BodyError> {
-        let continues = head
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        let continues = head.version >= 1
+            && head
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
         if continues
             && self
                 .stream
@@ -437,12 +438,12 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// The reason phrase of `status`.
 /// `s` without control characters, at most 200 of them: a path fit for a log line.
 pub(crate) fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
+/// The reason phrase of `status`.
 pub(crate) fn reason(status: u16) -> &'static str {
     http::StatusCode::from_u16(status)
         .ok()

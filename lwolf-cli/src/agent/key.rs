@@ -1,6 +1,7 @@
 //! The proxy's local key: 32 random bytes (the system's source, by `getrandom`) in hex, in a
-//! 0600 file of the agent's user (on Windows, a file its directory's ACL keeps to the user),
-//! made if missing; every proxy request carries it in
+//! 0600 file of the agent's user, made if missing (on Windows, a file whose DACL lets the
+//! user alone in, made anew at each start: an existing file's owner is not checked there,
+//! and a key someone else left could be known to them); every proxy request carries it in
 //! `Lwolf-Agent-Key`, compared in constant time. A web page cannot read the file, nor can
 //! another local user: neither can use the proxy.
 
@@ -34,14 +35,19 @@ impl Key {
         bool::from(self.0.as_slice().ct_eq(given))
     }
 
-    /// The key in `path`, made first if there is none (0600, written whole to a new file
-    /// and then linked into place, so that a reader never sees half a key).
+    /// The key in `path`, made first if there is none, and on Windows made anew (0600 or
+    /// the user's DACL, written whole to a new file and then linked or renamed into place,
+    /// so that a reader never sees half a key).
     pub(crate) fn load_or_create(path: &Path) -> Result<Key, Failure> {
         let shown = path.display();
-        if fs::symlink_metadata(path).is_err() {
-            create(path)
-                .map_err(|e| Failure::io(format!("cannot create the key file {shown}: {e}")))?;
-        }
+        let made = if cfg!(windows) {
+            create(path, true)
+        } else if fs::symlink_metadata(path).is_err() {
+            create(path, false)
+        } else {
+            Ok(())
+        };
+        made.map_err(|e| Failure::io(format!("cannot create the key file {shown}: {e}")))?;
         let mut options = fs::OpenOptions::new();
         options.read(true);
         #[cfg(unix)]
@@ -85,7 +91,9 @@ impl Key {
     }
 }
 
-fn create(path: &Path) -> std::io::Result<()> {
+/// A new key in `path`: put in place by a rename that replaces what is there when
+/// `replace`, else by a link that never does (another agent's key made meanwhile stays).
+fn create(path: &Path, replace: bool) -> std::io::Result<()> {
     let mut random = Zeroizing::new([0u8; 32]);
     getrandom::fill(&mut *random).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut hex = Zeroizing::new(String::with_capacity(65));
@@ -94,8 +102,10 @@ fn create(path: &Path) -> std::io::Result<()> {
         let _ = write!(hex, "{b:02x}");
     }
     hex.push('\n');
-    // A link never replaces a name: another agent's key made meanwhile stays.
     super::private_file::write(path, hex.as_bytes(), |temp, path| {
+        if replace {
+            return fs::rename(temp, path);
+        }
         match fs::hard_link(temp, path) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
             _ => Ok(()),

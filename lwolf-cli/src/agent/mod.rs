@@ -398,7 +398,7 @@ pub(crate) fn run(
     #[cfg(unix)]
     platform::accept_until_stopped(&agent, &signals, unix.as_ref(), tcp.as_ref(), make_client);
     #[cfg(windows)]
-    platform::accept_until_stopped(&agent, &signals, tcp.as_ref());
+    platform::accept_until_stopped(&agent, &signals, tcp.as_ref())?;
 
     // Stop accepting, then give the requests in flight their bound.
     agent.stopping.store(true, Ordering::SeqCst);

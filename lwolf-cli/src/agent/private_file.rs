@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Writes `bytes` to a new file beside `path` (mode 0600 on Unix, the directory's ACL on
-/// Windows; under a random name, created afresh, never through a link), syncs it, then `publish(temporary, path)` gives it its
+/// Writes `bytes` to a new file beside `path` (mode 0600 on Unix, a DACL for the user alone
+/// on Windows; under a random name, created afresh, never through a link), syncs it, then `publish(temporary, path)` gives it its
 /// name (a rename replaces the file there; a hard link never does). The temporary file is
 /// gone afterwards either way.
 pub(crate) fn write(
@@ -32,6 +32,9 @@ pub(crate) fn write(
             .mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
         let mut file = options.open(&temp)?;
+        // Windows has no mode to give at creation: the DACL goes on before any byte does.
+        #[cfg(windows)]
+        lwolf_auth::unversioned::make_file_private(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         publish(&temp, path)

@@ -22,7 +22,7 @@ use super::http::{
 };
 use super::key::HEADER as KEY_HEADER;
 use super::metrics::Refused;
-use super::upload::{Upload, HELD_BODY_BYTES};
+use super::upload::{attempt_bound, Progress, Upload, HELD_BODY_BYTES};
 use super::{error_json, error_status, Agent, BODY_TIMEOUT};
 
 /// The header that names the customer instance (`lwt_client_id`) a request is for.
@@ -65,7 +65,7 @@ enum RequestBody {
     /// Read whole: the library can send it again.
     Held(Vec<u8>),
     /// Read as the library sends it, this long.
-    Streamed(Upload, u64),
+    Streamed(Upload, u64, Progress),
 }
 
 /// Serves one connection to the proxy.
@@ -102,6 +102,19 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
                 return;
             }
         };
+        // The tenant's client before the body: a refused tenant costs no read.
+        let client = match tenant_of(&head).and_then(|tenant| agent.client_for(tenant)) {
+            Ok(client) => client,
+            Err(refusal) => {
+                let why = if refusal.status == 429 {
+                    Refused::Busy
+                } else {
+                    Refused::Bad
+                };
+                agent.refuse(conn, why, &refusal);
+                return;
+            }
+        };
         let too_large = format!(
             "the request body is larger than the agent takes ({} bytes)",
             agent.max_body_bytes
@@ -115,7 +128,7 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
             }
             _ => None,
         };
-        let mut left = None;
+        let mut progress = None;
         let body = match streamed {
             Some(length) => {
                 let Ok(socket) = conn.stream.try_clone() else {
@@ -129,9 +142,9 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
                 }
                 let read_ahead =
                     conn.take_read_ahead(usize::try_from(length).unwrap_or(usize::MAX));
-                let (upload, to_come) = Upload::new(socket, read_ahead, length);
-                left = Some(to_come);
-                Some(RequestBody::Streamed(upload, length))
+                let (upload, how) = Upload::new(socket, read_ahead, length);
+                progress = Some(how.clone());
+                Some(RequestBody::Streamed(upload, length, how))
             }
             // A caller gone mid-body costs nothing: no token, no request upstream.
             None => match conn.read_request_body(&head, agent.max_body_bytes, &too_large, deadline)
@@ -151,8 +164,17 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
         // After a streamed body the connection closes: the API may answer before it has
         // read the body whole, and what is left of it cannot be told from a next request.
         let keep_alive = head.keep_alive() && !agent.stopping() && streamed.is_none();
-        let kept = forward(agent, &mut conn.stream, &head, api, &path, body, keep_alive);
-        if left.is_some_and(|left| left.load(std::sync::atomic::Ordering::SeqCst) > 0) {
+        let kept = forward(
+            agent,
+            &client,
+            &mut conn.stream,
+            &head,
+            (api, &path),
+            body,
+            keep_alive,
+        );
+        let unread = |p: &Progress| p.left.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        if progress.as_ref().is_some_and(unread) {
             agent
                 .log
                 .debug(|| "proxy: the API answered before the body's end; closing".into());
@@ -316,27 +338,16 @@ fn tenant_of(head: &Head) -> Result<Option<&str>, Refusal> {
 /// cannot serve another request (an answer cut off).
 fn forward(
     agent: &Agent,
+    client: &lwolf_auth::Client,
     out: &mut TcpStream,
     head: &Head,
-    api: Api,
-    path: &str,
+    (api, path): (Api, &str),
     body: Option<RequestBody>,
     keep_alive: bool,
 ) -> bool {
     let started = Instant::now();
-    let client = match tenant_of(head).and_then(|tenant| agent.client_for(tenant)) {
-        Ok(client) => client,
-        Err(refusal) => {
-            agent.metrics.refused(Refused::Bad);
-            agent
-                .log
-                .debug(|| format!("proxy: refused: {} {}", refusal.status, refusal.reason));
-            write_refusal(out, &refusal, keep_alive);
-            return keep_alive;
-        }
-    };
     let client = match api {
-        Api::BackOffice => client,
+        Api::BackOffice => client.clone(),
         Api::Transact => client.transact(),
     };
     let connection_named =
@@ -366,10 +377,15 @@ fn forward(
     let content_type = content_type
         .as_deref()
         .unwrap_or("application/octet-stream");
+    let mut progress = None;
     builder = match body {
         Some(RequestBody::Held(bytes)) => builder.body(bytes, content_type),
-        Some(RequestBody::Streamed(upload, length)) => {
-            builder.body_reader(upload, Some(length), content_type)
+        Some(RequestBody::Streamed(upload, length, how)) => {
+            progress = Some(how);
+            // The body comes from the caller within the attempt: time for it besides.
+            builder
+                .body_reader(upload, Some(length), content_type)
+                .timeout(attempt_bound(client.config().timeout(), length))
         }
         None => builder,
     };
@@ -426,13 +442,24 @@ fn forward(
                     printable(&head.method)
                 )
             });
-            let status = error_status(&e);
+            // A streamed body the caller did not finish is the caller's failure, not the API's.
+            let caller_failed = progress
+                .as_ref()
+                .is_some_and(|p| p.caller_failed.load(std::sync::atomic::Ordering::SeqCst));
+            let (status, body) = if caller_failed {
+                (
+                    408,
+                    http::error_body("the request body did not arrive whole"),
+                )
+            } else {
+                (error_status(&e), error_json(&e))
+            };
             write_answer(
                 relay.out,
                 status,
                 "application/json",
                 &[],
-                &error_json(&e),
+                &body,
                 keep_alive,
             )
             .is_ok()

@@ -1,6 +1,7 @@
 //! The agent's Windows side: the proxy and the sink (no socket: a named pipe is on paper in
-//! docs/agent.md), Ctrl+C or Ctrl+Break (and the console closing) to stop, and a thread
-//! blocked on the proxy's listener. No SIGHUP: restart the agent to read the secret files
+//! docs/agent.md), Ctrl+C or Ctrl+Break to stop (closing the console ends the process at
+//! once: the handler returns before the requests in flight are done), and a thread blocked
+//! on the proxy's listener. No SIGHUP: restart the agent to read the secret files
 //! again.
 
 use std::net::{TcpListener, TcpStream};
@@ -32,16 +33,18 @@ impl Signals {
 }
 
 /// Accepts on the proxy's listener (on a thread of its own) until Ctrl+C, then wakes that
-/// thread with a connection of its own and lets it go.
+/// thread with a connection of its own and lets it go. Fails if that thread cannot start.
 pub(super) fn accept_until_stopped(
     agent: &Arc<Agent>,
     signals: &Signals,
     tcp: Option<&TcpListener>,
-) {
-    let acceptor = tcp.and_then(|tcp| {
-        let listener = tcp.try_clone().ok()?;
+) -> Result<(), Failure> {
+    let cannot = |e: std::io::Error| Failure::io(format!("cannot accept for the proxy: {e}"));
+    let mut acceptor = None;
+    if let Some(tcp) = tcp {
+        let listener = tcp.try_clone().map_err(cannot)?;
+        let addr = tcp.local_addr().map_err(cannot)?;
         let agent = Arc::clone(agent);
-        let addr = tcp.local_addr().ok()?;
         let thread = std::thread::Builder::new()
             .name("lwolf-agent-accept".into())
             .spawn(move || {
@@ -60,9 +63,9 @@ pub(super) fn accept_until_stopped(
                     }
                 }
             })
-            .ok()?;
-        Some((thread, addr))
-    });
+            .map_err(cannot)?;
+        acceptor = Some((thread, addr));
+    }
     while !signals.term.load(Ordering::SeqCst) {
         std::thread::sleep(STOP_POLL);
     }
@@ -74,6 +77,7 @@ pub(super) fn accept_until_stopped(
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    Ok(())
 }
 
 /// Makes `dir` if it is missing. It gets the ACL its parent passes down (the user's profile
