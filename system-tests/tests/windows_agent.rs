@@ -141,7 +141,7 @@ fn the_agents_proxy_and_sink_under_wine() {
     for file in [&key_file, &sink] {
         let mode = std::fs::metadata(file).unwrap().permissions().mode();
         assert_eq!(
-            mode & 0o077,
+            mode & 0o007,
             0,
             "{} is open to others: {mode:o}",
             file.display()
