@@ -25,8 +25,12 @@ const MAX_CONNECTIONS: usize = 1024;
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Headers a request may carry.
 const MAX_HEADERS: usize = 64;
-/// How long a read or a write may wait: a connection idle this long is closed.
+/// How long a write may wait, and a connection between requests: idle this long, it is
+/// closed.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request, head and body, must arrive whole within this once its first bytes have: a
+/// client that trickles a byte at a time holds a thread no longer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long stopping waits for handlers that are still running.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -189,7 +193,14 @@ impl Server {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // `accept` wakes for a connection: make one, which it drops.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        let _ = acceptor.join();
+        // The wake-up connection may fail (no descriptors): then the thread is left behind.
+        let until = Instant::now() + SHUTDOWN_GRACE;
+        while !acceptor.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if acceptor.is_finished() {
+            let _ = acceptor.join();
+        }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         loop {
             for stream in self.shared.open.lock().values() {
@@ -276,6 +287,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let mut conn = Connection {
         stream,
         buf: Vec::with_capacity(4096),
+        deadline: None,
     };
     while !shared.stopping.load(Ordering::SeqCst) {
         let (mut request, body_complete) = match conn.read_request() {
@@ -364,11 +376,23 @@ struct Connection {
     stream: TcpStream,
     /// Bytes read and not yet used: the start of the next request.
     buf: Vec<u8>,
+    /// When the request being read must be whole ([`REQUEST_TIMEOUT`] after its first
+    /// bytes); `None` between requests.
+    deadline: Option<Instant>,
 }
 
 impl Connection {
-    /// Reads more into `buf`; `false` at the end of the stream.
+    /// Reads more into `buf`; `false` at the end of the stream. Between requests a read
+    /// waits [`IO_TIMEOUT`]; within one, what is left of its [`REQUEST_TIMEOUT`].
     fn fill(&mut self) -> io::Result<bool> {
+        let wait = match self.deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => IO_TIMEOUT,
+        };
+        if wait.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(wait))?;
         let mut chunk = [0u8; 8192];
         let n = self.stream.read(&mut chunk)?;
         self.buf.extend_from_slice(&chunk[..n]);
@@ -378,7 +402,11 @@ impl Connection {
     /// The next request and whether its body was read whole (if not, the connection
     /// closes after the answer); `None` when the client closed between requests.
     fn read_request(&mut self) -> Result<Option<(Request, bool)>, Refusal> {
+        self.deadline = None;
         let (head_len, mut request, framing) = loop {
+            if !self.buf.is_empty() && self.deadline.is_none() {
+                self.deadline = Some(Instant::now() + REQUEST_TIMEOUT);
+            }
             if let Some(parsed) = parse_head(&self.buf)? {
                 break parsed;
             }
@@ -429,6 +457,7 @@ impl Connection {
                 }
             }
         };
+        self.deadline = None;
         Ok(Some((request, complete)))
     }
 

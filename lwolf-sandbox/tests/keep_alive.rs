@@ -56,12 +56,14 @@ fn connections_opened_together_while_others_stay_open_are_all_answered() {
             std::thread::spawn(move || {
                 let mut held = Vec::new();
                 let mut failures = Vec::new();
+                let mut sent = 0;
                 for round in 0..ROUNDS {
                     barrier.wait();
                     let mut stream = TcpStream::connect(&address).expect("connect");
                     stream
                         .set_read_timeout(Some(Duration::from_secs(5)))
                         .unwrap();
+                    sent += 1;
                     match get_stats(&mut stream) {
                         Ok(200) => {}
                         Ok(status) => failures.push(format!("round {round}: status {status}")),
@@ -70,31 +72,34 @@ fn connections_opened_together_while_others_stay_open_are_all_answered() {
                     // The connection stays open and is used again, as a pool's would be.
                     held.push(stream);
                     for (i, earlier) in held.iter_mut().enumerate().step_by(5) {
+                        sent += 1;
                         if let Err(why) = get_stats(earlier) {
                             failures.push(format!("round {round}, connection {i} again: {why}"));
                         }
                     }
                 }
-                failures
+                (sent, failures)
             })
         })
         .collect();
-    let failures: Vec<String> = workers
-        .into_iter()
-        .flat_map(|w| w.join().expect("a client thread panicked"))
-        .collect();
+    let mut sent = 0;
+    let mut failures = Vec::new();
+    for worker in workers {
+        let (theirs, failed) = worker.join().expect("a client thread panicked");
+        sent += theirs;
+        failures.extend(failed);
+    }
     assert!(
         failures.is_empty(),
-        "{} of {} requests went unanswered: {:?}",
+        "{} of {sent} requests went unanswered: {:?}",
         failures.len(),
-        THREADS * ROUNDS,
         &failures[..failures.len().min(10)]
     );
 }
 
 /// One client shared by 16 threads keeps a connection alive for each: ureq's default pool
 /// (3 idle connections per host) closed most of them after every request, and the 400
-/// requests below then opened over 300 connections.
+/// requests below then opened 161 connections.
 #[test]
 fn a_client_shared_by_16_threads_keeps_its_connections() {
     const THREADS: usize = 16;

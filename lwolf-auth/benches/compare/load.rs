@@ -1,6 +1,6 @@
 //! `load`: authenticated GETs made straight through the library, from threads sharing one
 //! client configured from the `LWOLF_*` environment, for a while: the "direct library call"
-//! side of the agent's bench (`benches/agent.py`, rows 12.1-12.2), at wrk's concurrency.
+//! side of the agent's bench (`benches/agent.py`, row 12.4), at wrk's concurrency.
 //!
 //! Prints one line: `RATE_PER_SECOND P99_MS`.
 

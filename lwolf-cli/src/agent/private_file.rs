@@ -8,9 +8,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Writes `bytes` to a new file beside `path` (mode 0600 on Unix, a DACL for the user alone
-/// on Windows; under a random name, created afresh, never through a link), syncs it, then `publish(temporary, path)` gives it its
-/// name (a rename replaces the file there; a hard link never does). The temporary file is
-/// gone afterwards either way.
+/// on Windows; under a random name, created afresh, never through a link), syncs it, then
+/// `publish(temporary, path)` gives it its name (a rename replaces the file there; a hard
+/// link never does). The temporary file is gone afterwards either way.
 pub(crate) fn write(
     path: &Path,
     bytes: &[u8],

@@ -352,6 +352,7 @@ fn a_large_body_is_streamed_to_the_api() {
         200
     );
     let before = memory_kib(&agent.pid(), "VmHWM");
+    assert!(before > 0, "no VmHWM in /proc/{}/status", agent.pid());
 
     // curl sends `Expect: 100-continue` for a body this large: answered, then streamed.
     let (status, body) = curl(&[
@@ -378,5 +379,75 @@ fn a_large_body_is_streamed_to_the_api() {
         SIZE / 1024
     );
     assert_eq!(sandbox.token_requests(), 1);
+    agent.check_stderr();
+}
+
+/// The head of a proxy request with a body of `length` bytes.
+fn upload_head(key: &str, length: usize) -> String {
+    format!(
+        "POST /backoffice/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nLwolf-Agent-Key: {key}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
+/// A streamed body the caller leaves half-way never reaches the API as a whole request;
+/// bytes pipelined after a streamed body are never taken for a request (the connection
+/// closes after it); and the agent serves on.
+#[test]
+fn a_streamed_body_cut_off_or_followed_is_never_taken_for_more() {
+    const SIZE: usize = 3 * 1024 * 1024;
+    let sandbox = sandbox();
+    let upstream = Upstream::start(api_script);
+    let api = format!("{}/api", upstream.base);
+    let agent = Agent::start_with(&sandbox, &[], &[("LWOLF_API_BASE_URL", &api)]);
+    let key = agent.key();
+    let address = agent.proxy().trim_start_matches("http://").to_owned();
+
+    // Half the body, then the caller is gone.
+    let mut caller = TcpStream::connect(&address).unwrap();
+    caller
+        .write_all(upload_head(&key, SIZE).as_bytes())
+        .unwrap();
+    caller.write_all(&vec![b'a'; SIZE / 2]).unwrap();
+    drop(caller);
+
+    // A whole body with a second request right behind it on the same connection.
+    let mut caller = TcpStream::connect(&address).unwrap();
+    caller
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut all = upload_head(&key, SIZE).into_bytes();
+    all.extend(vec![b'b'; SIZE]);
+    all.extend_from_slice(
+        format!(
+            "GET /backoffice/flaky HTTP/1.1\r\nHost: 127.0.0.1\r\nLwolf-Agent-Key: {key}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    caller.write_all(&all).unwrap();
+    let mut answer = Vec::new();
+    let _ = caller.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+
+    // The API saw one upload, the whole one; nothing of the cut one, nor the GET.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream.seen("/api/upload").is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let uploads = upstream.seen("/api/upload");
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert_eq!(uploads[0].body, (SIZE, SIZE as u64 * u64::from(b'b')));
+    assert!(upstream.seen("/api/flaky").is_empty());
+
+    // And it serves on.
+    let (status, _) = curl(&[
+        "-H",
+        &format!("Lwolf-Agent-Key: {key}"),
+        &format!("{}/backoffice/flaky", agent.proxy()),
+    ]);
+    assert_eq!(status, 200);
     agent.check_stderr();
 }
