@@ -115,12 +115,6 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
         "it measures memory through Linux's /proc",
     ),
     (
-        "max_in_flight_holds_under_64_threads",
-        "its first half shows the sandbox can see more than 4 requests at once without a \
-         limit, and under Wine (the sandbox in the same Wine process) 64 threads once reached \
-         only 3; the governor has no Windows code",
-    ),
-    (
         "max_requests_per_second_paces_starts",
         "it counts arrivals per second at a loopback server, and Wine's sockets deliver \
          them in bunches (23 in one second once, with starts spaced 50 ms apart)",
