@@ -47,6 +47,7 @@ mod assertion;
 pub mod cli;
 mod dpop;
 mod http;
+mod message;
 mod oauth;
 mod server;
 mod transact;
@@ -265,7 +266,7 @@ impl SandboxBuilder {
         let handler_state = Arc::clone(&state);
         let server = http::Server::start(
             listener,
-            Box::new(move |request: &mut http::Request| server::handle(&handler_state, request)),
+            Box::new(move |request: &mut message::Request| server::handle(&handler_state, request)),
         )?;
         log::debug!("listening on {addr}");
         Ok(Sandbox {

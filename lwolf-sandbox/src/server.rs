@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::api::{api, api_error};
-pub(super) use super::http::{Method, Reply, Request};
+pub(super) use super::message::{Method, Reply, Request};
 use super::oauth::token_endpoint;
 use super::transact::transact;
 use crate::printable as sanitize_to;
