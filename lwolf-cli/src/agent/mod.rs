@@ -5,9 +5,10 @@
 //! One thread accepts (on Unix polling the listeners and a signal pipe, with a bound on each
 //! wait: `unix`; on Windows, where there is no socket, a thread blocked on the proxy's
 //! listener: `windows`), a thread serves each connection up to [`MAX_CONNECTIONS`], a thread
-//! keeps the sink file. `socket` and `proxy` hold what each listener serves, `peer` who may
-//! use the socket, `key` the proxy's local key, `sink` the token file, `metrics` `/metrics`,
-//! `http` the HTTP both speak.
+//! keeps the sink file. `socket` and `proxy` hold what each listener serves (`relay` the
+//! proxy's answers, `upload` the bodies it streams), `peer` who may use the socket, `key`
+//! the proxy's local key, `sink` the token file, `metrics` `/metrics`, `http` the HTTP both
+//! speak.
 
 mod http;
 mod key;
@@ -16,6 +17,7 @@ mod metrics;
 mod peer;
 mod private_file;
 mod proxy;
+mod relay;
 mod sink;
 #[cfg(unix)]
 mod socket;
