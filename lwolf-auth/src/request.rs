@@ -329,8 +329,9 @@ impl<'a> RequestBuilder<'a> {
 
     /// A body read from `reader` as it is sent, never held whole: for uploads too large to
     /// hold, or a body that is itself arriving (the agent's proxy). `length`, if known, is
-    /// sent as `Content-Length` (the reader must give exactly that many bytes); else the body
-    /// goes chunked. No body by default.
+    /// sent as `Content-Length`, and the reader must give exactly that many bytes and then
+    /// end (one that ends early or runs on fails the request, which is never sent short);
+    /// else the body goes chunked. No body by default.
     ///
     /// A reader is read once, so such a request is sent once: no retry, and no second
     /// attempt after a renewal or a redirect that keeps the body. A 401 (or a Back Office

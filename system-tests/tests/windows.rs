@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use ffi_support::{expect_success, repo_root, run};
 use lwolf_sandbox::Sandbox;
-use lwolf_test_support::wine::{dist, wine, wine_ok, LIMIT};
+use lwolf_test_support::wine::{dist, windows_path, wine, wine_ok, LIMIT};
 
 const STATIC_LIBS: &[&str] = &[
     "-lbcrypt",
@@ -259,7 +259,7 @@ fn lwolf_exe_under_wine() {
     let dir = ffi_support::scratch_dir("windows-secret");
     let file = dir.join("secret.txt");
     std::fs::write(&file, format!("\u{feff}{}\r\n", sandbox.client_secret())).unwrap();
-    let windows_path = format!("Z:{}", file.display()).replace('/', "\\");
+    let windows_path = windows_path(&file);
     let mut cmd = wine(&exe, &["--no-cache", "token"], &sandbox);
     cmd.env_remove("LWOLF_CLIENT_SECRET")
         .env("LWOLF_CLIENT_SECRET_FILE", &windows_path);
@@ -273,7 +273,7 @@ fn lwolf_exe_under_wine() {
 fn two_wine_processes_share_one_token_through_cache_dir() {
     let exe = dist().join("bin/lwolf.exe");
     let dir = ffi_support::scratch_dir("windows-cache");
-    let windows_path = format!("Z:{}", dir.display()).replace('/', "\\");
+    let windows_path = windows_path(&dir);
     let sandbox = Sandbox::start().unwrap();
     let token = |cache: Option<&str>| {
         let mut cmd = wine(&exe, &["token", "--json"], &sandbox);
@@ -346,7 +346,7 @@ fn ca_system_trusts_the_windows_certificate_store() {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let sandbox = Sandbox::start().unwrap();
-    let windows_ca = format!("Z:{}", ca.display()).replace('/', "\\");
+    let windows_ca = windows_path(&ca);
     let added = wine_ok(&certadd, &[&windows_ca], &sandbox);
     assert!(added.contains("added"), "{added}");
 

@@ -10,12 +10,7 @@ use std::time::{Duration, Instant};
 use lwolf_sandbox::Sandbox;
 use lwolf_test_support::curl::curl;
 use lwolf_test_support::ffi_support::{run, scratch_dir};
-use lwolf_test_support::wine::{dist, wine, LIMIT};
-
-/// `path` as Wine's `Z:` drive names it.
-fn windows_path(path: &std::path::Path) -> String {
-    format!("Z:{}", path.display()).replace('/', "\\")
-}
+use lwolf_test_support::wine::{dist, windows_path, wine, LIMIT};
 
 /// The agent's stderr lines, as they come, and the child.
 fn start(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {

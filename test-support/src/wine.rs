@@ -53,3 +53,8 @@ pub fn wine_ok(program: &Path, args: &[&str], sandbox: &Sandbox) -> String {
         &format!("wine {} {}", program.display(), args.join(" ")),
     )
 }
+
+/// `path` as Wine's `Z:` drive (the Unix root) names it.
+pub fn windows_path(path: &Path) -> String {
+    format!("Z:{}", path.display()).replace('/', "\\")
+}

@@ -985,18 +985,9 @@ fn sighup_reads_the_secret_file_again() {
 
     fs::write(&secret_file, SECRET).unwrap();
     agent.signal("HUP");
-    let started = Instant::now();
-    loop {
-        let (status, body) = agent.socket_curl(&[], "/v1/token");
-        if status == 200 {
-            break;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "no token after SIGHUP: {body}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    until_ok("a token after SIGHUP", || {
+        agent.socket_curl(&[], "/v1/token")
+    });
     assert!(agent.stderr().contains("SIGHUP"), "{}", agent.stderr());
     agent.check_stderr();
 }
@@ -1030,18 +1021,9 @@ fn sighup_reads_the_subscription_key_file_again() {
 
     fs::write(&key_file, format!("{SUBSCRIPTION_KEY}\n")).unwrap();
     agent.signal("HUP");
-    let started = Instant::now();
-    loop {
-        let (status, body) = curl(&["-H", &key, &transactions]);
-        if status == 200 {
-            break;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "still {status} after SIGHUP: {body}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    until_ok("Transact after SIGHUP", || {
+        curl(&["-H", &key, &transactions])
+    });
     let (_, metrics) = agent.socket_curl(&[], "/metrics");
     assert!(metrics.contains("lwolf_agent_reloads_total 1"), "{metrics}");
     agent.check_stderr();
@@ -1370,24 +1352,24 @@ fn the_proxys_key_is_in_the_key_file_named_or_in_the_cache_directory() {
         ])
         .0
     };
+    // A proxy-only agent whose key is expected in `key_file`.
+    let start = |args: &[&str], home: &str, key_file: &Path| {
+        let cmd = agent_command(
+            &sandbox,
+            &dir,
+            &[&["--proxy", "127.0.0.1:0"], args].concat(),
+        );
+        Agent::spawn_keyed(
+            cmd,
+            TempDir::new(home),
+            dir.join("none"),
+            key_file.to_owned(),
+        )
+    };
     // --key-file: made there, 0600, and the proxy takes that key only.
     let named = dir.join("proxy.key");
-    let cmd = agent_command(
-        &sandbox,
-        &dir,
-        &[
-            "--proxy",
-            "127.0.0.1:0",
-            "--key-file",
-            named.to_str().unwrap(),
-        ],
-    );
-    let agent = Agent::spawn_keyed(
-        cmd,
-        TempDir::new("agent-key-home"),
-        dir.join("none"),
-        named.clone(),
-    );
+    let with_key_file = ["--key-file", named.to_str().unwrap()];
+    let agent = start(&with_key_file, "agent-key-home", &named);
     assert_eq!(mode(&named), 0o600);
     let key = agent.key();
     assert_eq!(key.len(), 64, "32 random bytes in hex");
@@ -1396,35 +1378,14 @@ fn the_proxys_key_is_in_the_key_file_named_or_in_the_cache_directory() {
     agent.check_stderr();
     drop(agent);
     // The next agent keeps the key it finds.
-    let cmd = agent_command(
-        &sandbox,
-        &dir,
-        &[
-            "--proxy",
-            "127.0.0.1:0",
-            "--key-file",
-            named.to_str().unwrap(),
-        ],
-    );
-    let agent = Agent::spawn_keyed(
-        cmd,
-        TempDir::new("agent-key-home2"),
-        dir.join("none"),
-        named.clone(),
-    );
+    let agent = start(&with_key_file, "agent-key-home2", &named);
     assert_eq!(agent.key(), key);
     assert_eq!(get(&agent, &key), 200);
     agent.check_stderr();
     drop(agent);
     // Neither --key-file nor --socket: in the cache directory, a key of its own.
     let cached = dir.join("cache").join("agent.key");
-    let cmd = agent_command(&sandbox, &dir, &["--proxy", "127.0.0.1:0"]);
-    let agent = Agent::spawn_keyed(
-        cmd,
-        TempDir::new("agent-key-home3"),
-        dir.join("none"),
-        cached.clone(),
-    );
+    let agent = start(&[], "agent-key-home3", &cached);
     assert_eq!(mode(&cached), 0o600);
     assert_ne!(agent.key(), key);
     assert_eq!(get(&agent, &agent.key()), 200);

@@ -2,11 +2,13 @@
 //! 403, retries, the timeout, redirects, another tenant's token, and a large body streamed.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lwolf_test_support::common::{Action, Server};
 use lwolf_test_support::temp_dir::TempDir;
 
 use super::support::*;
@@ -120,137 +122,29 @@ fn another_tenant_is_named_with_lwolf_tenant() {
     agent.check_stderr();
 }
 
-/// What a scripted API was sent.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    /// The body's length and the sum of its bytes.
-    body: (usize, u64),
-}
-
-/// A scripted API on loopback: `answer(method, path, n)` (`n`: how many requests to that
-/// path came before) gives a delay and the raw answer, sent with `Connection: close`.
-struct Upstream {
-    base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-type Script = fn(&str, &str, usize) -> (Duration, String);
-
-impl Upstream {
-    fn start(answer: Script) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let log = Arc::clone(&log);
-                thread::spawn(move || serve_one(stream, &log, answer));
+/// The scripted API of these tests (`lwolf_test_support::common::Server`): `/api/flaky`
+/// answers 503 once and then 200, a POST to `/api/busy` always 503, a POST to `/api/upload`
+/// 201, `/api/slow` after 4 s, and `/api/moved` a 302 to `moved_to`.
+fn scripted_api(moved_to: String) -> Server {
+    let flaky = Arc::new(AtomicUsize::new(0));
+    Server::new(Action::dynamic(move |req| {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/api/flaky") if flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
+                Action::body(503, "busy").header("Retry-After", "0")
             }
-        });
-        Upstream { base, seen }
-    }
-
-    fn seen(&self, path: &str) -> Vec<Seen> {
-        let all = self.seen.lock().unwrap();
-        all.iter().filter(|s| s.path == path).cloned().collect()
-    }
+            ("GET", "/api/flaky") => Action::body(200, "fine"),
+            ("POST", "/api/busy") => Action::body(503, "busy").header("Retry-After", "0"),
+            ("POST", "/api/upload") => Action::body(201, "stored"),
+            ("GET", "/api/slow") => Action::body(200, "late").after(Duration::from_secs(4)),
+            ("GET", "/api/moved") => Action::redirect(302, &moved_to),
+            _ => Action::body(404, "no such path"),
+        }
+    }))
 }
 
-fn serve_one(mut stream: TcpStream, log: &Mutex<Vec<Seen>>, answer: Script) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut data = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => data.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&data[..end]).into_owned();
-    let mut lines = head.lines();
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let method = first.next().unwrap_or_default().to_owned();
-    let path = first.next().unwrap_or_default().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while data.len() < end + 4 + length {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => data.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let before = {
-        let mut all = log.lock().unwrap();
-        let before = all.iter().filter(|s| s.path == path).count();
-        all.push(Seen {
-            method: method.clone(),
-            path: path.clone(),
-            authorization: headers
-                .iter()
-                .find(|(n, _)| n == "authorization")
-                .map(|(_, v)| v.clone()),
-            body: (
-                length,
-                data[end + 4..end + 4 + length]
-                    .iter()
-                    .map(|&b| u64::from(b))
-                    .sum(),
-            ),
-        });
-        before
-    };
-    let (delay, reply) = answer(&method, &path, before);
-    thread::sleep(delay);
-    let _ = stream.write_all(reply.as_bytes());
-}
-
-fn reply(status: &str, extra: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// The port of the foreign origin `/api/moved` redirects to, set before the agent starts.
-static FOREIGN_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-
-fn api_script(method: &str, path: &str, before: usize) -> (Duration, String) {
-    let now = Duration::ZERO;
-    match (method, path) {
-        ("GET", "/api/flaky") if before == 0 => (
-            now,
-            reply("503 Service Unavailable", "Retry-After: 0\r\n", "busy"),
-        ),
-        ("GET", "/api/flaky") => (now, reply("200 OK", "", "fine")),
-        ("POST", "/api/busy") => (
-            now,
-            reply("503 Service Unavailable", "Retry-After: 0\r\n", "busy"),
-        ),
-        ("POST", "/api/upload") => (now, reply("201 Created", "", "stored")),
-        ("GET", "/api/slow") => (Duration::from_secs(4), reply("200 OK", "", "late")),
-        ("GET", "/api/moved") => {
-            let port = FOREIGN_PORT.get().copied().unwrap_or(1);
-            let location = format!("Location: http://127.0.0.1:{port}/stolen\r\n");
-            (now, reply("302 Found", &location, ""))
-        }
-        _ => (now, reply("404 Not Found", "", "no such path")),
-    }
+/// A body's length and the sum of its bytes (a large body is never printed).
+fn length_and_sum(body: &[u8]) -> (usize, u64) {
+    (body.len(), body.iter().map(|&b| u64::from(b)).sum())
 }
 
 /// Retries of idempotent methods only, a timed-out API answered 504 within a bound, and a
@@ -258,12 +152,10 @@ fn api_script(method: &str, path: &str, before: usize) -> (Duration, String) {
 #[test]
 fn retries_the_timeout_and_redirects_follow_the_library() {
     let sandbox = sandbox();
-    let upstream = Upstream::start(api_script);
-    let foreign = Upstream::start(|_, _, _| (Duration::ZERO, reply("200 OK", "", "stolen")));
-    let foreign_port: u16 = foreign.base.rsplit(':').next().unwrap().parse().unwrap();
-    FOREIGN_PORT.set(foreign_port).unwrap();
-
-    let api = format!("{}/api", upstream.base);
+    let foreign = Server::new(Action::body(200, "stolen"));
+    let stolen = format!("{}/stolen", foreign.url());
+    let upstream = scripted_api(stolen.clone());
+    let api = format!("{}/api", upstream.url());
     let agent = Agent::start_with(
         &sandbox,
         &[],
@@ -280,11 +172,11 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
     // A GET answered 503 once is sent again; the caller sees the 200.
     let (status, body) = curl(&["-H", &key, &format!("{proxy}/backoffice/flaky")]);
     assert_eq!((status, body.as_str()), (200, "fine"));
-    let flaky = upstream.seen("/api/flaky");
-    assert_eq!(flaky.len(), 2, "{flaky:?}");
+    let flaky = upstream.requests_to("/api/flaky");
+    assert_eq!(flaky.len(), 2);
     for seen in &flaky {
-        let auth = seen.authorization.as_deref().unwrap_or_default();
-        assert!(auth.starts_with("Bearer ") && auth.len() > 20, "{seen:?}");
+        let auth = seen.header("authorization").unwrap_or_default();
+        assert!(auth.starts_with("Bearer ") && auth.len() > 20);
     }
 
     // A POST is not: the 503 comes back as it is, after one attempt.
@@ -296,8 +188,9 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
         &format!("{proxy}/backoffice/busy"),
     ]);
     assert_eq!((status, body.as_str()), (503, "busy"));
-    assert_eq!(upstream.seen("/api/busy").len(), 1);
-    assert_eq!(upstream.seen("/api/busy")[0].method, "POST");
+    let busy = upstream.requests_to("/api/busy");
+    assert_eq!(busy.len(), 1);
+    assert_eq!(busy[0].method, "POST");
 
     // An API slower than timeout_ms: each attempt is cut off, and the caller gets a 504 in
     // about the two attempts' time, not the API's.
@@ -310,16 +203,13 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(upstream.seen("/api/slow").len(), 2);
+    assert_eq!(upstream.requests_to("/api/slow").len(), 2);
 
     // A redirect to another origin is the caller's to see; the agent does not follow it.
     let (status, dump) = curl(&["-H", &key, "-D", "-", &format!("{proxy}/backoffice/moved")]);
     assert_eq!(status, 302, "{dump}");
-    assert_eq!(
-        header_in(&dump, "location"),
-        Some(format!("http://127.0.0.1:{foreign_port}/stolen"))
-    );
-    assert!(foreign.seen("/stolen").is_empty());
+    assert_eq!(header_in(&dump, "location"), Some(stolen));
+    assert_eq!(foreign.request_count(), 0);
     assert_eq!(sandbox.token_requests(), 1);
     agent.check_stderr();
 }
@@ -331,14 +221,14 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
 fn a_large_body_is_streamed_to_the_api() {
     const SIZE: usize = 64 * 1024 * 1024;
     let sandbox = sandbox();
-    let upstream = Upstream::start(api_script);
+    let upstream = scripted_api(String::new());
     let scratch = TempDir::new("agent-upload");
     let file = scratch.join("upload.bin");
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
     std::fs::write(&file, &data).unwrap();
     drop(data);
-    let api = format!("{}/api", upstream.base);
+    let api = format!("{}/api", upstream.url());
     let agent = Agent::start_with(
         &sandbox,
         &["--max-body-bytes", "100000000"],
@@ -365,12 +255,11 @@ fn a_large_body_is_streamed_to_the_api() {
         &format!("{proxy}/backoffice/upload"),
     ]);
     assert_eq!((status, body.as_str()), (201, "stored"));
-    let seen = upstream.seen("/api/upload");
+    let seen = upstream.requests_to("/api/upload");
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].body, (SIZE, sum));
+    assert_eq!(length_and_sum(&seen[0].body), (SIZE, sum));
     assert!(seen[0]
-        .authorization
-        .as_deref()
+        .header("authorization")
         .is_some_and(|a| a.starts_with("Bearer ")));
     let grown = memory_kib(&agent.pid(), "VmHWM").saturating_sub(before);
     assert!(
@@ -397,8 +286,8 @@ fn upload_head(key: &str, length: usize) -> String {
 fn a_streamed_body_cut_off_or_followed_is_never_taken_for_more() {
     const SIZE: usize = 3 * 1024 * 1024;
     let sandbox = sandbox();
-    let upstream = Upstream::start(api_script);
-    let api = format!("{}/api", upstream.base);
+    let upstream = scripted_api(String::new());
+    let api = format!("{}/api", upstream.url());
     let agent = Agent::start_with(&sandbox, &[], &[("LWOLF_API_BASE_URL", &api)]);
     let key = agent.key();
     let address = agent.proxy().trim_start_matches("http://").to_owned();
@@ -433,14 +322,17 @@ fn a_streamed_body_cut_off_or_followed_is_never_taken_for_more() {
 
     // The API saw one upload, the whole one; nothing of the cut one, nor the GET.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while upstream.seen("/api/upload").is_empty() && Instant::now() < deadline {
+    while upstream.requests_to("/api/upload").is_empty() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(Duration::from_millis(300));
-    let uploads = upstream.seen("/api/upload");
-    assert_eq!(uploads.len(), 1, "{uploads:?}");
-    assert_eq!(uploads[0].body, (SIZE, SIZE as u64 * u64::from(b'b')));
-    assert!(upstream.seen("/api/flaky").is_empty());
+    let uploads = upstream.requests_to("/api/upload");
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(
+        length_and_sum(&uploads[0].body),
+        (SIZE, SIZE as u64 * u64::from(b'b'))
+    );
+    assert!(upstream.requests_to("/api/flaky").is_empty());
 
     // And it serves on.
     let (status, _) = curl(&[

@@ -282,6 +282,22 @@ pub(crate) fn memory_kib(pid: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Calls `get` until it answers 200, within [`PATIENCE`]; `what` names the wait.
+pub(crate) fn until_ok(what: &str, mut get: impl FnMut() -> (u16, String)) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get();
+        if status == 200 {
+            return;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no {what}: still {status}: {body}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub(crate) fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
