@@ -128,15 +128,19 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
         let registered = {
             let mut open = shared.open.lock();
             match stream.try_clone() {
-                Ok(handle) if open.len() < MAX_CONNECTIONS => {
-                    open.insert(id, handle);
-                    true
+                Ok(_) if open.len() >= MAX_CONNECTIONS => {
+                    Err(format!("more than {MAX_CONNECTIONS} connections"))
                 }
-                _ => false,
+                Ok(handle) => {
+                    open.insert(id, handle);
+                    Ok(())
+                }
+                Err(e) => Err(format!("cannot hold the connection: {e}")),
             }
         };
-        if !registered {
-            refuse_busy(stream);
+        if let Err(why) = registered {
+            log::warn!("refused a connection: {why}");
+            refuse_busy(stream, &why);
             continue;
         }
         let conn_shared = Arc::clone(shared);
@@ -147,20 +151,26 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
                 conn_shared.open.lock().remove(&id);
             });
         if let Err(e) = spawned {
-            log::warn!("cannot start a connection thread: {e}");
+            let why = format!("cannot start a connection thread: {e}");
+            log::warn!("{why}");
             if let Some(stream) = shared.open.lock().remove(&id) {
-                refuse_busy(stream);
+                refuse_busy(stream, &why);
             }
         }
     }
 }
 
-fn refuse_busy(mut stream: TcpStream) {
+/// A `503` whose body says why, so that a caller (or a test that sees it relayed) can tell
+/// the sandbox's limit from its host's.
+fn refuse_busy(mut stream: TcpStream, why: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let reply = Reply {
         status: 503,
-        headers: vec![("Retry-After", "1".into())],
-        body: Vec::new(),
+        headers: vec![
+            ("Retry-After", "1".into()),
+            ("Content-Type", "text/plain".into()),
+        ],
+        body: format!("sandbox busy: {why}\n").into_bytes(),
     };
     let _ = stream.write_all(&wire(&reply, false, false));
 }

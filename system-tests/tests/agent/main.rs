@@ -1067,7 +1067,13 @@ fn a_hundred_concurrent_clients_share_one_token() {
                     conn.read_line(&mut status_line)
                         .map_err(|e| e.to_string())?;
                     if !status_line.starts_with("HTTP/1.1 200") {
-                        return Err(format!("answer: {status_line:?}"));
+                        // The rest of the answer says who refused and why.
+                        let mut rest = Vec::new();
+                        let _ = conn.take(4096).read_to_end(&mut rest);
+                        return Err(format!(
+                            "answer: {status_line:?} then {:?}",
+                            String::from_utf8_lossy(&rest)
+                        ));
                     }
                     let mut length = 0;
                     loop {
@@ -1101,7 +1107,14 @@ fn a_hundred_concurrent_clients_share_one_token() {
     for client in clients {
         match client.join().unwrap() {
             Ok(n) => each.push(n),
-            Err(e) => panic!("a client got no answer: {e}"),
+            Err(e) => {
+                let log = agent.stderr();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "a client got no answer: {e}\nthe agent's log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            }
         }
     }
     let rss_late = memory_kib(&agent.pid(), "VmRSS");
