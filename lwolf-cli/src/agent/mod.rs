@@ -45,8 +45,10 @@ use crate::output::Failure;
 
 /// Connections served at once by each listener (the socket's and the proxy's apart, so
 /// that callers of one, who may not even hold its key, cannot crowd out the other); one
-/// more is answered 503 and closed.
+/// more waits for a slot (see [`Admission`]), then is answered 503 and closed.
 pub(crate) const MAX_CONNECTIONS: usize = 256;
+/// How long connections past [`MAX_CONNECTIONS`] wait for a slot before they are refused.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 /// Tenants (`?tenant=`) whose clients are kept; another is refused until a reload.
 const MAX_TENANTS: usize = 64;
 /// How long a stopping agent waits for the requests in flight.
@@ -426,7 +428,7 @@ pub(crate) fn run(
 }
 
 /// A connection, served on a thread of its own (or refused with a 503 when there are too
-/// many already).
+/// many already: see [`Admission`]).
 fn spawn<S>(agent: &Arc<Agent>, stream: S, serve: fn(&Agent, S), listener: Listener)
 where
     S: http::Stream + Send + 'static + Blocking,
@@ -434,9 +436,7 @@ where
     let _ = stream.set_blocking();
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut stream = stream;
-    let open = &agent.connections[listener as usize];
-    if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-        open.fetch_sub(1, Ordering::SeqCst);
+    if !take_slot(agent, listener) {
         agent.metrics.refused(metrics::Refused::Busy);
         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
         http::write_refusal(
@@ -461,6 +461,48 @@ where
         agent
             .log
             .info("cannot start a thread for a connection; it is closed");
+    }
+}
+
+/// Takes one of the listener's [`MAX_CONNECTIONS`] slots, if one is free.
+fn take_slot(agent: &Agent, listener: Listener) -> bool {
+    agent.connections[listener as usize]
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_CONNECTIONS).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// When a listener takes its next connection. A full listener is left alone for
+/// [`SLOT_WAIT`], its callers waiting in the kernel's backlog: a slot comes free only once
+/// the thread that held it runs again, which a busy machine can put off, and a burst past
+/// the bound should wait for that rather than be refused. A listener full for longer takes
+/// and refuses its callers (503) until a slot comes free. The other listener is not held up.
+struct Admission {
+    listener: Listener,
+    full_since: Option<Instant>,
+}
+
+impl Admission {
+    fn new(listener: Listener) -> Admission {
+        Admission {
+            listener,
+            full_since: None,
+        }
+    }
+
+    #[cfg_attr(windows, allow(dead_code))]
+    fn listener(&self) -> Listener {
+        self.listener
+    }
+
+    /// Whether to accept now.
+    fn ready(&mut self, agent: &Agent) -> bool {
+        if agent.connections[self.listener as usize].load(Ordering::SeqCst) < MAX_CONNECTIONS {
+            self.full_since = None;
+            return true;
+        }
+        self.full_since.get_or_insert_with(Instant::now).elapsed() >= SLOT_WAIT
     }
 }
 

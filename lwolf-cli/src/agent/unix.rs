@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lwolf_auth::Client;
 
-use super::{http, proxy, reload, socket, spawn, Agent, Blocking, Listener};
+use super::{http, proxy, reload, socket, spawn, Admission, Agent, Blocking, Listener};
 use crate::output::Failure;
 
 /// The signals the agent acts on, as flags, and a pipe that wakes the poll when one comes.
@@ -56,27 +56,33 @@ pub(super) fn accept_until_stopped(
         let _ = tcp.set_nonblocking(true);
     }
     let mut drained = [0u8; 64];
+    let mut socket_admission = Admission::new(Listener::Socket);
+    let mut proxy_admission = Admission::new(Listener::Proxy);
     while !signals.term.load(Ordering::SeqCst) {
+        let unix_ready = unix.filter(|_| socket_admission.ready(agent));
+        let tcp_ready = tcp.filter(|_| proxy_admission.ready(agent));
         let mut fds = Vec::with_capacity(3);
         fds.push(rustix::event::PollFd::new(
             &signals.read,
             rustix::event::PollFlags::IN,
         ));
-        if let Some(unix) = unix {
+        if let Some(unix) = unix_ready {
             fds.push(rustix::event::PollFd::new(
                 &unix.listener,
                 rustix::event::PollFlags::IN,
             ));
         }
-        if let Some(tcp) = tcp {
+        if let Some(tcp) = tcp_ready {
             fds.push(rustix::event::PollFd::new(
                 tcp,
                 rustix::event::PollFlags::IN,
             ));
         }
+        // A full listener left out of the poll is looked at again soon.
+        let left_out = fds.len() < 1 + usize::from(unix.is_some()) + usize::from(tcp.is_some());
         let timeout = rustix::event::Timespec {
-            tv_sec: 1,
-            tv_nsec: 0,
+            tv_sec: if left_out { 0 } else { 1 },
+            tv_nsec: if left_out { 5_000_000 } else { 0 },
         };
         let _ = rustix::event::poll(&mut fds, Some(&timeout));
         drop(fds);
@@ -91,20 +97,20 @@ pub(super) fn accept_until_stopped(
         if signals.term.load(Ordering::SeqCst) {
             break;
         }
-        if let Some(unix) = unix {
+        if let Some(unix) = unix_ready {
             accept_all(
                 agent,
                 || unix.listener.accept().map(|(s, _)| s),
                 socket::serve,
-                Listener::Socket,
+                &mut socket_admission,
             );
         }
-        if let Some(tcp) = tcp {
+        if let Some(tcp) = tcp_ready {
             accept_all(
                 agent,
                 || tcp.accept().map(|(s, _)| s),
                 proxy::serve,
-                Listener::Proxy,
+                &mut proxy_admission,
             );
         }
     }
@@ -116,18 +122,21 @@ const ACCEPTS_PER_ROUND: usize = 64;
 /// Accepts the connections waiting, at most [`ACCEPTS_PER_ROUND`] (a flood of connections on
 /// one listener must not keep the other, or a SIGTERM, waiting); after an error other than
 /// "none waiting" (out of descriptors, say) it pauses a moment rather than spin on a listener
-/// that stays readable.
+/// that stays readable. It stops when the listener fills up (see [`Admission`]).
 fn accept_all<S>(
     agent: &Arc<Agent>,
     accept: impl Fn() -> std::io::Result<S>,
     serve: fn(&Agent, S),
-    listener: Listener,
+    admission: &mut Admission,
 ) where
     S: http::Stream + Send + 'static + Blocking,
 {
     for _ in 0..ACCEPTS_PER_ROUND {
+        if !admission.ready(agent) {
+            return;
+        }
         match accept() {
-            Ok(stream) => spawn(agent, stream, serve, listener),
+            Ok(stream) => spawn(agent, stream, serve, admission.listener()),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {

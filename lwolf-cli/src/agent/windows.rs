@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{proxy, spawn, Agent, Listener};
+use super::{proxy, spawn, Admission, Agent, Listener};
 use crate::output::Failure;
 
 /// How often the waiting thread looks at the stop flag.
@@ -48,7 +48,13 @@ pub(super) fn accept_until_stopped(
         let thread = std::thread::Builder::new()
             .name("lwolf-agent-accept".into())
             .spawn(move || {
-                for stream in listener.incoming() {
+                let mut admission = Admission::new(Listener::Proxy);
+                loop {
+                    // A full listener's callers wait in the backlog a moment (see Admission).
+                    while !admission.ready(&agent) && !agent.stopping() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    let stream = listener.accept().map(|(s, _)| s);
                     if agent.stopping() {
                         return;
                     }

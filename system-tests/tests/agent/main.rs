@@ -6,6 +6,7 @@
 
 #![cfg(unix)]
 
+mod limits;
 mod rules;
 mod support;
 
