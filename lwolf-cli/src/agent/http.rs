@@ -131,6 +131,17 @@ pub(crate) enum Framing {
     Chunked,
 }
 
+/// A request body as read by [`Conn::read_body_up_to`].
+pub(crate) enum Body {
+    Whole(Vec<u8>),
+    /// A chunked body's first chunks, decoded; the next chunk, `chunk_left` bytes, and the
+    /// rest are still to be read (its size line already was).
+    ChunkedRest {
+        prefix: Vec<u8>,
+        chunk_left: u64,
+    },
+}
+
 /// Why a request body could not be had.
 pub(crate) enum BodyError {
     /// Answer it, then close.
@@ -307,6 +318,27 @@ impl<S: Stream> Conn<S> {
         too_large: &str,
         deadline: Instant,
     ) -> Result<Option<Vec<u8>>, BodyError> {
+        Ok(
+            match self.read_body_up_to(head, limit, limit, too_large, deadline)? {
+                Some(Body::Whole(body)) => Some(body),
+                // Not with `hold` at `limit`: a chunk past it is refused first.
+                Some(Body::ChunkedRest { .. }) => return Err(BodyError::Gone),
+                None => None,
+            },
+        )
+    }
+
+    /// As [`Conn::read_request_body`], but a chunked body that grows past `hold` bytes is
+    /// read no further: what was decoded is handed back with the size of the chunk that
+    /// comes next, its bytes still on the connection, for the rest to be streamed.
+    pub fn read_body_up_to(
+        &mut self,
+        head: &Head,
+        limit: usize,
+        hold: usize,
+        too_large: &str,
+        deadline: Instant,
+    ) -> Result<Option<Body>, BodyError> {
         let framing = head.framing().map_err(BodyError::Refused)?;
         let too_large = || BodyError::Refused(Refusal::new(413, too_large));
         if matches!(framing, Framing::Length(n) if n > limit as u64) {
@@ -319,9 +351,11 @@ impl<S: Stream> Conn<S> {
         match framing {
             Framing::Length(n) => self
                 .read_exact_body(n as usize, deadline)
-                .map(Some)
+                .map(|body| Some(Body::Whole(body)))
                 .ok_or(BodyError::Gone),
-            _ => self.read_chunked(limit, deadline, too_large).map(Some),
+            _ => self
+                .read_chunked(limit, hold, deadline, too_large)
+                .map(Some),
         }
     }
 
@@ -366,13 +400,14 @@ impl<S: Stream> Conn<S> {
     }
 
     /// A chunked body, decoded (chunk sizes by `httparse`), at most `limit` bytes; trailers
-    /// are read and dropped.
+    /// are read and dropped. Its first chunks only if more than `hold` bytes come.
     fn read_chunked(
         &mut self,
         limit: usize,
+        hold: usize,
         deadline: Instant,
         too_large: impl Fn() -> BodyError,
-    ) -> Result<Vec<u8>, BodyError> {
+    ) -> Result<Body, BodyError> {
         let bad = |why: &str| BodyError::Refused(Refusal::new(400, why));
         let mut body = Vec::new();
         loop {
@@ -397,7 +432,7 @@ impl<S: Stream> Conn<S> {
                     match self.buf.windows(2).position(|w| w == b"\r\n") {
                         Some(0) => {
                             self.buf.drain(..2);
-                            return Ok(body);
+                            return Ok(Body::Whole(body));
                         }
                         Some(end) => {
                             self.buf.drain(..end + 2);
@@ -415,6 +450,12 @@ impl<S: Stream> Conn<S> {
             let size = usize::try_from(size).unwrap_or(usize::MAX);
             if size > limit.saturating_sub(body.len()) {
                 return Err(too_large());
+            }
+            if size > hold.saturating_sub(body.len()) {
+                return Ok(Body::ChunkedRest {
+                    prefix: body,
+                    chunk_left: size as u64,
+                });
             }
             while self.buf.len() < size + 2 {
                 match self.fill(deadline) {

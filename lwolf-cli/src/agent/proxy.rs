@@ -14,7 +14,9 @@
 use std::net::{IpAddr, TcpStream};
 use std::time::Instant;
 
-use super::http::{self, printable, write_answer, write_refusal, BodyError, Conn, Head, Refusal};
+use super::http::{
+    self, printable, write_answer, write_refusal, Body, BodyError, Conn, Head, Refusal,
+};
 use super::key::HEADER as KEY_HEADER;
 use super::metrics::Refused;
 use super::relay::Relay;
@@ -60,8 +62,8 @@ enum Api {
 enum RequestBody {
     /// Read whole: the library can send it again.
     Held(Vec<u8>),
-    /// Read as the library sends it, this long.
-    Streamed(Upload, u64, Progress),
+    /// Read as the library sends it: this long, or chunked (`None`).
+    Streamed(Upload, Option<u64>, Progress),
 }
 
 /// Serves one connection to the proxy.
@@ -127,10 +129,7 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
         let mut progress = None;
         let body = match streamed {
             Some(length) => {
-                let Ok(socket) = conn.stream.try_clone() else {
-                    agent
-                        .log
-                        .info("proxy: cannot read a body from a second handle");
+                let Some(socket) = second_handle(agent, &conn) else {
                     return;
                 };
                 if conn.send_continue(&head).is_err() {
@@ -140,12 +139,32 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
                     conn.take_read_ahead(usize::try_from(length).unwrap_or(usize::MAX));
                 let (upload, how) = Upload::new(socket, read_ahead, length);
                 progress = Some(how.clone());
-                Some(RequestBody::Streamed(upload, length, how))
+                Some(RequestBody::Streamed(upload, Some(length), how))
             }
             // A caller gone mid-body costs nothing: no token, no request upstream.
-            None => match conn.read_request_body(&head, agent.max_body_bytes, &too_large, deadline)
-            {
-                Ok(body) => body.map(RequestBody::Held),
+            None => match conn.read_body_up_to(
+                &head,
+                agent.max_body_bytes,
+                HELD_BODY_BYTES as usize,
+                &too_large,
+                deadline,
+            ) {
+                Ok(None) => None,
+                Ok(Some(Body::Whole(body))) => Some(RequestBody::Held(body)),
+                // A chunked body past what is held: the rest is streamed.
+                Ok(Some(Body::ChunkedRest { prefix, chunk_left })) => {
+                    let Some(socket) = second_handle(agent, &conn) else {
+                        return;
+                    };
+                    let room = (agent.max_body_bytes as u64)
+                        .saturating_sub(prefix.len() as u64)
+                        .saturating_sub(chunk_left);
+                    let read_ahead = conn.take_read_ahead(usize::MAX);
+                    let (upload, how) =
+                        Upload::chunked(socket, prefix, chunk_left, read_ahead, room);
+                    progress = Some(how.clone());
+                    Some(RequestBody::Streamed(upload, None, how))
+                }
                 Err(BodyError::Refused(refusal)) => {
                     agent.refuse(conn, Refused::Body, &refusal);
                     return;
@@ -159,7 +178,7 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
         agent.metrics.served(true);
         // After a streamed body the connection closes: the API may answer before it has
         // read the body whole, and what is left of it cannot be told from a next request.
-        let keep_alive = head.keep_alive() && !agent.stopping() && streamed.is_none();
+        let keep_alive = head.keep_alive() && !agent.stopping() && progress.is_none();
         let kept = forward(
             agent,
             &client,
@@ -169,8 +188,7 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
             body,
             keep_alive,
         );
-        let unread = |p: &Progress| p.left.load(std::sync::atomic::Ordering::SeqCst) > 0;
-        if progress.as_ref().is_some_and(unread) {
+        if progress.as_ref().is_some_and(Progress::unfinished) {
             agent
                 .log
                 .debug(|| "proxy: the API answered before the body's end; closing".into());
@@ -181,6 +199,18 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
             return;
         }
     }
+}
+
+/// A second handle on the caller's socket, for a streamed body to be read from while the
+/// first writes the answer.
+fn second_handle(agent: &Agent, conn: &Conn<TcpStream>) -> Option<TcpStream> {
+    let handle = conn.stream.try_clone();
+    if handle.is_err() {
+        agent
+            .log
+            .info("proxy: cannot read a body from a second handle");
+    }
+    handle.ok()
 }
 
 /// The checks, in order: the method, the target's form, the `Host`, the key, the path.
@@ -378,10 +408,12 @@ fn forward(
         Some(RequestBody::Held(bytes)) => builder.body(bytes, content_type),
         Some(RequestBody::Streamed(upload, length, how)) => {
             progress = Some(how);
-            // The body comes from the caller within the attempt: time for it besides.
+            // The body comes from the caller within the attempt: time for it besides (for a
+            // chunked body, time for the largest it may be).
+            let longest = length.unwrap_or(agent.max_body_bytes as u64);
             builder
-                .body_reader(upload, Some(length), content_type)
-                .timeout(attempt_bound(client.config().timeout(), length))
+                .body_reader(upload, length, content_type)
+                .timeout(attempt_bound(client.config().timeout(), longest))
         }
         None => builder,
     };
@@ -433,16 +465,12 @@ fn forward(
                 )
             });
             // A streamed body the caller did not finish is the caller's failure, not the API's.
-            let caller_failed = progress
-                .as_ref()
-                .is_some_and(|p| p.caller_failed.load(std::sync::atomic::Ordering::SeqCst));
-            let (status, body) = if caller_failed {
-                (
-                    408,
-                    http::error_body("the request body did not arrive whole"),
-                )
-            } else {
-                (error_status(&e), error_json(&e))
+            let (status, body) = match progress.as_ref().and_then(Progress::fault) {
+                Some(fault) => {
+                    let (status, why) = fault.answer();
+                    (status, http::error_body(why))
+                }
+                None => (error_status(&e), error_json(&e)),
             };
             write_answer(
                 relay.out,

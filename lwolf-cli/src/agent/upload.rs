@@ -1,12 +1,13 @@
-//! A request body the proxy streams to the API as it arrives, for a body with a
-//! `Content-Length` over [`HELD_BODY_BYTES`]: the library reads it from the caller's
-//! connection while it sends, so the agent never holds it whole. Such a request goes once
+//! A request body the proxy streams to the API as it arrives, for a body over
+//! [`HELD_BODY_BYTES`] (its `Content-Length`, or a chunked body once it grows past that):
+//! the library reads it from the caller's connection while it sends, so the agent never
+//! holds it whole; a chunked one is decoded here and sent on chunked. Such a request goes once
 //! (the library sends a reader's body once: no retry, and a renewal only for the next one),
 //! and its attempt is given time for the body to come at [`MIN_RATE`] besides `timeout_ms`.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,21 +26,102 @@ pub(crate) fn attempt_bound(timeout: Duration, length: u64) -> Duration {
     timeout + Duration::from_secs(length.div_ceil(MIN_RATE))
 }
 
-/// How a streamed body went: bytes still to come (a connection whose body was not read to
-/// its end is closed), and whether the caller failed it (left, or went quiet past [`IDLE`]).
-#[derive(Clone, Default)]
-pub(crate) struct Progress {
-    pub(crate) left: Arc<AtomicU64>,
-    pub(crate) caller_failed: Arc<AtomicBool>,
+/// What the caller did to a streamed body it failed, as the proxy answers it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum CallerFault {
+    /// It left, or went quiet past [`IDLE`]: 408.
+    Left = 1,
+    /// Its chunked framing was malformed: 400.
+    Malformed = 2,
+    /// Its chunked body grew past `--max-body-bytes`: 413.
+    TooLarge = 3,
 }
 
-/// Reads exactly `length` bytes of a caller's body: first those read with its head, then
-/// from the connection (a clone of the caller's socket).
+impl CallerFault {
+    /// The status and the reason the caller is answered.
+    pub(crate) fn answer(self) -> (u16, &'static str) {
+        match self {
+            CallerFault::Left => (408, "the request body did not arrive whole"),
+            CallerFault::Malformed => (400, "the request body's chunked framing is malformed"),
+            CallerFault::TooLarge => (413, "the request body is larger than the agent takes"),
+        }
+    }
+
+    fn error(self) -> io::Error {
+        let kind = match self {
+            CallerFault::Left => io::ErrorKind::UnexpectedEof,
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, self.answer().1)
+    }
+}
+
+/// How a streamed body went: bytes still to come (a connection whose body was not read to
+/// its end is closed), and whether the caller failed it.
+#[derive(Clone, Default)]
+pub(crate) struct Progress {
+    /// Bytes still to come; `u64::MAX` for a chunked body until its last chunk.
+    pub(crate) left: Arc<AtomicU64>,
+    fault: Arc<AtomicU8>,
+}
+
+impl Progress {
+    /// Whether the body was not read to its end.
+    pub(crate) fn unfinished(&self) -> bool {
+        self.left.load(Ordering::SeqCst) > 0
+    }
+
+    /// What the caller did, if it failed the body.
+    pub(crate) fn fault(&self) -> Option<CallerFault> {
+        match self.fault.load(Ordering::SeqCst) {
+            1 => Some(CallerFault::Left),
+            2 => Some(CallerFault::Malformed),
+            3 => Some(CallerFault::TooLarge),
+            _ => None,
+        }
+    }
+
+    fn failed(&self, fault: CallerFault) -> io::Error {
+        self.fault.store(fault as u8, Ordering::SeqCst);
+        fault.error()
+    }
+}
+
+/// Reads a caller's body: first the bytes read (and decoded) with its head, then from the
+/// connection (a clone of the caller's socket): exactly its length, or its chunks decoded
+/// up to the last one.
 pub(crate) struct Upload {
-    read_ahead: io::Cursor<Vec<u8>>,
+    ready: io::Cursor<Vec<u8>>,
     stream: TcpStream,
     progress: Progress,
+    chunked: Option<Chunked>,
 }
+
+/// Where a chunked body's decoding is.
+struct Chunked {
+    /// Bytes from the connection not yet decoded, from `at`.
+    raw: Vec<u8>,
+    at: usize,
+    state: ChunkState,
+    /// Bytes the body may still grow by.
+    room: u64,
+}
+
+#[derive(Clone, Copy)]
+enum ChunkState {
+    /// In a chunk's data, this many bytes to go.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// A chunk's size line.
+    Size,
+    /// The trailer lines after the last chunk, up to an empty line.
+    Trailers,
+    Done,
+}
+
+/// The longest chunk-size line or trailer section taken.
+const MAX_LINE_BYTES: usize = 8 * 1024;
 
 impl Upload {
     /// The body that follows a head on `stream`, `read_ahead` its first bytes (no more than
@@ -47,35 +129,182 @@ impl Upload {
     pub(crate) fn new(stream: TcpStream, read_ahead: Vec<u8>, length: u64) -> (Upload, Progress) {
         let progress = Progress::default();
         progress.left.store(length, Ordering::SeqCst);
+        Upload::start(stream, read_ahead, progress, None)
+    }
+
+    /// The rest of a chunked body: `prefix` its first chunks (decoded), `chunk_left` the
+    /// size of the chunk that follows (its size line read), `read_ahead` the bytes read
+    /// from the connection past that line, `room` what the body may still grow by after
+    /// that chunk.
+    pub(crate) fn chunked(
+        stream: TcpStream,
+        prefix: Vec<u8>,
+        chunk_left: u64,
+        read_ahead: Vec<u8>,
+        room: u64,
+    ) -> (Upload, Progress) {
+        let progress = Progress::default();
+        progress.left.store(u64::MAX, Ordering::SeqCst);
+        let chunked = Chunked {
+            raw: read_ahead,
+            at: 0,
+            state: ChunkState::Data(chunk_left),
+            room,
+        };
+        Upload::start(stream, prefix, progress, Some(chunked))
+    }
+
+    fn start(
+        stream: TcpStream,
+        ready: Vec<u8>,
+        progress: Progress,
+        chunked: Option<Chunked>,
+    ) -> (Upload, Progress) {
         let _ = stream.set_read_timeout(Some(IDLE));
         let upload = Upload {
-            read_ahead: io::Cursor::new(read_ahead),
+            ready: io::Cursor::new(ready),
             stream,
             progress: progress.clone(),
+            chunked,
         };
         (upload, progress)
+    }
+
+    /// More bytes from the caller into the chunked decoder.
+    fn fill(&mut self) -> io::Result<()> {
+        let Some(c) = self.chunked.as_mut() else {
+            return Ok(());
+        };
+        if c.at == c.raw.len() {
+            c.raw.clear();
+            c.at = 0;
+        }
+        let mut piece = [0u8; 64 * 1024];
+        match self.stream.read(&mut piece) {
+            Ok(0) | Err(_) => Err(self.progress.failed(CallerFault::Left)),
+            Ok(n) => {
+                c.raw.extend_from_slice(&piece[..n]);
+                Ok(())
+            }
+        }
+    }
+
+    /// The next decoded bytes of a chunked body.
+    fn read_chunked(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(c) = self.chunked.as_mut() else {
+                return Ok(0);
+            };
+            match c.step(buf) {
+                Step::Read(n) => return Ok(n),
+                Step::Again => {}
+                Step::Fill => self.fill()?,
+                Step::Done => {
+                    self.progress.left.store(0, Ordering::SeqCst);
+                    return Ok(0);
+                }
+                Step::Fail(fault) => return Err(self.progress.failed(fault)),
+            }
+        }
+    }
+}
+
+/// What one step of the chunked decoder came to.
+enum Step {
+    /// Bytes of data into the caller's buffer.
+    Read(usize),
+    /// A state changed: step again.
+    Again,
+    /// More bytes from the connection are needed.
+    Fill,
+    Done,
+    Fail(CallerFault),
+}
+
+impl Chunked {
+    fn step(&mut self, buf: &mut [u8]) -> Step {
+        let raw = &self.raw[self.at..];
+        match self.state {
+            ChunkState::Done => Step::Done,
+            ChunkState::Data(0) => {
+                self.state = ChunkState::DataEnd;
+                Step::Again
+            }
+            ChunkState::Data(_) if raw.is_empty() => Step::Fill,
+            ChunkState::Data(n) => {
+                let k = buf
+                    .len()
+                    .min(raw.len())
+                    .min(usize::try_from(n).unwrap_or(usize::MAX));
+                buf[..k].copy_from_slice(&raw[..k]);
+                self.at += k;
+                self.state = ChunkState::Data(n - k as u64);
+                Step::Read(k)
+            }
+            ChunkState::DataEnd if raw.len() < 2 => Step::Fill,
+            ChunkState::DataEnd if raw.starts_with(b"\r\n") => {
+                self.at += 2;
+                self.state = ChunkState::Size;
+                Step::Again
+            }
+            ChunkState::DataEnd => Step::Fail(CallerFault::Malformed),
+            ChunkState::Size => match httparse::parse_chunk_size(raw) {
+                Ok(httparse::Status::Complete((used, 0))) => {
+                    self.at += used;
+                    self.state = ChunkState::Trailers;
+                    Step::Again
+                }
+                Ok(httparse::Status::Complete((_, size))) if size > self.room => {
+                    Step::Fail(CallerFault::TooLarge)
+                }
+                Ok(httparse::Status::Complete((used, size))) => {
+                    self.at += used;
+                    self.room -= size;
+                    self.state = ChunkState::Data(size);
+                    Step::Again
+                }
+                Ok(httparse::Status::Partial) if raw.len() <= MAX_LINE_BYTES => Step::Fill,
+                _ => Step::Fail(CallerFault::Malformed),
+            },
+            ChunkState::Trailers => match raw.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => {
+                    self.at += 2;
+                    self.state = ChunkState::Done;
+                    Step::Again
+                }
+                Some(end) => {
+                    self.at += end + 2;
+                    Step::Again
+                }
+                None if raw.len() > MAX_LINE_BYTES => Step::Fail(CallerFault::Malformed),
+                None => Step::Fill,
+            },
+        }
     }
 }
 
 impl Read for Upload {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.chunked.is_some() {
+            let n = self.ready.read(buf)?;
+            return if n > 0 { Ok(n) } else { self.read_chunked(buf) };
+        }
         let left = self.progress.left.load(Ordering::SeqCst);
-        if left == 0 || buf.is_empty() {
+        if left == 0 {
             return Ok(0);
         }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let mut n = self.read_ahead.read(&mut buf[..want])?;
+        let mut n = self.ready.read(&mut buf[..want])?;
         if n == 0 {
             n = match self.stream.read(&mut buf[..want]) {
                 // The caller left before its body's end: the upstream request fails, and
                 // is not sent short.
-                Ok(0) => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the caller closed the connection mid-body",
-                )),
-                other => other,
-            }
-            .inspect_err(|_| self.progress.caller_failed.store(true, Ordering::SeqCst))?;
+                Ok(0) | Err(_) => Err(self.progress.failed(CallerFault::Left)),
+                Ok(n) => Ok(n),
+            }?;
         }
         self.progress.left.fetch_sub(n as u64, Ordering::SeqCst);
         Ok(n)
@@ -104,7 +333,7 @@ mod tests {
         upload.read_to_end(&mut body).unwrap();
         assert_eq!(body, b"abcdefghi");
         assert_eq!(progress.left.load(Ordering::SeqCst), 0);
-        assert!(!progress.caller_failed.load(Ordering::SeqCst));
+        assert_eq!(progress.fault(), None);
     }
 
     #[test]
@@ -117,6 +346,58 @@ mod tests {
         let e = upload.read_to_end(&mut body).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(progress.left.load(Ordering::SeqCst), 4);
-        assert!(progress.caller_failed.load(Ordering::SeqCst));
+        assert_eq!(progress.fault(), Some(CallerFault::Left));
+    }
+
+    /// The rest of a chunked body whose first chunks were `ab` and whose next chunk is 3
+    /// bytes, `c` of them read: what `wire` makes of it.
+    fn chunked_rest(wire: &[u8], room: u64) -> (io::Result<Vec<u8>>, Progress) {
+        let (mut caller, agent) = pair();
+        caller.write_all(wire).unwrap();
+        drop(caller);
+        let (mut upload, progress) = Upload::chunked(agent, b"ab".to_vec(), 3, b"c".to_vec(), room);
+        let mut body = Vec::new();
+        let read = upload.read_to_end(&mut body).map(|_| body);
+        (read, progress)
+    }
+
+    #[test]
+    fn a_chunked_body_is_decoded_to_its_last_chunk_and_no_further() {
+        let wire = b"de\r\n4;ext=1\r\nfghi\r\n0\r\nX-Trailer: 1\r\n\r\nGET / HTTP/1.1\r\n";
+        let (body, progress) = chunked_rest(wire, 100);
+        assert_eq!(body.unwrap(), b"abcdefghi");
+        assert!(!progress.unfinished());
+        assert_eq!(progress.fault(), None);
+    }
+
+    #[test]
+    fn a_chunked_body_fails_on_bad_framing_growth_or_an_early_end() {
+        let cases: [(&[u8], u64, CallerFault); 5] = [
+            (b"deX\r\n0\r\n\r\n", 100, CallerFault::Malformed),
+            (
+                b"de\r\nzz\r\nhello\r\n0\r\n\r\n",
+                100,
+                CallerFault::Malformed,
+            ),
+            (b"de\r\n4\r\nfghi\r\n0\r\n\r\n", 3, CallerFault::TooLarge),
+            (b"de\r\n4\r\nfg", 100, CallerFault::Left),
+            (b"de\r\n0\r\nX-Trailer: 1\r\n", 100, CallerFault::Left),
+        ];
+        for (wire, room, fault) in cases {
+            let (body, progress) = chunked_rest(wire, room);
+            let shown = String::from_utf8_lossy(wire);
+            assert!(body.is_err(), "{shown}: no error");
+            assert_eq!(progress.fault(), Some(fault), "{shown}");
+            assert!(progress.unfinished(), "{shown}");
+            let (status, _) = fault.answer();
+            assert_eq!(
+                status,
+                match fault {
+                    CallerFault::Left => 408,
+                    CallerFault::Malformed => 400,
+                    CallerFault::TooLarge => 413,
+                }
+            );
+        }
     }
 }

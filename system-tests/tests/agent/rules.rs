@@ -261,10 +261,29 @@ fn a_large_body_is_streamed_to_the_api() {
     assert!(seen[0]
         .header("authorization")
         .is_some_and(|a| a.starts_with("Bearer ")));
+
+    // The same body chunked (curl's chunks are 64 KiB or less): streamed too, and sent on
+    // chunked, as its length is not known.
+    let (status, body) = curl(&[
+        "-H",
+        &key,
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{proxy}/backoffice/upload"),
+    ]);
+    assert_eq!((status, body.as_str()), (201, "stored"));
+    let seen = upstream.requests_to("/api/upload");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(length_and_sum(&seen[1].body), (SIZE, sum));
+    assert_eq!(seen[1].header("transfer-encoding"), Some("chunked"));
     let grown = memory_kib(&agent.pid(), "VmHWM").saturating_sub(before);
     assert!(
         grown < 16 * 1024,
-        "the agent's peak memory grew by {grown} KiB for a {} KiB body",
+        "the agent's peak memory grew by {grown} KiB for two {} KiB bodies",
         SIZE / 1024
     );
     assert_eq!(sandbox.token_requests(), 1);
@@ -335,6 +354,70 @@ fn a_streamed_body_cut_off_or_followed_is_never_taken_for_more() {
     assert!(upstream.requests_to("/api/flaky").is_empty());
 
     // And it serves on.
+    let (status, _) = curl(&[
+        "-H",
+        &format!("Lwolf-Agent-Key: {key}"),
+        &format!("{}/backoffice/flaky", agent.proxy()),
+    ]);
+    assert_eq!(status, 200);
+    agent.check_stderr();
+}
+
+/// A chunked body that grows past `--max-body-bytes`, or whose framing breaks, after the
+/// agent began to stream it: the caller is told which (413, 400), the API never gets a
+/// whole request, and the agent serves on.
+#[test]
+fn a_chunked_body_refused_mid_stream_is_answered_for_what_went_wrong() {
+    const CHUNK: usize = 128 * 1024;
+    let sandbox = sandbox();
+    let upstream = scripted_api(String::new());
+    let api = format!("{}/api", upstream.url());
+    let agent = Agent::start_with(
+        &sandbox,
+        &["--max-body-bytes", "3000000"],
+        &[("LWOLF_API_BASE_URL", &api)],
+    );
+    let key = agent.key();
+    let address = agent.proxy().trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /backoffice/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nLwolf-Agent-Key: {key}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
+    );
+    let chunk = |n: usize| {
+        let mut wire = Vec::new();
+        for _ in 0..n {
+            wire.extend_from_slice(format!("{CHUNK:x}\r\n").as_bytes());
+            wire.extend(vec![b'c'; CHUNK]);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire
+    };
+    // 4 MiB in 128 KiB chunks; 2 MiB, then a chunk size that is not one.
+    let too_large = [chunk(32), b"0\r\n\r\n".to_vec()].concat();
+    let malformed = [chunk(16), b"zz\r\n".to_vec(), chunk(8)].concat();
+    for (body, status) in [(too_large, 413), (malformed, 400)] {
+        let mut caller = TcpStream::connect(&address).unwrap();
+        caller
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut writer = caller.try_clone().unwrap();
+        let wire = [head.as_bytes(), &body].concat();
+        // Written apart from the reading: the agent may stop reading before the end.
+        let sending = thread::spawn(move || {
+            let _ = writer.write_all(&wire);
+        });
+        let mut answer = Vec::new();
+        let _ = caller.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {answer}"
+        );
+        drop(caller);
+        sending.join().unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    assert!(upstream.requests_to("/api/upload").is_empty());
     let (status, _) = curl(&[
         "-H",
         &format!("Lwolf-Agent-Key: {key}"),
