@@ -61,6 +61,8 @@ mod http;
 mod jitter;
 mod keys;
 mod log;
+#[cfg(windows)]
+mod named_pipe;
 mod pace;
 mod proxy;
 mod request;
@@ -113,6 +115,8 @@ pub mod unversioned {
         pub use crate::log::{clear_handler, set_handler, Level, LevelFilter};
     }
     pub use crate::credential::der_element;
+    #[cfg(windows)]
+    pub use crate::named_pipe::{PipeListener, PipeStream};
     pub use crate::request::EditRequest;
     pub use crate::retry::{parse_rate_limit_reset, parse_retry_after, Backoff};
     pub use crate::token_response::{parse_token_response, TokenResponse};

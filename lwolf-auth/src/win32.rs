@@ -20,26 +20,32 @@ use windows_sys::Win32::Security::Cryptography::{
     CTL_USAGE,
 };
 use windows_sys::Win32::Security::{
-    GetTokenInformation, SetFileSecurityW, TokenUser, DACL_SECURITY_INFORMATION,
-    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, TOKEN_QUERY, TOKEN_USER,
+    GetTokenInformation, LookupAccountNameW, SetFileSecurityW, TokenGroups, TokenUser,
+    DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+    TOKEN_GROUPS, TOKEN_INFORMATION_CLASS, TOKEN_QUERY, TOKEN_USER,
 };
+use windows_sys::Win32::System::SystemServices::SE_GROUP_ENABLED;
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
 /// `s` as a NUL-terminated UTF-16 string.
-fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+pub(crate) fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
     use std::os::windows::ffi::OsStrExt;
     s.encode_wide().chain(std::iter::once(0)).collect()
 }
 
-/// Gives `path` a protected DACL of one entry with these inheritance flags: full control for
-/// this process's user, no one else.
-pub(crate) fn set_owner_only(path: &Path, inherit: &str) -> io::Result<()> {
+/// This process's user's SID, read once.
+pub(crate) fn own_sid() -> io::Result<&'static str> {
     static SID: once_cell::sync::OnceCell<String> = once_cell::sync::OnceCell::new();
-    let sid = SID.get_or_try_init(current_user_sid)?;
-    let sddl = wide(format!("D:P(A;{inherit};FA;;;{sid})").as_ref());
+    SID.get_or_try_init(current_user_sid).map(String::as_str)
+}
+
+/// A security descriptor made from its SDDL string: the system's allocation, to be freed
+/// with `LocalFree`.
+pub(crate) fn security_descriptor(sddl: &str) -> io::Result<PSECURITY_DESCRIPTOR> {
+    let sddl = wide(sddl.as_ref());
     let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
     // SAFETY: `sddl` is NUL-terminated; on success the descriptor is the system's
-    // allocation, freed below with LocalFree.
+    // allocation, which the caller frees.
     let made = unsafe {
         ConvertStringSecurityDescriptorToSecurityDescriptorW(
             sddl.as_ptr(),
@@ -51,6 +57,14 @@ pub(crate) fn set_owner_only(path: &Path, inherit: &str) -> io::Result<()> {
     if made == 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(descriptor)
+}
+
+/// Gives `path` a protected DACL of one entry with these inheritance flags: full control for
+/// this process's user, no one else.
+pub(crate) fn set_owner_only(path: &Path, inherit: &str) -> io::Result<()> {
+    let sid = own_sid()?;
+    let descriptor = security_descriptor(&format!("D:P(A;{inherit};FA;;;{sid})"))?;
     let path = wide(path.as_os_str());
     // SAFETY: `path` is NUL-terminated and `descriptor` a valid descriptor until freed.
     let set = unsafe {
@@ -73,31 +87,62 @@ pub fn make_file_private(path: &Path) -> io::Result<()> {
 }
 
 /// This process's user, as an SID string (`S-1-5-21-…`).
-fn current_user_sid() -> io::Result<String> {
+pub(crate) fn current_user_sid() -> io::Result<String> {
     let mut token: HANDLE = std::ptr::null_mut();
     // SAFETY: the current process's pseudo-handle; `token` receives a handle closed below.
     if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut len = 0u32;
-    // SAFETY: a size query: no buffer, `len` receives the size needed.
-    unsafe { GetTokenInformation(token, TokenUser, std::ptr::null_mut(), 0, &mut len) };
-    // u64s: aligned for TOKEN_USER.
-    let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
-    // SAFETY: `buf` holds at least `len` bytes.
-    let got =
-        unsafe { GetTokenInformation(token, TokenUser, buf.as_mut_ptr().cast(), len, &mut len) };
-    let error = (got == 0).then(io::Error::last_os_error);
+    let sids = token_sids(token, false);
     // SAFETY: the handle OpenProcessToken gave; closed once.
     unsafe { CloseHandle(token) };
-    if let Some(e) = error {
-        return Err(e);
-    }
+    sids.map(|mut sids| sids.swap_remove(0))
+}
+
+/// The SIDs of an access token (opened for `TOKEN_QUERY`), as strings: its user first, then,
+/// with `groups`, the groups it is a member of and that are enabled for access checks.
+pub(crate) fn token_sids(token: HANDLE, groups: bool) -> io::Result<Vec<String>> {
+    let user = token_information(token, TokenUser)?;
     // SAFETY: GetTokenInformation wrote a TOKEN_USER at the start of the aligned buffer.
-    let user = unsafe { &*buf.as_ptr().cast::<TOKEN_USER>() };
+    let user = unsafe { &*user.as_ptr().cast::<TOKEN_USER>() };
+    let mut sids = vec![sid_string(user.User.Sid)?];
+    if groups {
+        let info = token_information(token, TokenGroups)?;
+        // SAFETY: a TOKEN_GROUPS at the start of the aligned buffer, its `GroupCount`
+        // entries following in it (GetTokenInformation wrote them all).
+        let groups = unsafe {
+            let list = &*info.as_ptr().cast::<TOKEN_GROUPS>();
+            std::slice::from_raw_parts(list.Groups.as_ptr(), list.GroupCount as usize)
+        };
+        for group in groups {
+            if group.Attributes & SE_GROUP_ENABLED as u32 != 0 {
+                sids.push(sid_string(group.Sid)?);
+            }
+        }
+    }
+    Ok(sids)
+}
+
+/// One class of a token's information, in a buffer aligned for its structures.
+fn token_information(token: HANDLE, class: TOKEN_INFORMATION_CLASS) -> io::Result<Vec<u64>> {
+    let mut len = 0u32;
+    // SAFETY: a size query: no buffer, `len` receives the size needed.
+    unsafe { GetTokenInformation(token, class, std::ptr::null_mut(), 0, &mut len) };
+    let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
+    // SAFETY: `buf` holds at least `len` bytes.
+    let got = unsafe { GetTokenInformation(token, class, buf.as_mut_ptr().cast(), len, &mut len) };
+    if got == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(buf)
+}
+
+/// A SID as its string form.
+fn sid_string(sid: PSID) -> io::Result<String> {
     let mut text: *mut u16 = std::ptr::null_mut();
-    // SAFETY: the SID lives in `buf`; `text` receives a LocalAlloc'd string freed below.
-    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
+    // SAFETY: `sid` points into a token buffer that outlives this call; `text` receives a
+    // LocalAlloc'd string freed below.
+    if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `text` is NUL-terminated; read up to the NUL, then freed once.
@@ -108,6 +153,45 @@ fn current_user_sid() -> io::Result<String> {
         sid
     };
     Ok(sid)
+}
+
+/// The SID of an account (a user or a group) by its name, as a string.
+pub(crate) fn account_sid(name: &str) -> io::Result<String> {
+    let wide_name = wide(name.as_ref());
+    let (mut sid_len, mut domain_len, mut kind) = (0u32, 0u32, 0);
+    // SAFETY: a size query: no buffers; the lengths receive the sizes needed.
+    unsafe {
+        LookupAccountNameW(
+            std::ptr::null(),
+            wide_name.as_ptr(),
+            std::ptr::null_mut(),
+            &mut sid_len,
+            std::ptr::null_mut(),
+            &mut domain_len,
+            &mut kind,
+        )
+    };
+    if sid_len == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut sid = vec![0u64; (sid_len as usize).div_ceil(8)];
+    let mut domain = vec![0u16; domain_len.max(1) as usize];
+    // SAFETY: the buffers hold the sizes the query gave.
+    let found = unsafe {
+        LookupAccountNameW(
+            std::ptr::null(),
+            wide_name.as_ptr(),
+            sid.as_mut_ptr().cast(),
+            &mut sid_len,
+            domain.as_mut_ptr(),
+            &mut domain_len,
+            &mut kind,
+        )
+    };
+    if found == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    sid_string(sid.as_mut_ptr().cast())
 }
 
 /// The DER of every root in the user's and the machine's Root stores that is good for

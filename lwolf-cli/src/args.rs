@@ -39,8 +39,9 @@ Options of get and request:
 
 Options of agent (at least one of --socket, --proxy, --sink; it runs in the foreground until
 SIGTERM (Ctrl+C on Windows), which finishes the requests in flight; SIGHUP reads the
-settings and secret files again; --socket, --socket-group, --allow and SIGHUP are Unix only):
-  --socket PATH       serve HTTP on a Unix socket (mode 0600), to this user only:
+settings and secret files again; --socket-group and SIGHUP are Unix only):
+  --socket PATH       serve HTTP on a Unix socket (mode 0600), to this user only (on
+                      Windows a named pipe, \\\\.\\pipe\\NAME, with a DACL to the same end):
                         GET /v1/token[?tenant=ID]     {access_token,token_type,expires_in,
                                                       expires_at}
                         GET /v1/auth-headers?method=M&url=U   {Authorization, DPoP}
@@ -49,14 +50,15 @@ settings and secret files again; --socket, --socket-group, --allow and SIGHUP ar
                       e.g. curl --unix-socket PATH http://localhost/v1/token
   --socket-group G    the socket's group, mode 0660 (its members still need --allow)
   --allow USER|GROUP  another user, or the members of a group, may use the socket
-                      (repeatable; checked by SO_PEERCRED before anything is read)
+                      (repeatable; checked by SO_PEERCRED, or on Windows the client
+                      process's token, before anything is read)
   --proxy 127.0.0.1:PORT
                       forward /backoffice/... to LWOLF_API_BASE_URL and /transact-workflow/...
                       to LWOLF_TRANSACT_BASE_URL, adding the token (and DPoP proof and
                       subscription key); every request must carry Lwolf-Agent-Key: KEY;
                       Lwolf-Tenant: ID sends it with that customer instance's token
   --key-file FILE     the proxy's key (made if missing, 0600): default PATH.key beside
-                      --socket, else agent.key in the cache directory
+                      a Unix --socket, else agent.key in the cache directory
   --max-body-bytes N  the largest request body the proxy takes (default 16 MiB)
   --sink FILE         write the token to FILE (0600, atomically) at start and whenever it
                       changes

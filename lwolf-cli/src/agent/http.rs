@@ -16,7 +16,8 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// The most headers a request may carry.
 const MAX_HEADERS: usize = 64;
 
-/// A connection the agent serves: a Unix or a TCP stream, with read and write bounds.
+/// A connection the agent serves: a Unix or a TCP stream, or a pipe, with read and write
+/// bounds.
 pub(crate) trait Stream: Read + Write {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
@@ -45,6 +46,26 @@ impl Stream for TcpStream {
     }
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         TcpStream::set_write_timeout(self, t)
+    }
+}
+
+#[cfg(windows)]
+impl Stream for lwolf_auth::unversioned::PipeStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        lwolf_auth::unversioned::PipeStream::set_read_timeout(self, t);
+        Ok(())
+    }
+    /// A pipe has no half-close: a lingering close ends at once (the client still reads
+    /// what was written before it).
+    fn shutdown_write(&self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a pipe has no half-close",
+        ))
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        lwolf_auth::unversioned::PipeStream::set_write_timeout(self, t);
+        Ok(())
     }
 }
 

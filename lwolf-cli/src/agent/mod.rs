@@ -1,10 +1,10 @@
 //! `lwolf agent`: a local agent that holds the credential and hands out tokens (a Unix
-//! socket), injects them (a loopback proxy), or writes them to a file (a sink), for tools
+//! socket, a named pipe on Windows), injects them (a loopback proxy), or writes them to a file (a sink), for tools
 //! that cannot load the library. Names are those of the contract ("The agent").
 //!
 //! One thread accepts (on Unix polling the listeners and a signal pipe, with a bound on each
-//! wait: `unix`; on Windows, where there is no socket, a thread blocked on the proxy's
-//! listener: `windows`), a thread serves each connection up to [`MAX_CONNECTIONS`], a thread
+//! wait: `unix`, the socket's file in `unix_socket`; on Windows, a thread on the named pipe
+//! and one blocked on the proxy's listener: `windows`), a thread serves each connection up to [`MAX_CONNECTIONS`], a thread
 //! keeps the sink file. `socket` and `proxy` hold what each listener serves (`relay` the
 //! proxy's answers, `upload` the bodies it streams), `peer` who may use the socket, `key`
 //! the proxy's local key, `sink` the token file, `metrics` `/metrics`, `http` the HTTP both
@@ -19,10 +19,11 @@ mod private_file;
 mod proxy;
 mod relay;
 mod sink;
-#[cfg(unix)]
 mod socket;
 #[cfg(unix)]
 mod unix;
+#[cfg(unix)]
+mod unix_socket;
 mod upload;
 #[cfg(unix)]
 use unix as platform;
@@ -106,6 +107,9 @@ pub(crate) struct Agent {
     pub(crate) metrics: metrics::Metrics,
     #[cfg(unix)]
     pub(crate) peers: Option<peer::Policy>,
+    /// The SIDs the pipe serves (its DACL's), checked again on each client.
+    #[cfg(windows)]
+    pub(crate) pipe_sids: Vec<String>,
     pub(crate) log: Log,
     pub(crate) max_body_bytes: usize,
     stopping: AtomicBool,
@@ -118,7 +122,6 @@ pub(crate) struct Agent {
 /// Which listener a connection came in on.
 #[derive(Clone, Copy)]
 enum Listener {
-    #[cfg_attr(windows, allow(dead_code))]
     Socket = 0,
     Proxy = 1,
 }
@@ -289,18 +292,13 @@ pub(crate) fn run(
             "lwolf agent needs --socket PATH, --proxy 127.0.0.1:PORT or --sink FILE",
         ));
     }
-    #[cfg(not(unix))]
-    if options.socket.is_some() || options.socket_group.is_some() || !options.allow.is_empty() {
-        return Err(Failure::usage(
-            "--socket, --socket-group and --allow are for Unix; on Windows use --proxy or \
-             --sink (docs/agent.md says what a named pipe would be)",
-        ));
-    }
+    #[cfg(windows)]
+    windows::check_options(&options)?;
     // Before any thread is started: taking the passed socket removes LISTEN_FDS and
     // LISTEN_PID from the environment.
     #[cfg(unix)]
     let passed = match &options.socket {
-        Some(path) => socket::Listener::inherited(path)?,
+        Some(path) => unix_socket::Listener::inherited(path)?,
         None => None,
     };
     let client = make_client()?;
@@ -311,7 +309,9 @@ pub(crate) fn run(
     };
     let key = match options.proxy {
         Some(_) => {
-            let path = match (&options.key_file, &options.socket) {
+            // Beside a Unix socket; a pipe has no folder to be beside.
+            let socket_file = options.socket.as_ref().filter(|_| cfg!(unix));
+            let path = match (&options.key_file, socket_file) {
                 (Some(path), _) => path.clone(),
                 (None, Some(socket)) => {
                     let mut name = socket.file_name().unwrap_or_default().to_os_string();
@@ -345,8 +345,13 @@ pub(crate) fn run(
                 log.info(&format!("the socket {} is systemd's", path.display()));
                 passed
             }
-            None => socket::Listener::bind(path, options.socket_group.as_deref())?,
+            None => unix_socket::Listener::bind(path, options.socket_group.as_deref())?,
         }),
+        None => None,
+    };
+    #[cfg(windows)]
+    let pipe = match &options.socket {
+        Some(name) => Some(windows::bind_pipe(name, &options.allow)?),
         None => None,
     };
     let tcp = match options.proxy {
@@ -365,6 +370,11 @@ pub(crate) fn run(
         metrics: metrics::Metrics::default(),
         #[cfg(unix)]
         peers,
+        #[cfg(windows)]
+        pipe_sids: pipe
+            .as_ref()
+            .map(|p| p.allowed_sids().to_vec())
+            .unwrap_or_default(),
         log,
         max_body_bytes: options.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         stopping: AtomicBool::new(false),
@@ -387,6 +397,10 @@ pub(crate) fn run(
     if let Some(unix) = &unix {
         serving.push(format!("socket {}", unix.path.display()));
     }
+    #[cfg(windows)]
+    if let (Some(_), Some(name)) = (&pipe, &options.socket) {
+        serving.push(format!("socket {}", name.display()));
+    }
     if let Some(tcp) = &tcp {
         let addr = tcp
             .local_addr()
@@ -402,7 +416,7 @@ pub(crate) fn run(
     #[cfg(unix)]
     platform::accept_until_stopped(&agent, &signals, unix.as_ref(), tcp.as_ref(), make_client);
     #[cfg(windows)]
-    platform::accept_until_stopped(&agent, &signals, tcp.as_ref())?;
+    platform::accept_until_stopped(&agent, &signals, pipe, tcp.as_ref())?;
 
     // Stop accepting, then give the requests in flight their bound.
     agent.stopping.store(true, Ordering::SeqCst);
@@ -510,6 +524,13 @@ impl Admission {
 /// its timeouts).
 trait Blocking {
     fn set_blocking(&self) -> std::io::Result<()>;
+}
+
+#[cfg(windows)]
+impl Blocking for lwolf_auth::unversioned::PipeStream {
+    fn set_blocking(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Blocking for TcpStream {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use lwolf_auth::Client;
 
-use super::{http, proxy, reload, socket, spawn, Admission, Agent, Blocking, Listener};
+use super::{
+    http, proxy, reload, socket, spawn, unix_socket, Admission, Agent, Blocking, Listener,
+};
 use crate::output::Failure;
 
 /// The signals the agent acts on, as flags, and a pipe that wakes the poll when one comes.
@@ -48,7 +50,7 @@ impl Signals {
 pub(super) fn accept_until_stopped(
     agent: &Arc<Agent>,
     signals: &Signals,
-    unix: Option<&socket::Listener>,
+    unix: Option<&unix_socket::Listener>,
     tcp: Option<&TcpListener>,
     make_client: &dyn Fn() -> Result<Client, Failure>,
 ) {
@@ -101,7 +103,7 @@ pub(super) fn accept_until_stopped(
             accept_all(
                 agent,
                 || unix.listener.accept().map(|(s, _)| s),
-                socket::serve,
+                socket::serve_unix,
                 &mut socket_admission,
             );
         }
