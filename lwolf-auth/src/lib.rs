@@ -64,6 +64,7 @@ mod log;
 #[cfg(windows)]
 mod named_pipe;
 mod pace;
+mod probe;
 mod proxy;
 mod request;
 mod resolve;

@@ -15,22 +15,24 @@ use windows_sys::Win32::Foundation::{
     ERROR_NO_DATA, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, HANDLE, INVALID_HANDLE_VALUE,
     WAIT_OBJECT_0,
 };
-use windows_sys::Win32::Security::{PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY};
+use windows_sys::Win32::Security::{
+    RevertToSelf, PSECURITY_DESCRIPTOR, SECURITY_ATTRIBUTES, TOKEN_QUERY,
+};
 use windows_sys::Win32::Storage::FileSystem::{
     ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, PIPE_ACCESS_DUPLEX,
+    SECURITY_ANONYMOUS,
 };
 use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, GetNamedPipeClientProcessId,
+    ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, ImpersonateNamedPipeClient,
     PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES,
     PIPE_WAIT,
 };
 use windows_sys::Win32::System::Threading::{
-    CreateEventW, OpenProcess, OpenProcessToken, WaitForSingleObject, INFINITE,
-    PROCESS_QUERY_LIMITED_INFORMATION,
+    CreateEventW, GetCurrentThread, OpenThreadToken, WaitForSingleObject, INFINITE,
 };
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
-use crate::win32::{account_sid, own_sid, security_descriptor, token_sids, wide};
+use crate::win32::{account_sid, canonical_sid, own_sid, security_descriptor, token_sids, wide};
 
 /// What a user named besides the owner may do with the pipe: read, write, and read and
 /// set its attributes; not `FILE_CREATE_PIPE_INSTANCE`, so that it cannot serve the name.
@@ -84,7 +86,10 @@ impl PipeListener {
         let mut sids = vec![own.to_owned()];
         for account in allowed {
             let sid = if account.starts_with("S-1-") {
-                account.clone()
+                // Parsed and written again: its standard form, and nothing else in the SDDL.
+                canonical_sid(account).map_err(|e| {
+                    io::Error::new(e.kind(), format!("{account:?} is not a SID ({e})"))
+                })?
             } else {
                 account_sid(account).map_err(|e| {
                     io::Error::new(e.kind(), format!("no account {account:?} here ({e})"))
@@ -122,6 +127,8 @@ impl PipeListener {
         let connected = std::mem::replace(&mut self.waiting, next);
         Ok(Some(PipeStream {
             instance: connected,
+            first: Vec::new(),
+            first_at: 0,
             read_timeout: AtomicU64::new(NO_TIMEOUT),
             write_timeout: AtomicU64::new(NO_TIMEOUT),
         }))
@@ -230,37 +237,58 @@ impl Drop for Instance {
 pub struct PipeStream {
     /// Connected: nothing under way on its `overlapped`.
     instance: Box<Instance>,
+    /// The client's first bytes, read by [`PipeStream::client_sids`], and how many of them
+    /// were handed out.
+    first: Vec<u8>,
+    first_at: usize,
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
 }
 
 impl PipeStream {
-    /// The SIDs of the client's process, as strings: its user first, then its groups. The
-    /// client is the process that opened the pipe, as the system says.
-    pub fn client_sids(&self) -> io::Result<Vec<String>> {
-        let mut pid = 0;
-        // SAFETY: this stream's own pipe handle.
-        if unsafe {
-            GetNamedPipeClientProcessId(self.instance.pipe.as_raw_handle() as HANDLE, &mut pid)
-        } == 0
-        {
+    /// The SIDs of the client, as strings: its user first, then its groups, as the system
+    /// says by letting this thread take the client's identity for a moment
+    /// (`ImpersonateNamedPipeClient`, which works for a client of any user, where opening
+    /// another user's process does not). Windows allows that only once something was read
+    /// from the pipe: the client's first bytes are read here (within the read timeout) and
+    /// kept for the next reads. A client that sent nothing, or that let the server know
+    /// only its anonymous identity, is an error.
+    pub fn client_sids(&mut self) -> io::Result<Vec<String>> {
+        if self.first.is_empty() {
+            let mut first = vec![0u8; 4096];
+            let n = self.read(&mut first)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client left before it sent anything",
+                ));
+            }
+            first.truncate(n);
+            self.first = first;
+        }
+        let pipe = self.instance.pipe.as_raw_handle() as HANDLE;
+        // SAFETY: this stream's own pipe handle; the identity is given up below.
+        if unsafe { ImpersonateNamedPipeClient(pipe) } == 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: a query-only handle to the client's process, closed below.
-        let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
-        if process.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the handle OpenProcess gave, owned from here.
-        let process = unsafe { OwnedHandle::from_raw_handle(process) };
         let mut token: HANDLE = std::ptr::null_mut();
-        // SAFETY: `token` receives a handle, owned below.
-        if unsafe { OpenProcessToken(process.as_raw_handle() as HANDLE, TOKEN_QUERY, &mut token) }
-            == 0
-        {
-            return Err(io::Error::last_os_error());
+        // SAFETY: this thread's token while it has the client's identity, opened with the
+        // process's own rights (`OpenAsSelf`); owned below.
+        let opened = unsafe { OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, 1, &mut token) };
+        let opened = if opened == 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        };
+        // SAFETY: gives up the client's identity.
+        if unsafe { RevertToSelf() } == 0 {
+            // The thread keeps the client's identity: it must serve nothing more.
+            return Err(io::Error::other(
+                "cannot give up the pipe client's identity",
+            ));
         }
-        // SAFETY: the handle OpenProcessToken gave, owned from here.
+        opened?;
+        // SAFETY: the handle OpenThreadToken gave, owned from here.
         let token = unsafe { OwnedHandle::from_raw_handle(token) };
         token_sids(token.as_raw_handle() as HANDLE, true)
     }
@@ -331,6 +359,12 @@ impl Read for PipeStream {
         if buf.is_empty() {
             return Ok(0);
         }
+        if self.first_at < self.first.len() {
+            let n = buf.len().min(self.first.len() - self.first_at);
+            buf[..n].copy_from_slice(&self.first[self.first_at..self.first_at + n]);
+            self.first_at += n;
+            return Ok(n);
+        }
         let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let timeout = self.read_timeout.load(Ordering::Relaxed);
         // SAFETY: `buf` outlives the operation: `io` returns only once it is done or
@@ -379,11 +413,15 @@ impl Write for PipeStream {
 /// or one that is busy or keeps this user out). `FILE_FLAG_FIRST_PIPE_INSTANCE` refuses a
 /// taken name too, without the race, on Windows; Wine ignores that flag.
 fn served(name: &str) -> Option<String> {
-    match std::fs::OpenOptions::new()
+    use std::os::windows::fs::OpenOptionsExt;
+    // Anonymous: a server squatting the name learns nothing of this user, nor can it act
+    // as them (a client's default would let it impersonate).
+    let look = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(name)
-    {
+        .security_qos_flags(SECURITY_ANONYMOUS)
+        .open(name);
+    match look {
         Ok(_) => Some(format!("{name} is served by another process")),
         Err(e) if e.raw_os_error() == Some(ERROR_FILE_NOT_FOUND as i32) => None,
         Err(e) => Some(format!("{name} exists ({e})")),
@@ -448,11 +486,12 @@ mod tests {
             .accept(Duration::from_secs(10))
             .unwrap()
             .expect("no client within 10 s");
+        stream.set_read_timeout(Some(Duration::from_secs(10)));
+        // Its identity is known once its first bytes came; they are read again after.
         assert_eq!(
             stream.client_sids().unwrap().first().map(String::as_str),
             Some(own_sid().unwrap())
         );
-        stream.set_read_timeout(Some(Duration::from_secs(10)));
         let mut got = [0u8; 4];
         stream.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"ping");

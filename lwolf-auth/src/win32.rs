@@ -11,7 +11,8 @@ use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, LocalFree, SetLastError, CRYPT_E_NOT_FOUND, HANDLE,
 };
 use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
+    ConvertStringSidToSidW, SDDL_REVISION_1,
 };
 use windows_sys::Win32::Security::Cryptography::{
     CertCloseStore, CertEnumCertificatesInStore, CertGetEnhancedKeyUsage, CertOpenStore,
@@ -153,6 +154,20 @@ fn sid_string(sid: PSID) -> io::Result<String> {
         sid
     };
     Ok(sid)
+}
+
+/// A SID string parsed and written again, in its standard form.
+pub(crate) fn canonical_sid(text: &str) -> io::Result<String> {
+    let wide_text = wide(text.as_ref());
+    let mut sid: PSID = std::ptr::null_mut();
+    // SAFETY: `wide_text` is NUL-terminated; `sid` receives a LocalAlloc'd SID freed below.
+    if unsafe { ConvertStringSidToSidW(wide_text.as_ptr(), &mut sid) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let canonical = sid_string(sid);
+    // SAFETY: allocated by ConvertStringSidToSidW; freed once.
+    unsafe { LocalFree(sid) };
+    canonical
 }
 
 /// The SID of an account (a user or a group) by its name, as a string.

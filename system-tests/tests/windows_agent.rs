@@ -109,6 +109,11 @@ fn the_agents_pipe_under_wine() {
             ],
             "no account",
         ),
+        // A SID that would add to the pipe's DACL is not a SID.
+        (
+            vec!["agent", "--socket", &pipe, "--allow", "S-1-1-0)(A;;GA;;;WD"],
+            "is not a SID",
+        ),
     ] {
         let refused = run(&mut wine(&exe, &args, &sandbox), LIMIT);
         let stderr = String::from_utf8_lossy(&refused.stderr);

@@ -433,6 +433,10 @@ impl<S: Stream> Conn<S> {
         let mut body = Vec::new();
         loop {
             let size = loop {
+                // httparse takes a line without digits for a size of 0: the body's end.
+                if self.buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                    return Err(bad("a malformed chunk size"));
+                }
                 match httparse::parse_chunk_size(&self.buf) {
                     Ok(httparse::Status::Complete((used, size))) => {
                         self.buf.drain(..used);
@@ -448,17 +452,22 @@ impl<S: Stream> Conn<S> {
                 }
             };
             if size == 0 {
-                // Trailers, if any, up to the empty line.
+                // Trailers, if any, up to the empty line: all of them within a head's size.
+                let mut trailers = 0;
                 loop {
                     match self.buf.windows(2).position(|w| w == b"\r\n") {
+                        Some(end) if trailers + end + 2 > MAX_HEAD_BYTES => {
+                            return Err(bad("the trailers are too large"))
+                        }
                         Some(0) => {
                             self.buf.drain(..2);
                             return Ok(Body::Whole(body));
                         }
                         Some(end) => {
                             self.buf.drain(..end + 2);
+                            trailers += end + 2;
                         }
-                        None if self.buf.len() > MAX_HEAD_BYTES => {
+                        None if trailers + self.buf.len() > MAX_HEAD_BYTES => {
                             return Err(bad("the trailers are too large"))
                         }
                         None => match self.fill(deadline) {
@@ -678,6 +687,12 @@ mod tests {
         assert_eq!(body_of(&ok, 11), Err(413));
         let bad_size = format!("{chunked}zz\r\nhello\r\n0\r\n\r\n");
         assert_eq!(body_of(&bad_size, 100), Err(400));
+        // A size line without digits is not the body's end (httparse reads it as 0).
+        let no_digits = format!("{chunked}5\r\nhello\r\n\r\nmore\r\n0\r\n\r\n");
+        assert_eq!(body_of(&no_digits, 100), Err(400));
+        let trailers = "X-T: 1234567\r\n".repeat(2000);
+        let long_trailers = format!("{chunked}5\r\nhello\r\n0\r\n{trailers}\r\n");
+        assert_eq!(body_of(&long_trailers, 100), Err(400));
         let no_crlf = format!("{chunked}5\r\nhelloXX0\r\n\r\n");
         assert_eq!(body_of(&no_crlf, 100), Err(400));
         let cut = format!("{chunked}5\r\nhel");

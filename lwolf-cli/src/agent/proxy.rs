@@ -137,7 +137,8 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
                 }
                 let read_ahead =
                     conn.take_read_ahead(usize::try_from(length).unwrap_or(usize::MAX));
-                let (upload, how) = Upload::new(socket, read_ahead, length);
+                let bound = attempt_bound(client.config().timeout(), length);
+                let (upload, how) = Upload::new(socket, read_ahead, length, bound);
                 progress = Some(how.clone());
                 Some(RequestBody::Streamed(upload, Some(length), how))
             }
@@ -160,8 +161,10 @@ pub(crate) fn serve(agent: &Agent, stream: TcpStream) {
                         .saturating_sub(prefix.len() as u64)
                         .saturating_sub(chunk_left);
                     let read_ahead = conn.take_read_ahead(usize::MAX);
+                    let bound =
+                        attempt_bound(client.config().timeout(), agent.max_body_bytes as u64);
                     let (upload, how) =
-                        Upload::chunked(socket, prefix, chunk_left, read_ahead, room);
+                        Upload::chunked(socket, (prefix, chunk_left), read_ahead, room, bound);
                     progress = Some(how.clone());
                     Some(RequestBody::Streamed(upload, None, how))
                 }

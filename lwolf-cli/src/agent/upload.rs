@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bodies up to this size are read whole first: the library can send them again after a
 /// renewal or a retry. Larger ones with a `Content-Length` are streamed.
@@ -95,6 +95,9 @@ pub(crate) struct Upload {
     stream: TcpStream,
     progress: Progress,
     chunked: Option<Chunked>,
+    /// The whole body is due by then: the library's own bound is looked at only between
+    /// reads, and one read of a chunked body can go through any number of framing bytes.
+    deadline: Instant,
 }
 
 /// Where a chunked body's decoding is.
@@ -105,6 +108,11 @@ struct Chunked {
     state: ChunkState,
     /// Bytes the body may still grow by.
     room: u64,
+    /// Framing bytes taken so far, and data bytes (see [`FRAMING_ALLOWANCE`]).
+    framing: u64,
+    data: u64,
+    /// Trailer bytes taken so far.
+    trailers: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -120,28 +128,39 @@ enum ChunkState {
     Done,
 }
 
-/// The longest chunk-size line or trailer section taken.
-const MAX_LINE_BYTES: usize = 8 * 1024;
+/// The longest chunk-size line (with its extensions) taken, as when the body is held.
+const MAX_SIZE_LINE_BYTES: usize = 1024;
+/// The most bytes of trailers taken, all lines together.
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// Framing (size lines, CRLFs, trailers) taken besides one byte per byte of data: a body of
+/// one-byte chunks with long extensions cannot make the caller's bytes many times its size.
+const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
 
 impl Upload {
     /// The body that follows a head on `stream`, `read_ahead` its first bytes (no more than
     /// `length` of them); and how it goes, to look at once the request is done.
-    pub(crate) fn new(stream: TcpStream, read_ahead: Vec<u8>, length: u64) -> (Upload, Progress) {
+    /// It is due whole within `bound`.
+    pub(crate) fn new(
+        stream: TcpStream,
+        read_ahead: Vec<u8>,
+        length: u64,
+        bound: Duration,
+    ) -> (Upload, Progress) {
         let progress = Progress::default();
         progress.left.store(length, Ordering::SeqCst);
-        Upload::start(stream, read_ahead, progress, None)
+        Upload::start(stream, read_ahead, progress, None, bound)
     }
 
     /// The rest of a chunked body: `prefix` its first chunks (decoded), `chunk_left` the
     /// size of the chunk that follows (its size line read), `read_ahead` the bytes read
     /// from the connection past that line, `room` what the body may still grow by after
-    /// that chunk.
+    /// that chunk. It is due whole within `bound`.
     pub(crate) fn chunked(
         stream: TcpStream,
-        prefix: Vec<u8>,
-        chunk_left: u64,
+        (prefix, chunk_left): (Vec<u8>, u64),
         read_ahead: Vec<u8>,
         room: u64,
+        bound: Duration,
     ) -> (Upload, Progress) {
         let progress = Progress::default();
         progress.left.store(u64::MAX, Ordering::SeqCst);
@@ -150,8 +169,11 @@ impl Upload {
             at: 0,
             state: ChunkState::Data(chunk_left),
             room,
+            framing: 0,
+            data: prefix.len() as u64,
+            trailers: 0,
         };
-        Upload::start(stream, prefix, progress, Some(chunked))
+        Upload::start(stream, prefix, progress, Some(chunked), bound)
     }
 
     fn start(
@@ -159,34 +181,42 @@ impl Upload {
         ready: Vec<u8>,
         progress: Progress,
         chunked: Option<Chunked>,
+        bound: Duration,
     ) -> (Upload, Progress) {
-        let _ = stream.set_read_timeout(Some(IDLE));
         let upload = Upload {
             ready: io::Cursor::new(ready),
             stream,
             progress: progress.clone(),
             chunked,
+            deadline: Instant::now() + bound,
         };
         (upload, progress)
     }
 
-    /// More bytes from the caller into the chunked decoder.
-    fn fill(&mut self) -> io::Result<()> {
-        let Some(c) = self.chunked.as_mut() else {
-            return Ok(());
-        };
-        if c.at == c.raw.len() {
-            c.raw.clear();
-            c.at = 0;
+    /// Reads from the caller, waiting at most [`IDLE`] and never past the deadline; the
+    /// caller's failure if it left or went quiet.
+    fn read_caller(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wait = self.deadline.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return Err(self.progress.failed(CallerFault::Left));
         }
-        let mut piece = [0u8; 64 * 1024];
-        match self.stream.read(&mut piece) {
+        let _ = self.stream.set_read_timeout(Some(wait.min(IDLE)));
+        match self.stream.read(buf) {
             Ok(0) | Err(_) => Err(self.progress.failed(CallerFault::Left)),
-            Ok(n) => {
-                c.raw.extend_from_slice(&piece[..n]);
-                Ok(())
-            }
+            Ok(n) => Ok(n),
         }
+    }
+
+    /// More bytes from the caller into the chunked decoder, what it took already dropped.
+    fn fill(&mut self) -> io::Result<()> {
+        let mut piece = [0u8; 64 * 1024];
+        let n = self.read_caller(&mut piece)?;
+        if let Some(c) = self.chunked.as_mut() {
+            c.raw.drain(..c.at);
+            c.at = 0;
+            c.raw.extend_from_slice(&piece[..n]);
+        }
+        Ok(())
     }
 
     /// The next decoded bytes of a chunked body.
@@ -222,6 +252,16 @@ enum Step {
 }
 
 impl Chunked {
+    fn take_framing(&mut self, n: usize) {
+        self.at += n;
+        self.framing += n as u64;
+    }
+
+    /// A failure if the framing has grown past what the data allows.
+    fn over_budget(&self) -> Option<Step> {
+        (self.framing > FRAMING_ALLOWANCE + self.data).then_some(Step::Fail(CallerFault::Malformed))
+    }
+
     fn step(&mut self, buf: &mut [u8]) -> Step {
         let raw = &self.raw[self.at..];
         match self.state {
@@ -238,47 +278,59 @@ impl Chunked {
                     .min(usize::try_from(n).unwrap_or(usize::MAX));
                 buf[..k].copy_from_slice(&raw[..k]);
                 self.at += k;
+                self.data += k as u64;
                 self.state = ChunkState::Data(n - k as u64);
                 Step::Read(k)
             }
             ChunkState::DataEnd if raw.len() < 2 => Step::Fill,
             ChunkState::DataEnd if raw.starts_with(b"\r\n") => {
-                self.at += 2;
+                self.take_framing(2);
                 self.state = ChunkState::Size;
-                Step::Again
+                self.over_budget().unwrap_or(Step::Again)
             }
             ChunkState::DataEnd => Step::Fail(CallerFault::Malformed),
+            ChunkState::Size if raw.is_empty() => Step::Fill,
+            // httparse takes a line without digits for a size of 0: the body's end.
+            ChunkState::Size if !raw[0].is_ascii_hexdigit() => Step::Fail(CallerFault::Malformed),
             ChunkState::Size => match httparse::parse_chunk_size(raw) {
+                Ok(httparse::Status::Complete((used, _))) if used > MAX_SIZE_LINE_BYTES => {
+                    Step::Fail(CallerFault::Malformed)
+                }
                 Ok(httparse::Status::Complete((used, 0))) => {
-                    self.at += used;
+                    self.take_framing(used);
                     self.state = ChunkState::Trailers;
-                    Step::Again
+                    self.over_budget().unwrap_or(Step::Again)
                 }
                 Ok(httparse::Status::Complete((_, size))) if size > self.room => {
                     Step::Fail(CallerFault::TooLarge)
                 }
                 Ok(httparse::Status::Complete((used, size))) => {
-                    self.at += used;
+                    self.take_framing(used);
                     self.room -= size;
                     self.state = ChunkState::Data(size);
-                    Step::Again
+                    self.over_budget().unwrap_or(Step::Again)
                 }
-                Ok(httparse::Status::Partial) if raw.len() <= MAX_LINE_BYTES => Step::Fill,
+                Ok(httparse::Status::Partial) if raw.len() <= MAX_SIZE_LINE_BYTES => Step::Fill,
                 _ => Step::Fail(CallerFault::Malformed),
             },
-            ChunkState::Trailers => match raw.windows(2).position(|w| w == b"\r\n") {
-                Some(0) => {
-                    self.at += 2;
-                    self.state = ChunkState::Done;
-                    Step::Again
+            ChunkState::Trailers => {
+                let room = MAX_TRAILER_BYTES - self.trailers;
+                match raw.windows(2).position(|w| w == b"\r\n") {
+                    Some(end) if end + 2 > room => Step::Fail(CallerFault::Malformed),
+                    Some(0) => {
+                        self.take_framing(2);
+                        self.state = ChunkState::Done;
+                        Step::Again
+                    }
+                    Some(end) => {
+                        self.take_framing(end + 2);
+                        self.trailers += end + 2;
+                        Step::Again
+                    }
+                    None if raw.len() >= room => Step::Fail(CallerFault::Malformed),
+                    None => Step::Fill,
                 }
-                Some(end) => {
-                    self.at += end + 2;
-                    Step::Again
-                }
-                None if raw.len() > MAX_LINE_BYTES => Step::Fail(CallerFault::Malformed),
-                None => Step::Fill,
-            },
+            }
         }
     }
 }
@@ -299,12 +351,9 @@ impl Read for Upload {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let mut n = self.ready.read(&mut buf[..want])?;
         if n == 0 {
-            n = match self.stream.read(&mut buf[..want]) {
-                // The caller left before its body's end: the upstream request fails, and
-                // is not sent short.
-                Ok(0) | Err(_) => Err(self.progress.failed(CallerFault::Left)),
-                Ok(n) => Ok(n),
-            }?;
+            // The caller leaving before its body's end fails the upstream request: it is
+            // not sent short.
+            n = self.read_caller(&mut buf[..want])?;
         }
         self.progress.left.fetch_sub(n as u64, Ordering::SeqCst);
         Ok(n)
@@ -317,6 +366,8 @@ mod tests {
     use std::io::Write;
     use std::net::TcpListener;
 
+    const BOUND: Duration = Duration::from_secs(10);
+
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -328,7 +379,7 @@ mod tests {
     fn reads_exactly_its_length_and_leaves_what_follows() {
         let (mut caller, agent) = pair();
         caller.write_all(b"defghiNEXT REQUEST").unwrap();
-        let (mut upload, progress) = Upload::new(agent, b"abc".to_vec(), 9);
+        let (mut upload, progress) = Upload::new(agent, b"abc".to_vec(), 9, BOUND);
         let mut body = Vec::new();
         upload.read_to_end(&mut body).unwrap();
         assert_eq!(body, b"abcdefghi");
@@ -341,7 +392,7 @@ mod tests {
         let (mut caller, agent) = pair();
         caller.write_all(b"de").unwrap();
         drop(caller);
-        let (mut upload, progress) = Upload::new(agent, b"abc".to_vec(), 9);
+        let (mut upload, progress) = Upload::new(agent, b"abc".to_vec(), 9, BOUND);
         let mut body = Vec::new();
         let e = upload.read_to_end(&mut body).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
@@ -355,7 +406,8 @@ mod tests {
         let (mut caller, agent) = pair();
         caller.write_all(wire).unwrap();
         drop(caller);
-        let (mut upload, progress) = Upload::chunked(agent, b"ab".to_vec(), 3, b"c".to_vec(), room);
+        let (mut upload, progress) =
+            Upload::chunked(agent, (b"ab".to_vec(), 3), b"c".to_vec(), room, BOUND);
         let mut body = Vec::new();
         let read = upload.read_to_end(&mut body).map(|_| body);
         (read, progress)
@@ -372,7 +424,19 @@ mod tests {
 
     #[test]
     fn a_chunked_body_fails_on_bad_framing_growth_or_an_early_end() {
-        let cases: [(&[u8], u64, CallerFault); 5] = [
+        let long_extension =
+            [b"de\r\n1;".as_slice(), &[b'x'; 2000], b"\r\nf\r\n0\r\n\r\n"].concat();
+        let long_trailers = [b"de\r\n0\r\n".as_slice(), &b"X-T: 1234567\r\n".repeat(2000)].concat();
+        let cases: [(&[u8], u64, CallerFault); 9] = [
+            // A size line without digits is not the last chunk.
+            (b"de\r\n\r\nfghi\r\n0\r\n\r\n", 100, CallerFault::Malformed),
+            (
+                b"de\r\n;x\r\nfghi\r\n0\r\n\r\n",
+                100,
+                CallerFault::Malformed,
+            ),
+            (&long_extension, 100, CallerFault::Malformed),
+            (&long_trailers, 100, CallerFault::Malformed),
             (b"deX\r\n0\r\n\r\n", 100, CallerFault::Malformed),
             (
                 b"de\r\nzz\r\nhello\r\n0\r\n\r\n",

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use lwolf_auth::unversioned::{PipeListener, PipeStream};
 
-use super::{proxy, socket, spawn, Admission, Agent, Listener};
+use super::{proxy, socket, spawn, Admission, Agent, Listener, FIRST_HEAD_TIMEOUT};
 use crate::output::Failure;
 
 /// How often the waiting thread looks at the stop flag.
@@ -73,9 +73,11 @@ pub(super) fn bind_pipe(name: &Path, allow: &[String]) -> Result<PipeListener, F
 }
 
 /// Serves a client of the pipe whose user (or one of whose groups) the pipe lets in; others
-/// are refused before anything is read from them. The pipe's DACL keeps them out already:
-/// this is the check `SO_PEERCRED` is on Unix, made again.
-fn serve_pipe(agent: &Agent, stream: PipeStream) {
+/// are refused before their request is looked at (Windows names a pipe client only once
+/// its first bytes were read). The pipe's DACL keeps them out already: this is the check
+/// `SO_PEERCRED` is on Unix, made again.
+fn serve_pipe(agent: &Agent, mut stream: PipeStream) {
+    stream.set_read_timeout(Some(FIRST_HEAD_TIMEOUT));
     match stream.client_sids() {
         Ok(sids) if sids.iter().any(|sid| agent.pipe_sids.contains(sid)) => {
             socket::serve(agent, stream);

@@ -426,3 +426,40 @@ fn a_chunked_body_refused_mid_stream_is_answered_for_what_went_wrong() {
     assert_eq!(status, 200);
     agent.check_stderr();
 }
+
+/// A caller that goes quiet in the middle of a streamed body is let go after the agent's 60 s
+/// wait for its next bytes, with a 408 (its fault, not the API's); the API never gets the
+/// request whole. The longest test here: the wait is the agent's own.
+#[test]
+fn a_caller_quiet_mid_body_is_answered_408() {
+    const SIZE: usize = 3 * 1024 * 1024;
+    let sandbox = sandbox();
+    let upstream = scripted_api(String::new());
+    let api = format!("{}/api", upstream.url());
+    // The attempt's own bound (timeout_ms and the body's time at 64 KiB/s) is longer than
+    // the 60 s wait: the quiet caller is what ends it.
+    let agent = Agent::start_with(
+        &sandbox,
+        &[],
+        &[("LWOLF_API_BASE_URL", &api), ("LWOLF_TIMEOUT_MS", "120000")],
+    );
+    let key = agent.key();
+    let address = agent.proxy().trim_start_matches("http://").to_owned();
+    let mut caller = TcpStream::connect(&address).unwrap();
+    caller
+        .set_read_timeout(Some(Duration::from_secs(150)))
+        .unwrap();
+    caller
+        .write_all(upload_head(&key, SIZE).as_bytes())
+        .unwrap();
+    caller.write_all(&vec![b'q'; SIZE / 2]).unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = caller.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("did not arrive whole"), "{answer}");
+    eprintln!("a quiet caller was answered after {:?}", started.elapsed());
+    assert!(upstream.requests_to("/api/upload").is_empty());
+    agent.check_stderr();
+}
