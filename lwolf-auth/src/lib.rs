@@ -61,8 +61,6 @@ mod http;
 mod jitter;
 mod keys;
 mod log;
-#[cfg(windows)]
-mod named_pipe;
 mod pace;
 mod probe;
 mod proxy;
@@ -116,13 +114,13 @@ pub mod unversioned {
         pub use crate::log::{clear_handler, set_handler, Level, LevelFilter};
     }
     pub use crate::credential::der_element;
-    #[cfg(windows)]
-    pub use crate::named_pipe::{PipeListener, PipeStream};
     pub use crate::request::EditRequest;
     pub use crate::retry::{parse_rate_limit_reset, parse_retry_after, Backoff};
     pub use crate::token_response::{parse_token_response, TokenResponse};
     #[cfg(windows)]
     pub use crate::win32::make_file_private;
+    #[cfg(windows)]
+    pub use crate::win32::named_pipe::{PipeListener, PipeStream};
 }
 
 /// This crate's version.

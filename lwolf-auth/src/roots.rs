@@ -1,7 +1,7 @@
 //! The roots a client trusts beyond the bundled web roots (webpki's): those of `ca_file`, and
 //! with `ca_system` the operating system's own (where a TLS-inspecting corporate proxy's root
 //! is installed): on Windows the certificate store (the user's and the machine's Root
-//! stores, through `win32.rs`), elsewhere the distribution's bundle
+//! stores, through `win32/`), elsewhere the distribution's bundle
 //! (`SSL_CERT_FILE`, or the first of the usual places).
 
 #![forbid(unsafe_code)]

@@ -1,8 +1,11 @@
 //! The crate's calls into Win32 that std does not make: the owner-only DACLs of the shared
-//! cache (`disk/sys_windows.rs`) and the certificate store's roots (`roots.rs`, for
-//! `ca_system`). The one place of the core crate with `unsafe` on Windows.
+//! cache (`disk/sys_windows.rs`) and of the agent's files, the certificate store's roots
+//! (`roots.rs`, for `ca_system`), and the agent's named pipe (`named_pipe`). The one place
+//! of the core crate with `unsafe` on Windows.
 
 #![allow(unsafe_code)]
+
+pub(crate) mod named_pipe;
 
 use std::io;
 use std::path::Path;

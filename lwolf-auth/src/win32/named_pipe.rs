@@ -1,7 +1,7 @@
 //! A named pipe server, for the `lwolf` agent's token API on Windows (what its Unix socket
 //! is elsewhere): a pipe only the users given may open, whose every wait is bounded. The
 //! pipe is opened for overlapped I/O because a synchronous pipe has no read timeout.
-//! With `win32.rs`, the crate's only `unsafe` on Windows.
+//! Part of `win32`, the crate's only `unsafe` on Windows.
 
 #![allow(unsafe_code)]
 
@@ -32,7 +32,7 @@ use windows_sys::Win32::System::Threading::{
 };
 use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
-use crate::win32::{account_sid, canonical_sid, own_sid, security_descriptor, token_sids, wide};
+use super::{account_sid, canonical_sid, own_sid, security_descriptor, token_sids, wide};
 
 /// What a user named besides the owner may do with the pipe: read, write, and read and
 /// set its attributes; not `FILE_CREATE_PIPE_INSTANCE`, so that it cannot serve the name.
