@@ -18,6 +18,7 @@ mod peer;
 mod private_file;
 mod proxy;
 mod relay;
+mod request_body;
 mod sink;
 mod socket;
 #[cfg(unix)]

@@ -14,12 +14,11 @@
 use std::net::{IpAddr, TcpStream};
 use std::time::Instant;
 
-use super::http::{
-    self, printable, write_answer, write_refusal, Body, BodyError, Conn, Head, Refusal,
-};
+use super::http::{self, printable, write_answer, write_refusal, Conn, Head, Refusal};
 use super::key::HEADER as KEY_HEADER;
 use super::metrics::Refused;
 use super::relay::Relay;
+use super::request_body::{Body, BodyError};
 use super::upload::{attempt_bound, Progress, Upload, HELD_BODY_BYTES};
 use super::{error_json, error_status, Agent, BODY_TIMEOUT};
 

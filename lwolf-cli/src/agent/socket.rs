@@ -11,8 +11,9 @@ use std::time::Instant;
 use lwolf_auth::Error;
 use zeroize::Zeroizing;
 
-use super::http::{self, printable, write_answer, BodyError, Conn, Refusal};
+use super::http::{self, printable, write_answer, Conn, Refusal};
 use super::metrics::Refused;
+use super::request_body::BodyError;
 use super::{error_json, error_status, sink, Agent, BODY_TIMEOUT};
 use crate::output::rfc3339;
 
