@@ -4,12 +4,13 @@
 //!
 //! One thread accepts (on Unix polling the listeners and a signal pipe, with a bound on each
 //! wait: `unix`, the socket's file in `unix_socket`; on Windows, a thread on the named pipe
-//! and one blocked on the proxy's listener: `windows`), a thread serves each connection up to [`MAX_CONNECTIONS`], a thread
+//! and one blocked on the proxy's listener: `windows`), a thread serves each connection up to [`MAX_CONNECTIONS`](admission::MAX_CONNECTIONS), a thread
 //! keeps the sink file. `socket` and `proxy` hold what each listener serves (`relay` the
 //! proxy's answers, `upload` the bodies it streams), `peer` who may use the socket, `key`
 //! the proxy's local key, `sink` the token file, `metrics` `/metrics`, `http` the HTTP both
 //! speak.
 
+mod admission;
 mod http;
 mod key;
 mod metrics;
@@ -35,7 +36,7 @@ use windows as platform;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -44,13 +45,8 @@ use lwolf_auth::{Client, Error};
 
 pub(crate) use crate::args::AgentOptions as Options;
 use crate::output::Failure;
+use admission::{spawn, Admission, Listener};
 
-/// Connections served at once by each listener (the socket's and the proxy's apart, so
-/// that callers of one, who may not even hold its key, cannot crowd out the other); one
-/// more waits for a slot (see [`Admission`]), then is answered 503 and closed.
-pub(crate) const MAX_CONNECTIONS: usize = 256;
-/// How long connections past [`MAX_CONNECTIONS`] wait for a slot before they are refused.
-const SLOT_WAIT: Duration = Duration::from_secs(1);
 /// Tenants (`?tenant=`) whose clients are kept; another is refused until a reload.
 const MAX_TENANTS: usize = 64;
 /// How long a stopping agent waits for the requests in flight.
@@ -59,7 +55,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// after it.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// The first request of a connection must arrive within this: a connection that sends
-/// nothing holds one of [`MAX_CONNECTIONS`] for no longer.
+/// nothing holds one of [`MAX_CONNECTIONS`](admission::MAX_CONNECTIONS) for no longer.
 const FIRST_HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 /// A request body must arrive whole within this.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -118,26 +114,6 @@ pub(crate) struct Agent {
     busy: AtomicUsize,
     /// Connections open, per listener ([`Listener`]).
     connections: [AtomicUsize; 2],
-}
-
-/// Which listener a connection came in on.
-#[derive(Clone, Copy)]
-enum Listener {
-    Socket = 0,
-    Proxy = 1,
-}
-
-/// A listener's connection slot, given back when the connection's thread ends (a panic
-/// included).
-struct Slot {
-    agent: Arc<Agent>,
-    listener: Listener,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.agent.connections[self.listener as usize].fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Agent {
@@ -440,105 +416,6 @@ pub(crate) fn run(
         log.info("stopped");
     }
     Ok(0)
-}
-
-/// A connection, served on a thread of its own (or refused with a 503 when there are too
-/// many already: see [`Admission`]).
-fn spawn<S>(agent: &Arc<Agent>, stream: S, serve: fn(&Agent, S), listener: Listener)
-where
-    S: http::Stream + Send + 'static + Blocking,
-{
-    let _ = stream.set_blocking();
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut stream = stream;
-    if !take_slot(agent, listener) {
-        agent.metrics.refused(metrics::Refused::Busy);
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        http::write_refusal(
-            &mut stream,
-            &http::Refusal::new(503, "the agent serves too many connections; try again"),
-            false,
-        );
-        return;
-    }
-    let slot = Slot {
-        agent: Arc::clone(agent),
-        listener,
-    };
-    let started = std::thread::Builder::new()
-        .name("lwolf-agent-conn".into())
-        .spawn(move || {
-            serve(&slot.agent, stream);
-            drop(slot);
-        });
-    if started.is_err() {
-        // The closure, and the slot in it, were dropped with the error.
-        agent
-            .log
-            .info("cannot start a thread for a connection; it is closed");
-    }
-}
-
-/// Takes one of the listener's [`MAX_CONNECTIONS`] slots, if one is free.
-fn take_slot(agent: &Agent, listener: Listener) -> bool {
-    agent.connections[listener as usize]
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n < MAX_CONNECTIONS).then_some(n + 1)
-        })
-        .is_ok()
-}
-
-/// When a listener takes its next connection. A full listener is left alone for
-/// [`SLOT_WAIT`], its callers waiting in the kernel's backlog: a slot comes free only once
-/// the thread that held it runs again, which a busy machine can put off, and a burst past
-/// the bound should wait for that rather than be refused. A listener full for longer takes
-/// and refuses its callers (503) until a slot comes free. The other listener is not held up.
-struct Admission {
-    listener: Listener,
-    full_since: Option<Instant>,
-}
-
-impl Admission {
-    fn new(listener: Listener) -> Admission {
-        Admission {
-            listener,
-            full_since: None,
-        }
-    }
-
-    #[cfg_attr(windows, allow(dead_code))]
-    fn listener(&self) -> Listener {
-        self.listener
-    }
-
-    /// Whether to accept now.
-    fn ready(&mut self, agent: &Agent) -> bool {
-        if agent.connections[self.listener as usize].load(Ordering::SeqCst) < MAX_CONNECTIONS {
-            self.full_since = None;
-            return true;
-        }
-        self.full_since.get_or_insert_with(Instant::now).elapsed() >= SLOT_WAIT
-    }
-}
-
-/// Streams from a non-blocking listener are made blocking again (each wait then bounded by
-/// its timeouts).
-trait Blocking {
-    fn set_blocking(&self) -> std::io::Result<()>;
-}
-
-#[cfg(windows)]
-impl Blocking for lwolf_auth::unversioned::PipeStream {
-    fn set_blocking(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Blocking for TcpStream {
-    fn set_blocking(&self) -> std::io::Result<()> {
-        let _ = self.set_nodelay(true);
-        self.set_nonblocking(false)
-    }
 }
 
 /// SIGHUP: a new client from the settings (the secret files read again), swapped in; the

@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use lwolf_auth::Client;
 
-use super::{
-    http, proxy, reload, socket, spawn, unix_socket, Admission, Agent, Blocking, Listener,
-};
+use super::admission::Blocking;
+use super::{http, proxy, reload, socket, spawn, unix_socket, Admission, Agent, Listener};
 use crate::output::Failure;
 
 /// The signals the agent acts on, as flags, and a pipe that wakes the poll when one comes.
