@@ -8,14 +8,13 @@ use std::time::{Duration, SystemTime};
 
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
-use ureq::unversioned::transport::{Connector, DefaultConnector};
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::{Agent, Proxy};
 
 use crate::config::Config;
 use crate::error::{Error, TransportFailure, TransportKind};
 use crate::fork::PerProcess;
 use crate::log;
-use crate::probe::ProbeWhenTaken;
 use crate::proxy::{proxy_from_env, NoProxy};
 use crate::resolve::CachingResolver;
 use crate::retry::{self, Attempt};
@@ -198,11 +197,7 @@ impl AgentMaker {
                 .tls_config(self.tls.clone())
                 .proxy(proxy)
                 .build();
-            Agent::with_parts(
-                config,
-                DefaultConnector::default().chain(ProbeWhenTaken),
-                resolver.clone(),
-            )
+            Agent::with_parts(config, DefaultConnector::default(), resolver.clone())
         };
         Agents {
             direct: agent(None),

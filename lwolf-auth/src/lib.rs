@@ -62,7 +62,6 @@ mod jitter;
 mod keys;
 mod log;
 mod pace;
-mod probe;
 mod proxy;
 mod request;
 mod resolve;

@@ -1,7 +1,6 @@
 //! A pooled connection the server closed, or wrote past its answer on, is never used for the
-//! next request: each is looked at when it is taken from the pool (`probe.rs` skips ureq's
-//! second look, when it goes back). POSTs, as they are never retried: a request sent on a
-//! dead connection would fail.
+//! next request (ureq looks at each when it goes back to the pool and when it is taken).
+//! POSTs, as they are never retried: a request sent on a dead connection would fail.
 
 use std::thread::sleep;
 
