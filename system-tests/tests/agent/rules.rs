@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lwolf_sandbox::Sandbox;
 use lwolf_test_support::common::{Action, Server};
 use lwolf_test_support::temp_dir::TempDir;
 
@@ -142,6 +143,30 @@ fn scripted_api(moved_to: String) -> Server {
     }))
 }
 
+/// The agent with `args` and `env`, its tokens from a sandbox and its API the scripted one
+/// (`/api`).
+fn start_on_scripted_api(args: &[&str], env: &[(&str, &str)]) -> (Sandbox, Server, Agent) {
+    let sandbox = sandbox();
+    let upstream = scripted_api(String::new());
+    let api = format!("{}/api", upstream.url());
+    let mut all_env = vec![("LWOLF_API_BASE_URL", api.as_str())];
+    all_env.extend_from_slice(env);
+    let agent = Agent::start_with(&sandbox, args, &all_env);
+    (sandbox, upstream, agent)
+}
+
+/// The agent still serves: a GET through the proxy is answered; nothing secret in its
+/// stderr.
+fn serves_on(agent: &Agent) {
+    let (status, _) = curl(&[
+        "-H",
+        &format!("Lwolf-Agent-Key: {}", agent.key()),
+        &format!("{}/backoffice/flaky", agent.proxy()),
+    ]);
+    assert_eq!(status, 200);
+    agent.check_stderr();
+}
+
 /// A body's length and the sum of its bytes (a large body is never printed).
 fn length_and_sum(body: &[u8]) -> (usize, u64) {
     (body.len(), body.iter().map(|&b| u64::from(b)).sum())
@@ -220,20 +245,13 @@ fn retries_the_timeout_and_redirects_follow_the_library() {
 #[test]
 fn a_large_body_is_streamed_to_the_api() {
     const SIZE: usize = 64 * 1024 * 1024;
-    let sandbox = sandbox();
-    let upstream = scripted_api(String::new());
     let scratch = TempDir::new("agent-upload");
     let file = scratch.join("upload.bin");
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
     std::fs::write(&file, &data).unwrap();
     drop(data);
-    let api = format!("{}/api", upstream.url());
-    let agent = Agent::start_with(
-        &sandbox,
-        &["--max-body-bytes", "100000000"],
-        &[("LWOLF_API_BASE_URL", &api)],
-    );
+    let (sandbox, upstream, agent) = start_on_scripted_api(&["--max-body-bytes", "100000000"], &[]);
     let key = format!("Lwolf-Agent-Key: {}", agent.key());
     let proxy = agent.proxy();
     // A small request first: the agent has its token and its pool.
@@ -304,10 +322,7 @@ fn upload_head(key: &str, length: usize) -> String {
 #[test]
 fn a_streamed_body_cut_off_or_followed_is_never_taken_for_more() {
     const SIZE: usize = 3 * 1024 * 1024;
-    let sandbox = sandbox();
-    let upstream = scripted_api(String::new());
-    let api = format!("{}/api", upstream.url());
-    let agent = Agent::start_with(&sandbox, &[], &[("LWOLF_API_BASE_URL", &api)]);
+    let (_sandbox, upstream, agent) = start_on_scripted_api(&[], &[]);
     let key = agent.key();
     let address = agent.proxy().trim_start_matches("http://").to_owned();
 
@@ -354,13 +369,7 @@ fn a_streamed_body_cut_off_or_followed_is_never_taken_for_more() {
     assert!(upstream.requests_to("/api/flaky").is_empty());
 
     // And it serves on.
-    let (status, _) = curl(&[
-        "-H",
-        &format!("Lwolf-Agent-Key: {key}"),
-        &format!("{}/backoffice/flaky", agent.proxy()),
-    ]);
-    assert_eq!(status, 200);
-    agent.check_stderr();
+    serves_on(&agent);
 }
 
 /// A chunked body that grows past `--max-body-bytes`, or whose framing breaks, after the
@@ -369,14 +378,7 @@ fn a_streamed_body_cut_off_or_followed_is_never_taken_for_more() {
 #[test]
 fn a_chunked_body_refused_mid_stream_is_answered_for_what_went_wrong() {
     const CHUNK: usize = 128 * 1024;
-    let sandbox = sandbox();
-    let upstream = scripted_api(String::new());
-    let api = format!("{}/api", upstream.url());
-    let agent = Agent::start_with(
-        &sandbox,
-        &["--max-body-bytes", "3000000"],
-        &[("LWOLF_API_BASE_URL", &api)],
-    );
+    let (_sandbox, upstream, agent) = start_on_scripted_api(&["--max-body-bytes", "3000000"], &[]);
     let key = agent.key();
     let address = agent.proxy().trim_start_matches("http://").to_owned();
     let head = format!(
@@ -418,13 +420,7 @@ fn a_chunked_body_refused_mid_stream_is_answered_for_what_went_wrong() {
     }
     thread::sleep(Duration::from_millis(300));
     assert!(upstream.requests_to("/api/upload").is_empty());
-    let (status, _) = curl(&[
-        "-H",
-        &format!("Lwolf-Agent-Key: {key}"),
-        &format!("{}/backoffice/flaky", agent.proxy()),
-    ]);
-    assert_eq!(status, 200);
-    agent.check_stderr();
+    serves_on(&agent);
 }
 
 /// A caller that goes quiet in the middle of a streamed body is let go after the agent's 60 s
@@ -433,16 +429,9 @@ fn a_chunked_body_refused_mid_stream_is_answered_for_what_went_wrong() {
 #[test]
 fn a_caller_quiet_mid_body_is_answered_408() {
     const SIZE: usize = 3 * 1024 * 1024;
-    let sandbox = sandbox();
-    let upstream = scripted_api(String::new());
-    let api = format!("{}/api", upstream.url());
     // The attempt's own bound (timeout_ms and the body's time at 64 KiB/s) is longer than
     // the 60 s wait: the quiet caller is what ends it.
-    let agent = Agent::start_with(
-        &sandbox,
-        &[],
-        &[("LWOLF_API_BASE_URL", &api), ("LWOLF_TIMEOUT_MS", "120000")],
-    );
+    let (_sandbox, upstream, agent) = start_on_scripted_api(&[], &[("LWOLF_TIMEOUT_MS", "120000")]);
     let key = agent.key();
     let address = agent.proxy().trim_start_matches("http://").to_owned();
     let mut caller = TcpStream::connect(&address).unwrap();
