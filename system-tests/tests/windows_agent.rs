@@ -169,6 +169,12 @@ fn the_agents_pipe_under_wine() {
         started.elapsed()
     );
     assert!(get("/v1/health").starts_with("HTTP/1.1 200 "));
+    // Closed, not refused: a silent client is no peer of another user.
+    let metrics = get("/metrics");
+    assert!(
+        metrics.contains("lwolf_agent_refused_total{reason=\"peer\"} 0"),
+        "{metrics}"
+    );
 
     // The name is this agent's: a second one is refused.
     let second = run(

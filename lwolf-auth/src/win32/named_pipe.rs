@@ -275,22 +275,18 @@ impl PipeStream {
         // SAFETY: this thread's token while it has the client's identity, opened with the
         // process's own rights (`OpenAsSelf`); owned below.
         let opened = unsafe { OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, 1, &mut token) };
-        let opened = if opened == 0 {
+        let token = if opened == 0 {
             Err(io::Error::last_os_error())
         } else {
-            Ok(())
+            // SAFETY: the handle OpenThreadToken gave, owned from here.
+            Ok(unsafe { OwnedHandle::from_raw_handle(token) })
         };
         // SAFETY: gives up the client's identity.
         if unsafe { RevertToSelf() } == 0 {
-            // The thread keeps the client's identity: it must serve nothing more.
-            return Err(io::Error::other(
-                "cannot give up the pipe client's identity",
-            ));
+            // The thread would go on as the client: Windows' advice is to end the process.
+            std::process::abort();
         }
-        opened?;
-        // SAFETY: the handle OpenThreadToken gave, owned from here.
-        let token = unsafe { OwnedHandle::from_raw_handle(token) };
-        token_sids(token.as_raw_handle() as HANDLE, true)
+        token_sids(token?.as_raw_handle() as HANDLE, true)
     }
 
     /// The longest a read waits (`None`: no bound; the default).

@@ -512,6 +512,10 @@ mod tests {
         let trailers = "X-T: 1234567\r\n".repeat(2000);
         let long_trailers = format!("{chunked}5\r\nhello\r\n0\r\n{trailers}\r\n");
         assert_eq!(body_of(&long_trailers, 100), Err(400));
+        // A size line past 1 KiB, come in one read.
+        let extension = "x".repeat(2000);
+        let long_size_line = format!("{chunked}5;{extension}\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(body_of(&long_size_line, 100), Err(400));
         let no_crlf = format!("{chunked}5\r\nhelloXX0\r\n\r\n");
         assert_eq!(body_of(&no_crlf, 100), Err(400));
         let cut = format!("{chunked}5\r\nhel");

@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use super::http::{Conn, Framing, Head, Refusal, Stream, MAX_HEAD_BYTES};
 
+/// The longest chunk-size line (with its extensions) taken, held or streamed.
+pub(crate) const MAX_SIZE_LINE_BYTES: usize = 1024;
+
 /// A request body as read by [`Conn::read_body_up_to`].
 pub(crate) enum Body {
     Whole(Vec<u8>),
@@ -126,11 +129,14 @@ impl<S: Stream> Conn<S> {
                     return Err(bad("a malformed chunk size"));
                 }
                 match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((used, _))) if used > MAX_SIZE_LINE_BYTES => {
+                        return Err(bad("a chunk size line is too long"))
+                    }
                     Ok(httparse::Status::Complete((used, size))) => {
                         self.buf.drain(..used);
                         break size;
                     }
-                    Ok(httparse::Status::Partial) if self.buf.len() <= 1024 => {
+                    Ok(httparse::Status::Partial) if self.buf.len() <= MAX_SIZE_LINE_BYTES => {
                         match self.fill(deadline) {
                             Ok(0) | Err(_) => return Err(BodyError::Gone),
                             Ok(_) => {}

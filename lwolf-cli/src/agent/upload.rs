@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::request_body::MAX_SIZE_LINE_BYTES;
+
 /// Bodies up to this size are read whole first: the library can send them again after a
 /// renewal or a retry. Larger ones with a `Content-Length` are streamed.
 pub(crate) const HELD_BODY_BYTES: u64 = 1024 * 1024;
@@ -128,13 +130,13 @@ enum ChunkState {
     Done,
 }
 
-/// The longest chunk-size line (with its extensions) taken, as when the body is held.
-const MAX_SIZE_LINE_BYTES: usize = 1024;
 /// The most bytes of trailers taken, all lines together.
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
-/// Framing (size lines, CRLFs, trailers) taken besides one byte per byte of data: a body of
-/// one-byte chunks with long extensions cannot make the caller's bytes many times its size.
+/// Framing (size lines, CRLFs, trailers) taken: this much, and [`FRAMING_PER_BYTE`] per
+/// byte of data. One-byte chunks take 5 (`1\r\n`, `\r\n`); one-byte chunks with long
+/// extensions cannot make the caller's bytes hundreds of times the body.
 const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
+const FRAMING_PER_BYTE: u64 = 8;
 
 impl Upload {
     /// The body that follows a head on `stream`, `read_ahead` its first bytes (no more than
@@ -259,7 +261,8 @@ impl Chunked {
 
     /// A failure if the framing has grown past what the data allows.
     fn over_budget(&self) -> Option<Step> {
-        (self.framing > FRAMING_ALLOWANCE + self.data).then_some(Step::Fail(CallerFault::Malformed))
+        (self.framing > FRAMING_ALLOWANCE + FRAMING_PER_BYTE * self.data)
+            .then_some(Step::Fail(CallerFault::Malformed))
     }
 
     fn step(&mut self, buf: &mut [u8]) -> Step {
@@ -420,6 +423,21 @@ mod tests {
         assert_eq!(body.unwrap(), b"abcdefghi");
         assert!(!progress.unfinished());
         assert_eq!(progress.fault(), None);
+    }
+
+    #[test]
+    fn a_body_of_one_byte_chunks_is_taken() {
+        // 5 framing bytes a data byte, 2 MiB of framing in all: more than the allowance
+        // alone, within what the data adds to it.
+        let mut wire = b"de\r\n".to_vec();
+        for _ in 0..400_000 {
+            wire.extend_from_slice(b"1\r\nz\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        let (body, progress) = chunked_rest(&wire, 1 << 20);
+        let body = body.unwrap();
+        assert_eq!(body.len(), 5 + 400_000);
+        assert!(!progress.unfinished());
     }
 
     #[test]

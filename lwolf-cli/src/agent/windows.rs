@@ -86,6 +86,13 @@ fn serve_pipe(agent: &Agent, mut stream: PipeStream) {
             let user = sids.first().map_or("?", String::as_str);
             socket::refuse_peer(agent, stream, &format!("{user} is not allowed"));
         }
+        // Nothing came (within the first head's 3 s), or the client left: closed, as a
+        // socket's silent caller is.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::UnexpectedEof
+            ) => {}
         Err(e) => socket::refuse_peer(agent, stream, &format!("its user is unknown ({e})")),
     }
 }
