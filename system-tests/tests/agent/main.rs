@@ -753,20 +753,7 @@ fn the_proxy_refuses_what_is_not_for_it_and_keeps_serving() {
 #[test]
 fn an_answer_over_max_response_bytes_is_refused_before_it_is_relayed() {
     let sandbox = sandbox();
-    let dir = TempDir::new("agent-max");
-    let socket = dir.join("agent.sock");
-    let mut cmd = agent_command(
-        &sandbox,
-        &dir,
-        &[
-            "--socket",
-            socket.to_str().unwrap(),
-            "--proxy",
-            "127.0.0.1:0",
-        ],
-    );
-    cmd.env("LWOLF_MAX_RESPONSE_BYTES", "100000");
-    let agent = Agent::spawn(cmd, TempDir::new("agent-max-home"), socket);
+    let agent = Agent::start_with(&sandbox, &[], &[("LWOLF_MAX_RESPONSE_BYTES", "100000")]);
     let key = format!("Lwolf-Agent-Key: {}", agent.key());
     let document = |size: usize| {
         curl(&[
@@ -896,23 +883,14 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     let sandbox = sandbox_with(Sandbox::builder().api_latency(Duration::from_millis(1500)));
     // As systemd's Type=notify: READY=1 once serving, STOPPING=1 on the way out.
     let dir = TempDir::new("agent-term");
-    let socket = dir.join("agent.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(dir.join("notify")).unwrap();
+    let notify_path = dir.join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     notify
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut cmd = agent_command(
-        &sandbox,
-        &dir,
-        &[
-            "--socket",
-            socket.to_str().unwrap(),
-            "--proxy",
-            "127.0.0.1:0",
-        ],
-    );
-    cmd.env("NOTIFY_SOCKET", dir.join("notify"));
-    let mut agent = Agent::spawn(cmd, TempDir::new("agent-term-home"), socket);
+    let mut agent = Agent::start_in(&sandbox, dir, &[], |cmd| {
+        cmd.env("NOTIFY_SOCKET", notify_path);
+    });
     let mut said = [0u8; 64];
     let n = notify.recv(&mut said).unwrap();
     assert_eq!(&said[..n], b"READY=1");
@@ -966,15 +944,10 @@ fn sighup_reads_the_secret_file_again() {
     let dir = TempDir::new("agent-hup");
     let secret_file = dir.join("secret");
     fs::write(&secret_file, "a-wrong-secret-NOT-SHOWN").unwrap();
-    let socket = dir.join("agent.sock");
-    let mut cmd = agent_command(
-        &sandbox,
-        &dir,
-        &["--no-cache", "--socket", socket.to_str().unwrap()],
-    );
-    cmd.env_remove("LWOLF_CLIENT_SECRET")
-        .env("LWOLF_CLIENT_SECRET_FILE", &secret_file);
-    let mut agent = Agent::spawn(cmd, TempDir::new("agent-hup-home"), socket);
+    let mut agent = Agent::start_in(&sandbox, dir, &["--no-cache"], |cmd| {
+        cmd.env_remove("LWOLF_CLIENT_SECRET")
+            .env("LWOLF_CLIENT_SECRET_FILE", &secret_file);
+    });
     agent.secrets.push("a-wrong-secret-NOT-SHOWN".into());
     let (status, body) = agent.socket_curl(&[], "/v1/token");
     assert_eq!(status, 502, "{body}");
@@ -1001,20 +974,10 @@ fn sighup_reads_the_subscription_key_file_again() {
     let dir = TempDir::new("agent-hup-key");
     let key_file = dir.join("subscription-key");
     fs::write(&key_file, "a-wrong-subscription-key\n").unwrap();
-    let socket = dir.join("agent.sock");
-    let mut cmd = agent_command(
-        &sandbox,
-        &dir,
-        &[
-            "--socket",
-            socket.to_str().unwrap(),
-            "--proxy",
-            "127.0.0.1:0",
-        ],
-    );
-    cmd.env_remove("LWOLF_SUBSCRIPTION_KEY")
-        .env("LWOLF_SUBSCRIPTION_KEY_FILE", &key_file);
-    let mut agent = Agent::spawn(cmd, TempDir::new("agent-hup-key-home"), socket);
+    let mut agent = Agent::start_in(&sandbox, dir, &[], |cmd| {
+        cmd.env_remove("LWOLF_SUBSCRIPTION_KEY")
+            .env("LWOLF_SUBSCRIPTION_KEY_FILE", &key_file);
+    });
     agent.secrets.push("a-wrong-subscription-key".into());
     let key = format!("Lwolf-Agent-Key: {}", agent.key());
     let transactions = format!("{}/transact-workflow/v1/transactions", agent.proxy());
@@ -1191,21 +1154,7 @@ fn bad_command_lines_are_refused() {
 fn dpop_bound_tokens_get_proofs_over_the_socket_and_through_the_proxy() {
     // The sandbox asks for a DPoP nonce too, as Auth0 may.
     let sandbox = sandbox_with(Sandbox::builder().dpop_nonce(true));
-    let dir = TempDir::new("agent-dpop");
-    let socket = dir.join("agent.sock");
-    let mut cmd = agent_command(
-        &sandbox,
-        &dir,
-        &[
-            "--socket",
-            socket.to_str().unwrap(),
-            "--proxy",
-            "127.0.0.1:0",
-        ],
-    );
-    cmd.env("LWOLF_DPOP", "on");
-    let home = TempDir::new("agent-dpop-home");
-    let mut agent = Agent::spawn(cmd, home, socket);
+    let mut agent = Agent::start_with(&sandbox, &[], &[("LWOLF_DPOP", "on")]);
     let api_url = format!("{}/v1/offices", sandbox.api_base_url());
     let (status, body) = agent.auth_headers("GET", &api_url);
     assert_eq!(status, 200, "{body}");

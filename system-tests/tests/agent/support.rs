@@ -80,7 +80,19 @@ impl Agent {
 
     /// As [`start`](Self::start), with these environment variables set (or replaced).
     pub(crate) fn start_with(sandbox: &Sandbox, extra: &[&str], env: &[(&str, &str)]) -> Agent {
-        let dir = TempDir::new("agent");
+        Agent::start_in(sandbox, TempDir::new("agent"), extra, |cmd| {
+            cmd.envs(env.iter().copied());
+        })
+    }
+
+    /// As [`start`](Self::start), in `dir` (its socket `agent.sock`, its cache, its HOME),
+    /// the command changed by `edit` last (a variable removed, a file named).
+    pub(crate) fn start_in(
+        sandbox: &Sandbox,
+        dir: TempDir,
+        extra: &[&str],
+        edit: impl FnOnce(&mut Command),
+    ) -> Agent {
         let socket = dir.join("agent.sock");
         let mut args = vec![
             "--socket",
@@ -90,7 +102,7 @@ impl Agent {
         ];
         args.extend_from_slice(extra);
         let mut cmd = agent_command(sandbox, &dir, &args);
-        cmd.envs(env.iter().copied());
+        edit(&mut cmd);
         Agent::spawn(cmd, dir, socket)
     }
 
