@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::error::{Error, TransportFailure, TransportKind};
 use crate::fork::PerProcess;
 use crate::log;
+use crate::pools::{Pools, POOLS};
 use crate::proxy::{proxy_from_env, NoProxy};
 use crate::resolve::CachingResolver;
 use crate::retry::{self, Attempt};
@@ -137,7 +138,7 @@ impl Failure {
     }
 }
 
-/// The HTTP agents of one client and its tenant clones (the connection pool is shared).
+/// The HTTP agents of one client and its tenant clones (they share the connection pools).
 pub(crate) struct Http {
     /// This process's agents: a child of a fork makes its own (see [`Agents::in_a_child`]).
     agents: PerProcess<Agents>,
@@ -148,9 +149,9 @@ pub(crate) struct Http {
 /// The agents of one process.
 #[derive(Clone)]
 struct Agents {
-    direct: Agent,
+    direct: Arc<Pools>,
     /// When the environment names a proxy.
-    proxied: Option<Agent>,
+    proxied: Option<Arc<Pools>>,
     make: Arc<AgentMaker>,
 }
 
@@ -165,10 +166,10 @@ impl Agents {
     }
 }
 
-/// Idle connections the pool keeps for one API host.
-const IDLE_CONNECTIONS_PER_HOST: usize = 16;
-/// Idle connections the pool keeps in all.
-const IDLE_CONNECTIONS: usize = 64;
+/// Idle connections each of the [`POOLS`] keeps for one API host.
+const IDLE_CONNECTIONS_PER_HOST: usize = 4;
+/// Idle connections each of the [`POOLS`] keeps in all.
+const IDLE_CONNECTIONS: usize = 8;
 
 /// What the agents are made of.
 struct AgentMaker {
@@ -189,9 +190,9 @@ impl AgentMaker {
                 .timeout_global(Some(self.timeout))
                 .user_agent(self.user_agent.as_str())
                 .allow_non_standard_methods(true)
-                // ureq keeps 3 idle connections per host: a client shared by more threads
-                // (the agent's proxy, a worker pool) would open a connection for most
-                // requests. 16 per API host, 64 in all, closed after ureq's idle timeout.
+                // A pool holds about as many connections as it had requests in flight at
+                // once: more than 4 for one host only past 64 requests at once over all
+                // pools. Closed after ureq's idle timeout.
                 .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
                 .max_idle_connections(IDLE_CONNECTIONS)
                 .tls_config(self.tls.clone())
@@ -199,9 +200,10 @@ impl AgentMaker {
                 .build();
             Agent::with_parts(config, DefaultConnector::default(), resolver.clone())
         };
+        let pools = |proxy: Option<Proxy>| Arc::new(Pools::new(POOLS, || agent(proxy.clone())));
         Agents {
-            direct: agent(None),
-            proxied: self.proxy.clone().map(|p| agent(Some(p))),
+            direct: pools(None),
+            proxied: self.proxy.clone().map(|p| pools(Some(p))),
             make: Arc::clone(self),
         }
     }
@@ -275,7 +277,7 @@ impl Http {
         };
         // Loopback never goes through a proxy: local development and tests stay local.
         let agents = self.agents.get().lock.lock().clone();
-        let agent = match (&agents.proxied, uri.host()) {
+        let pools = match (&agents.proxied, uri.host()) {
             (Some(proxied), Some(host))
                 if !is_loopback_host(host) && !self.no_proxy.matches(host) =>
             {
@@ -283,6 +285,9 @@ impl Http {
             }
             _ => &agents.direct,
         };
+        // Counted in flight until the response has been read and its connection is back.
+        let taken = pools.take();
+        let agent = taken.agent;
         let mut builder = Request::builder().method(x.method.clone()).uri(uri);
         for (name, value) in x.headers {
             let value =

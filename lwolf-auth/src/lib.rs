@@ -62,6 +62,7 @@ mod jitter;
 mod keys;
 mod log;
 mod pace;
+mod pools;
 mod proxy;
 mod request;
 mod resolve;

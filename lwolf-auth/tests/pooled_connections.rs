@@ -41,3 +41,30 @@ fn a_connection_with_bytes_past_the_answer_is_not_reused() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Stray\r\nContent-Length: 0\r\n\r\n",
     );
 }
+
+/// A program that makes each request from a new thread, one after another (a thread per
+/// task), reuses one connection: the pools are shared out by requests in flight, not by
+/// thread, so a lone request always finds the connection the one before it left.
+#[test]
+fn requests_from_new_threads_one_after_another_share_one_connection() {
+    let server = Server::new(route(issue_tokens("pool", 3600), Action::status(200)));
+    let client = client(&server);
+    for i in 0..24 {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            let response = client
+                .get("/items")
+                .send()
+                .unwrap_or_else(|e| panic!("GET {i}: {e}"));
+            assert_eq!(response.status(), 200, "GET {i}");
+        })
+        .join()
+        .expect("a request's thread panicked");
+    }
+    assert_eq!(server.requests_to("/backoffice/items").len(), 24);
+    assert_eq!(
+        server.connections(),
+        1,
+        "each request but the first should reuse the connection (the token's too)"
+    );
+}
