@@ -8,14 +8,14 @@ use std::time::{Duration, SystemTime};
 
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
-use ureq::unversioned::transport::DefaultConnector;
+use ureq::unversioned::transport::{ConnectionDetails, Connector, DefaultConnector, Transport};
 use ureq::{Agent, Proxy};
 
 use crate::config::Config;
 use crate::error::{Error, TransportFailure, TransportKind};
 use crate::fork::PerProcess;
 use crate::log;
-use crate::pools::{Pools, POOLS};
+use crate::pools::{Pools, POOL_COUNT};
 use crate::proxy::{proxy_from_env, NoProxy};
 use crate::resolve::CachingResolver;
 use crate::retry::{self, Attempt};
@@ -166,10 +166,30 @@ impl Agents {
     }
 }
 
-/// Idle connections each of the [`POOLS`] keeps for one API host.
-const IDLE_CONNECTIONS_PER_HOST: usize = 4;
-/// Idle connections each of the [`POOLS`] keeps in all.
-const IDLE_CONNECTIONS: usize = 8;
+/// Idle connections each of the [`POOL_COUNT`] pools keeps for one host (ureq's own
+/// default is 3): one per thread settled there, and one more. A client so keeps at most 32
+/// for one host and 64 in all (twice that with a proxy). A pool holds them until its next
+/// request or ureq's idle timeout, whichever comes later.
+const IDLE_CONNECTIONS_PER_HOST: usize = 2;
+/// Idle connections each pool keeps in all (ureq's own default is 10).
+const IDLE_CONNECTIONS: usize = 4;
+
+/// One connector for all the agents of a process: one TLS configuration (its roots read
+/// once) and one TLS session cache, whichever pool a connection is made for.
+#[derive(Clone, Debug)]
+struct SharedConnector(Arc<DefaultConnector>);
+
+impl Connector for SharedConnector {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        self.0.connect(details, chained)
+    }
+}
 
 /// What the agents are made of.
 struct AgentMaker {
@@ -181,31 +201,42 @@ struct AgentMaker {
 
 impl AgentMaker {
     fn agents(self: &Arc<Self>) -> Agents {
-        // A resolver per set of agents: its cache (and lock) belong to one process too.
+        // A resolver and a connector per set of agents: their caches (and locks) belong to
+        // one process too.
         let resolver = CachingResolver::default();
-        let agent = |proxy: Option<Proxy>| -> Agent {
-            let config = Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .timeout_global(Some(self.timeout))
-                .user_agent(self.user_agent.as_str())
-                .allow_non_standard_methods(true)
-                // A pool holds about as many connections as it had requests in flight at
-                // once: more than 4 for one host only past 64 requests at once over all
-                // pools. Closed after ureq's idle timeout.
-                .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
-                .max_idle_connections(IDLE_CONNECTIONS)
-                .tls_config(self.tls.clone())
-                .proxy(proxy)
-                .build();
-            Agent::with_parts(config, DefaultConnector::default(), resolver.clone())
+        let connector = SharedConnector(Arc::new(DefaultConnector::default()));
+        let pools = |proxy: Option<Proxy>| {
+            let (make, resolver, connector) =
+                (Arc::clone(self), resolver.clone(), connector.clone());
+            Arc::new(Pools::new(POOL_COUNT, move || {
+                make.agent(proxy.clone(), connector.clone(), resolver.clone())
+            }))
         };
-        let pools = |proxy: Option<Proxy>| Arc::new(Pools::new(POOLS, || agent(proxy.clone())));
         Agents {
             direct: pools(None),
             proxied: self.proxy.clone().map(|p| pools(Some(p))),
             make: Arc::clone(self),
         }
+    }
+
+    fn agent(
+        &self,
+        proxy: Option<Proxy>,
+        connector: SharedConnector,
+        resolver: CachingResolver,
+    ) -> Agent {
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(self.timeout))
+            .user_agent(self.user_agent.as_str())
+            .allow_non_standard_methods(true)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
+            .max_idle_connections(IDLE_CONNECTIONS)
+            .tls_config(self.tls.clone())
+            .proxy(proxy)
+            .build();
+        Agent::with_parts(config, connector, resolver)
     }
 }
 

@@ -4,26 +4,50 @@
 //! calls). With one pool, 16 threads through the agent's proxy waited on that lock about
 //! three times a request, and the proxy served 0.6x what nginx does.
 //!
-//! Each thread has a home pool, the first at the start, and keeps it while no other request
-//! is in flight there. A thread that finds its home busy moves to the next pool with none
-//! (else the least busy) and stays. So requests made one at a time, from any thread, keep
-//! using the first pool and its connections; concurrent threads settle one to a pool, each
-//! on its own connections (the same thread and connection, request after request, cost the
-//! server a third of what connections passed between threads did).
+//! Each thread has a home pool and keeps it while no other request is in flight there. A
+//! thread that finds its home busy moves to the next pool with none (else the least busy)
+//! and stays. Concurrent threads so settle one to a pool, each on its own connections: the
+//! same thread and connection, request after request, cost the server a third of what
+//! connections passed between threads did. A thread idle for [`SETTLE`], or new, takes the
+//! first free pool: requests made one at a time, from any thread, share the first pool's
+//! connections, and a burst's spread does not outlast it. Agents are made when first taken.
 
 #![forbid(unsafe_code)]
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use once_cell::sync::OnceCell;
 use ureq::Agent;
 
 /// How many pools a set of agents has: a request in flight in each before two share one.
-pub(crate) const POOLS: usize = 16;
+/// The proxy of `lwolf agent` is driven by 16 connections in its benchmark.
+pub(crate) const POOL_COUNT: usize = 16;
+
+/// How long a thread keeps its home without a request.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Tells one [`Pools`] from another in a thread's [`Home`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Where this thread's last request went.
+#[derive(Clone, Copy)]
+struct Home {
+    /// The [`Pools`] it went through (0: none yet).
+    pools: u64,
+    index: usize,
+    at: Option<Instant>,
+}
 
 thread_local! {
-    /// This thread's home pool: an index into any [`Pools`] it uses.
-    static HOME: Cell<usize> = const { Cell::new(0) };
+    static HOME: Cell<Home> = const {
+        Cell::new(Home {
+            pools: 0,
+            index: 0,
+            at: None,
+        })
+    };
 }
 
 /// One counter on a cache line of its own: the counters change on every request, from
@@ -32,10 +56,12 @@ thread_local! {
 #[derive(Default)]
 struct Counter(AtomicUsize);
 
-/// [`POOLS`] ureq agents of one configuration, each with its own pool.
+/// [`POOL_COUNT`] ureq agents of one configuration, each with its own pool.
 pub(crate) struct Pools {
-    agents: Box<[Agent]>,
+    id: u64,
+    agents: Box<[OnceCell<Agent>]>,
     in_flight: Box<[Counter]>,
+    make: Box<dyn Fn() -> Agent + Send + Sync>,
 }
 
 /// An agent taken for one exchange: its pool counts the exchange until this is dropped.
@@ -51,12 +77,14 @@ impl Drop for Taken<'_> {
 }
 
 impl Pools {
-    /// `count` agents made by `make` (at least one).
-    pub(crate) fn new(count: usize, make: impl Fn() -> Agent) -> Pools {
+    /// `count` pools (at least one), whose agents `make` makes when each is first taken.
+    pub(crate) fn new(count: usize, make: impl Fn() -> Agent + Send + Sync + 'static) -> Pools {
         let count = count.max(1);
         Pools {
-            agents: (0..count).map(|_| make()).collect(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            agents: (0..count).map(|_| OnceCell::new()).collect(),
             in_flight: (0..count).map(|_| Counter::default()).collect(),
+            make: Box::new(make),
         }
     }
 
@@ -65,36 +93,53 @@ impl Pools {
     /// ureq has put the connection back in that agent's pool.
     pub(crate) fn take(&self) -> Taken<'_> {
         let count = self.agents.len();
-        let home = HOME.with(Cell::get) % count;
-        let chosen = if self.busy(home) == 0 {
-            home
+        let now = Instant::now();
+        let home = HOME.with(Cell::get);
+        let settled = home.pools == self.id
+            && home
+                .at
+                .is_some_and(|at| now.saturating_duration_since(at) < SETTLE);
+        let start = if settled { home.index % count } else { 0 };
+        let chosen = if self.in_flight(start) == 0 {
+            start
         } else {
-            // The next one with nothing in flight, else the least busy, from after home:
-            // threads that move at once spread out.
-            let mut best = home;
-            let mut fewest = usize::MAX;
-            for i in (1..count).map(|step| (home + step) % count) {
-                let n = self.busy(i);
-                if n < fewest {
-                    best = i;
-                    fewest = n;
-                    if n == 0 {
-                        break;
-                    }
-                }
-            }
-            HOME.with(|h| h.set(best));
-            best
+            self.least_busy_after(start)
         };
+        HOME.with(|h| {
+            h.set(Home {
+                pools: self.id,
+                index: chosen,
+                at: Some(now),
+            })
+        });
         let in_flight = &self.in_flight[chosen].0;
         in_flight.fetch_add(1, Ordering::Relaxed);
         Taken {
-            agent: &self.agents[chosen],
+            agent: self.agents[chosen].get_or_init(&self.make),
             in_flight,
         }
     }
 
-    fn busy(&self, index: usize) -> usize {
+    /// The next pool after `start` with nothing in flight, else the least busy: threads that
+    /// move at once spread out.
+    fn least_busy_after(&self, start: usize) -> usize {
+        let count = self.agents.len();
+        let mut best = start;
+        let mut fewest = usize::MAX;
+        for i in (1..count).map(|step| (start + step) % count) {
+            let n = self.in_flight(i);
+            if n < fewest {
+                best = i;
+                fewest = n;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    fn in_flight(&self, index: usize) -> usize {
         self.in_flight[index].0.load(Ordering::Relaxed)
     }
 }
@@ -107,17 +152,21 @@ mod tests {
         pools
             .agents
             .iter()
-            .position(|a| std::ptr::eq(a, taken.agent))
+            .position(|a| a.get().is_some_and(|a| std::ptr::eq(a, taken.agent)))
             .expect("an agent of these pools")
+    }
+
+    fn made(pools: &Pools) -> usize {
+        pools.agents.iter().filter(|a| a.get().is_some()).count()
     }
 
     #[test]
     fn a_thread_keeps_its_pool_until_another_request_is_in_flight_there() {
-        HOME.with(|h| h.set(0));
         let pools = Pools::new(3, Agent::new_with_defaults);
         for _ in 0..3 {
             assert_eq!(index(&pools, &pools.take()), 0, "one at a time");
         }
+        assert_eq!(made(&pools), 1, "agents are made when first taken");
         let a = pools.take();
         let b = pools.take();
         assert_eq!([index(&pools, &a), index(&pools, &b)], [0, 1], "moved");
@@ -141,6 +190,27 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_thread_or_another_client_starts_again_from_the_first() {
+        let pools = Pools::new(3, Agent::new_with_defaults);
+        let other = Pools::new(3, Agent::new_with_defaults);
+        let a = pools.take();
+        let b = pools.take();
+        assert_eq!(index(&pools, &b), 1);
+        drop((a, b));
+        assert_eq!(index(&other, &other.take()), 0, "another client's home");
+        assert_eq!(
+            index(&pools, &pools.take()),
+            0,
+            "this one's, after the other's"
+        );
+        let a = pools.take();
+        let b = pools.take();
+        drop((a, b));
+        std::thread::sleep(SETTLE + Duration::from_millis(100));
+        assert_eq!(index(&pools, &pools.take()), 0, "idle: the first free one");
+    }
+
+    #[test]
     fn new_threads_one_after_another_take_the_first() {
         let pools = Pools::new(4, Agent::new_with_defaults);
         for _ in 0..5 {
@@ -148,6 +218,19 @@ mod tests {
                 s.spawn(|| assert_eq!(index(&pools, &pools.take()), 0));
             });
         }
+    }
+
+    #[test]
+    fn a_request_that_panics_is_not_counted_in_flight_after() {
+        let pools = Pools::new(2, Agent::new_with_defaults);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _taken = pools.take();
+            panic!("a writer's callback panicked");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(pools.in_flight(0), 0);
+        let a = pools.take();
+        assert_eq!(index(&pools, &a), 0, "the first pool is free again");
     }
 
     #[test]

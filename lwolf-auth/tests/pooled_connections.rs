@@ -68,3 +68,62 @@ fn requests_from_new_threads_one_after_another_share_one_connection() {
         "each request but the first should reuse the connection (the token's too)"
     );
 }
+
+/// Worker threads that spread over the pools in a burst go back to the first free pool once
+/// they have been idle: one at a time after that, they share one connection, where each
+/// would otherwise keep its own (and, past the server's idle timeout, make a new one).
+#[test]
+fn idle_workers_share_one_connection_again_after_a_burst() {
+    use std::sync::mpsc;
+
+    let server = Server::new(route(
+        issue_tokens("pool", 3600),
+        Action::status(200).after(ms(300)),
+    ));
+    let client = client(&server);
+    client.token().expect("the first token");
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (go, orders) = mpsc::channel::<()>();
+            let (done, replies) = mpsc::channel::<u16>();
+            let client = client.clone();
+            std::thread::spawn(move || {
+                for () in orders {
+                    let status = client
+                        .get("/items")
+                        .send()
+                        .unwrap_or_else(|e| panic!("worker {w}: {e}"))
+                        .status();
+                    done.send(status).expect("the test waits");
+                }
+            });
+            (go, replies)
+        })
+        .collect();
+    // The burst: four requests at once (each answered after 300 ms).
+    for (go, _) in &workers {
+        go.send(()).unwrap();
+    }
+    for (_, replies) in &workers {
+        assert_eq!(replies.recv().unwrap(), 200);
+    }
+    let burst = server.requests_to("/backoffice/items");
+    let mut used: Vec<usize> = burst.iter().map(|r| r.conn).collect();
+    used.sort_unstable();
+    used.dedup();
+    assert_eq!(used.len(), 4, "the burst's requests overlapped");
+    sleep(ms(1500));
+    // One at a time, each worker in turn.
+    for (go, replies) in &workers {
+        go.send(()).unwrap();
+        assert_eq!(replies.recv().unwrap(), 200);
+    }
+    let after: Vec<usize> = server.requests_to("/backoffice/items")[4..]
+        .iter()
+        .map(|r| r.conn)
+        .collect();
+    assert!(
+        after.iter().all(|&c| c == after[0]),
+        "one at a time, the idle workers should share one connection: {after:?}"
+    );
+}
