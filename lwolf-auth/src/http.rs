@@ -175,7 +175,9 @@ const IDLE_CONNECTIONS_PER_HOST: usize = 2;
 const IDLE_CONNECTIONS: usize = 4;
 
 /// One connector for all the agents of a process: one TLS configuration (its roots read
-/// once) and one TLS session cache, whichever pool a connection is made for.
+/// once) and one TLS session cache, whichever pool a connection is made for. ureq's TLS
+/// connector keeps the configuration of the first agent that connects through it, so the
+/// agents that share one must have the same TLS settings (they do: `AgentMaker::tls`).
 #[derive(Clone, Debug)]
 struct SharedConnector(Arc<DefaultConnector>);
 

@@ -8,8 +8,8 @@
 //! thread that finds its home busy moves to the next pool with none (else the least busy)
 //! and stays. Concurrent threads so settle one to a pool, each on its own connections: the
 //! same thread and connection, request after request, cost the server a third of what
-//! connections passed between threads did. A thread idle for [`SETTLE`], or new, takes the
-//! first free pool: requests made one at a time, from any thread, share the first pool's
+//! connections passed between threads did. A thread whose last request ended [`SETTLE`] ago
+//! or more, or a new one, takes the first free pool: requests made one at a time, from any thread, share the first pool's
 //! connections, and a burst's spread does not outlast it. Agents are made when first taken.
 
 #![forbid(unsafe_code)]
@@ -37,6 +37,7 @@ struct Home {
     /// The [`Pools`] it went through (0: none yet).
     pools: u64,
     index: usize,
+    /// When that request started, then when it ended.
     at: Option<Instant>,
 }
 
@@ -67,12 +68,31 @@ pub(crate) struct Pools {
 /// An agent taken for one exchange: its pool counts the exchange until this is dropped.
 pub(crate) struct Taken<'a> {
     pub(crate) agent: &'a Agent,
-    in_flight: &'a AtomicUsize,
+    _claim: Claim<'a>,
 }
 
-impl Drop for Taken<'_> {
+/// One request counted in a pool: counted out, and the thread's home told when it ended,
+/// when this is dropped (a panic included).
+struct Claim<'a> {
+    pools: &'a Pools,
+    index: usize,
+}
+
+impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.pools.in_flight[self.index]
+            .0
+            .fetch_sub(1, Ordering::Relaxed);
+        // Not at all while the thread's locals are being destroyed.
+        let _ = HOME.try_with(|h| {
+            let home = h.get();
+            if home.pools == self.pools.id && home.index == self.index {
+                h.set(Home {
+                    at: Some(Instant::now()),
+                    ..home
+                });
+            }
+        });
     }
 }
 
@@ -100,43 +120,42 @@ impl Pools {
                 .at
                 .is_some_and(|at| now.saturating_duration_since(at) < SETTLE);
         let start = if settled { home.index % count } else { 0 };
-        let chosen = if self.in_flight(start) == 0 {
-            start
-        } else {
-            self.least_busy_after(start)
-        };
+        let claim = self.claim_from(start);
         HOME.with(|h| {
             h.set(Home {
                 pools: self.id,
-                index: chosen,
+                index: claim.index,
                 at: Some(now),
             })
         });
-        let in_flight = &self.in_flight[chosen].0;
-        in_flight.fetch_add(1, Ordering::Relaxed);
+        // Made after the claim: were it to panic, the claim is given back.
+        let agent = self.agents[claim.index].get_or_init(&self.make);
         Taken {
-            agent: self.agents[chosen].get_or_init(&self.make),
-            in_flight,
+            agent,
+            _claim: claim,
         }
     }
 
-    /// The next pool after `start` with nothing in flight, else the least busy: threads that
-    /// move at once spread out.
-    fn least_busy_after(&self, start: usize) -> usize {
+    /// Counts a request in `start` if nothing is in flight there, else in the next pool
+    /// after it with nothing in flight (threads that move at once spread out), else in the
+    /// least busy. A free pool is claimed atomically: two threads never both take it as free.
+    fn claim_from(&self, start: usize) -> Claim<'_> {
         let count = self.agents.len();
-        let mut best = start;
-        let mut fewest = usize::MAX;
-        for i in (1..count).map(|step| (start + step) % count) {
-            let n = self.in_flight(i);
-            if n < fewest {
-                best = i;
-                fewest = n;
-                if n == 0 {
-                    break;
-                }
+        let claim = |index: usize| Claim { pools: self, index };
+        let order = (0..count).map(|step| (start + step) % count);
+        for i in order.clone() {
+            let free = self.in_flight[i]
+                .0
+                .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+            if free {
+                return claim(i);
             }
         }
-        best
+        // The first of the least busy, from `start`: a thread stays home among equals.
+        let least_busy = order.min_by_key(|&i| self.in_flight(i)).unwrap_or(start);
+        self.in_flight[least_busy].0.fetch_add(1, Ordering::Relaxed);
+        claim(least_busy)
     }
 
     fn in_flight(&self, index: usize) -> usize {
@@ -181,8 +200,14 @@ mod tests {
             "the next free one, wrapping round"
         );
         let f = pools.take();
-        assert_eq!(index(&pools, &f), 1, "none free: the least busy after home");
-        drop((c, d, e, f));
+        assert_eq!(index(&pools, &f), 0, "none free, all as busy: home");
+        let g = pools.take();
+        assert_eq!(
+            index(&pools, &g),
+            1,
+            "none free: the least busy, after home"
+        );
+        drop((c, d, e, f, g));
         assert!(pools
             .in_flight
             .iter()
@@ -231,6 +256,16 @@ mod tests {
         assert_eq!(pools.in_flight(0), 0);
         let a = pools.take();
         assert_eq!(index(&pools, &a), 0, "the first pool is free again");
+    }
+
+    #[test]
+    fn an_agent_that_cannot_be_made_is_not_counted_in_flight() {
+        let pools = Pools::new(2, || panic!("no agent"));
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _taken = pools.take();
+        }));
+        assert!(unwound.is_err());
+        assert_eq!([pools.in_flight(0), pools.in_flight(1)], [0, 0]);
     }
 
     #[test]

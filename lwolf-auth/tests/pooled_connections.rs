@@ -76,9 +76,19 @@ fn requests_from_new_threads_one_after_another_share_one_connection() {
 fn idle_workers_share_one_connection_again_after_a_burst() {
     use std::sync::mpsc;
 
+    // The burst's four answers wait a second, so that its requests overlap on a slow machine.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let server = Server::new(route(
         issue_tokens("pool", 3600),
-        Action::status(200).after(ms(300)),
+        Action::dynamic(move |_| {
+            let n = answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ok = Action::status(200);
+            if n < 4 {
+                ok.after(ms(1000))
+            } else {
+                ok
+            }
+        }),
     ));
     let client = client(&server);
     client.token().expect("the first token");
@@ -100,7 +110,7 @@ fn idle_workers_share_one_connection_again_after_a_burst() {
             (go, replies)
         })
         .collect();
-    // The burst: four requests at once (each answered after 300 ms).
+    // The burst: four requests at once.
     for (go, _) in &workers {
         go.send(()).unwrap();
     }
