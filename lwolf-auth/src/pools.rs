@@ -9,8 +9,9 @@
 //! and stays. Concurrent threads so settle one to a pool, each on its own connections: the
 //! same thread and connection, request after request, cost the server a third of what
 //! connections passed between threads did. A thread whose last request ended [`SETTLE`] ago
-//! or more, or a new one, takes the first free pool: requests made one at a time, from any thread, share the first pool's
-//! connections, and a burst's spread does not outlast it. Agents are made when first taken.
+//! or more, or a new one, takes the first free pool: requests made one at a time, from any
+//! thread, share the first pool's connections, and a burst's spread does not outlast it.
+//! Agents are made when first taken.
 
 #![forbid(unsafe_code)]
 
@@ -112,14 +113,14 @@ impl Pools {
     /// when another request is in flight there. Held until the response has been read, when
     /// ureq has put the connection back in that agent's pool.
     pub(crate) fn take(&self) -> Taken<'_> {
-        let count = self.agents.len();
         let now = Instant::now();
         let home = HOME.with(Cell::get);
         let settled = home.pools == self.id
             && home
                 .at
                 .is_some_and(|at| now.saturating_duration_since(at) < SETTLE);
-        let start = if settled { home.index % count } else { 0 };
+        // A home of these pools is one of their indices.
+        let start = if settled { home.index } else { 0 };
         let claim = self.claim_from(start);
         HOME.with(|h| {
             h.set(Home {
